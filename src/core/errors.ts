@@ -1,0 +1,41 @@
+import { ExitCode, type ExitCodeValue } from './exit-codes.js';
+
+/** Every expected failure is a ReleaseError: one line of message, an exit code, an optional hint. */
+export class ReleaseError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCodeValue = ExitCode.failed,
+    readonly hint?: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad command line, bad version string, bad setting: exit 2, nothing touched. */
+export class UsageError extends ReleaseError {
+  constructor(message: string, hint?: string) {
+    super(message, ExitCode.usage, hint);
+  }
+}
+
+/** Unknown version, missing release or source: exit 3. */
+export class NotFoundError extends ReleaseError {
+  constructor(message: string, hint?: string) {
+    super(message, ExitCode.notFound, hint);
+  }
+}
+
+/** Checksum, signature, hostile archive, tampered tree: exit 4. */
+export class IntegrityError extends ReleaseError {
+  constructor(message: string, hint?: string) {
+    super(message, ExitCode.integrity, hint);
+  }
+}
+
+/** Another live process holds the release lock: exit 75 (EX_TEMPFAIL). */
+export class LockHeldError extends ReleaseError {
+  constructor(message: string, hint?: string) {
+    super(message, ExitCode.locked, hint);
+  }
+}

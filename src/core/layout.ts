@@ -1,0 +1,76 @@
+import path from 'node:path';
+
+/**
+ * Every path the tool touches, taken under a root prefix (like DESTDIR) so the whole tool runs
+ * unprivileged in a temporary folder. `device*` paths are what units and symlinks say on the
+ * device itself: they never carry the root prefix.
+ */
+export interface Layout {
+  root: string;
+  optDir: string;
+  releasesDir: string;
+  currentLink: string;
+  stagingDir: string;
+  trashDir: string;
+  stateDir: string;
+  historyDb: string;
+  cacheDir: string;
+  mirrorDir: string;
+  runDir: string;
+  locksDir: string;
+  lockFile: string;
+  etcDir: string;
+  envFile: string;
+  keysDir: string;
+  unitDir: string;
+  tmpfilesFile: string;
+}
+
+export const DEVICE = {
+  optDir: '/opt/smolotchi',
+  currentLink: '/opt/smolotchi/current',
+  stateDir: '/var/lib/smolotchi',
+  runDir: '/run/smolotchi',
+  envFile: '/etc/smolotchi/env',
+  configFile: '/etc/smolotchi/config.toml',
+} as const;
+
+export function makeLayout(root = '/'): Layout {
+  const abs = path.resolve(root);
+  const under = (p: string) => path.join(abs, p);
+  const optDir = under('/opt/smolotchi');
+  const runDir = under('/run/smolotchi');
+  const stateDir = under('/var/lib/smolotchi');
+  const cacheDir = under('/var/cache/smolotchi');
+  const etcDir = under('/etc/smolotchi');
+  return {
+    root: abs,
+    optDir,
+    releasesDir: path.join(optDir, 'releases'),
+    currentLink: path.join(optDir, 'current'),
+    // Staging and trash live beside releases/ so that rename(2) between them is atomic.
+    stagingDir: path.join(optDir, '.staging'),
+    trashDir: path.join(optDir, '.trash'),
+    stateDir,
+    historyDb: path.join(stateDir, 'releases.db'),
+    cacheDir,
+    mirrorDir: path.join(cacheDir, 'repo.git'),
+    runDir,
+    locksDir: path.join(runDir, 'locks'),
+    lockFile: path.join(runDir, 'locks', 'release.lock'),
+    etcDir,
+    envFile: path.join(etcDir, 'env'),
+    keysDir: path.join(etcDir, 'keys'),
+    unitDir: under('/etc/systemd/system'),
+    tmpfilesFile: under('/etc/tmpfiles.d/smolotchi.conf'),
+  };
+}
+
+export function releaseDir(layout: Layout, version: string): string {
+  return path.join(layout.releasesDir, version);
+}
+
+/** True when running against the real device paths rather than a sandbox root. */
+export function isDeviceRoot(layout: Layout): boolean {
+  return layout.root === '/';
+}

@@ -1,0 +1,27 @@
+/** Progress and diagnostics go to stderr; stdout is reserved for data (tables, JSON). */
+export interface Logger {
+  info(message: string): void;
+  warn(message: string): void;
+  debug(message: string): void;
+}
+
+export interface LoggerOptions {
+  quiet?: boolean;
+  verbose?: boolean;
+  write?: (line: string) => void;
+}
+
+export function makeLogger(options: LoggerOptions = {}): Logger {
+  const write = options.write ?? ((line: string) => process.stderr.write(line + '\n'));
+  return {
+    info: (m) => {
+      if (!options.quiet) write(m);
+    },
+    warn: (m) => write(`warning: ${m}`),
+    debug: (m) => {
+      if (options.verbose) write(`debug: ${m}`);
+    },
+  };
+}
+
+export const silentLogger: Logger = { info() {}, warn() {}, debug() {} };
