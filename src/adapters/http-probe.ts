@@ -1,0 +1,24 @@
+import http from 'node:http';
+
+export interface ProbeResult {
+  ok: boolean;
+  status?: number;
+  error?: string;
+}
+
+/** One GET with a deadline; any status below 500 means the web UI is up and answering. */
+export function probeHttp(host: string, port: number, timeoutMs: number, path = '/'): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    const req = http.get({ host, port, path, timeout: timeoutMs, headers: { 'user-agent': 'smolotchi-release-health' } }, (res) => {
+      res.resume();
+      const status = res.statusCode ?? 0;
+      resolve(status > 0 && status < 500 ? { ok: true, status } : { ok: false, status, error: `HTTP ${status}` });
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', (err) => resolve({ ok: false, error: (err as NodeJS.ErrnoException).code ?? err.message }));
+  });
+}
+
+export function formatHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}

@@ -1,0 +1,22 @@
+import type { Context } from '../core/context.js';
+import { UsageError } from '../core/errors.js';
+import type { DeployRow } from '../core/history.js';
+
+export interface HistoryOptions {
+  limit?: number;
+}
+
+export interface HistoryResult {
+  command: 'history';
+  deploys: DeployRow[];
+  /** False when there is no readable history (fresh device or unreadable file). */
+  available: boolean;
+}
+
+/** Read-only: never takes the lock, works during an install (WAL readers). */
+export async function history(options: HistoryOptions, ctx: Context): Promise<HistoryResult> {
+  const limit = options.limit ?? 20;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError('--limit must be a whole number from 1 to 10000');
+  const store = ctx.readHistory();
+  return { command: 'history', deploys: store?.listDeploys(limit) ?? [], available: store !== null };
+}

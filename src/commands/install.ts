@@ -1,0 +1,184 @@
+import { rename } from 'node:fs/promises';
+import type { Context } from '../core/context.js';
+import { ReleaseError } from '../core/errors.js';
+import { ExitCode } from '../core/exit-codes.js';
+import { fetchIntoStaging, resolveRequest, type InstallRequest } from '../core/fetch.js';
+import { fsyncDir, removeViaTrash } from '../core/fsutil.js';
+import type { GateResult } from '../core/health.js';
+import { DeployJournal } from '../core/journal.js';
+import { releaseDir } from '../core/layout.js';
+import { withMutation } from '../core/mutation.js';
+import { TOOL_VERSION } from '../core/package-root.js';
+import { completeRelease, scanReleases } from '../core/releases.js';
+import { writeStamp } from '../core/stamp.js';
+import { readCurrent } from '../core/switch.js';
+import { buildVenv } from '../core/venv.js';
+import { renderFor } from '../core/activate.js';
+import { switchVerified } from '../core/verified-switch.js';
+import { pruneReleases } from './prune.js';
+import { mkdir } from 'node:fs/promises';
+
+export interface InstallOptions {
+  target: string;
+  source?: string;
+  dryRun?: boolean;
+  force?: boolean;
+  waitSeconds?: number;
+}
+
+export interface InstallResult {
+  command: 'install';
+  status: 'installed' | 'already-current' | 'rolled-back' | 'degraded' | 'dry-run';
+  version: string;
+  previous: string | null;
+  source: string;
+  sourceKind: InstallRequest['kind'];
+  commit: string | null;
+  sha256: string | null;
+  reusedRelease: boolean;
+  venvReusedFrom: string | null;
+  deployId: number | null;
+  gate: GateResult | null;
+  failure: string | null;
+  rolledBackTo: string | null;
+  pruned: string[];
+  plan: string[];
+  durationMs: number;
+  exitCode: number;
+}
+
+/** DESIGN steps 3-7: fetch, promote, venv, stamp. Any failure removes the new folder; nothing else changed. */
+async function buildRelease(ctx: Context, req: InstallRequest, journal: DeployJournal) {
+  const target = releaseDir(ctx.layout, req.version);
+  journal.step('fetch');
+  const { staging, fetched } = await fetchIntoStaging(ctx, req);
+  journal.annotate({ commit: fetched.commit, sha256: fetched.sha256 });
+  try {
+    journal.step('promote');
+    // A folder left by a crash (no stamp) is replaced; recovery normally removed it already.
+    await removeViaTrash(target, ctx.layout.trashDir);
+    await mkdir(ctx.layout.releasesDir, { recursive: true });
+    await rename(staging, target);
+    fsyncDir(ctx.layout.releasesDir);
+    journal.step('venv');
+    const candidates = (await scanReleases(ctx.layout))
+      .filter((r) => r.stamp && r.version !== req.version)
+      .map((r) => ({ releaseDir: r.dir, requirementHash: r.stamp!.requirementHash }));
+    const venv = await buildVenv(
+      { releaseDir: target, python: ctx.settings.python, requirementFiles: ctx.settings.requirementFiles, extras: ctx.settings.extras },
+      { log: ctx.log, reuseCandidates: candidates },
+    );
+    journal.step('stamp');
+    const units = await renderFor(ctx, req.version);
+    await writeStamp(target, {
+      schemaVersion: 1,
+      version: req.version,
+      kind: fetched.kind,
+      source: fetched.source,
+      commit: fetched.commit ?? null,
+      sha256: fetched.sha256 ?? null,
+      requirementHash: venv.requirementHash,
+      pythonVersion: venv.pythonVersion,
+      unitTemplateHash: units.templateHash,
+      toolVersion: TOOL_VERSION,
+      completedAt: new Date().toISOString(),
+      venvReusedFrom: venv.reusedFrom,
+    });
+    return { fetched, venvReusedFrom: venv.reusedFrom };
+  } catch (err) {
+    await removeViaTrash(staging, ctx.layout.trashDir);
+    await removeViaTrash(target, ctx.layout.trashDir);
+    throw err;
+  }
+}
+
+export async function install(options: InstallOptions, ctx: Context): Promise<InstallResult> {
+  const started = Date.now();
+  // Validate everything that needs no lock first: a refused command changes nothing.
+  const req = await resolveRequest(ctx, options.target, options.source);
+  const base = {
+    command: 'install' as const,
+    version: req.version,
+    source: req.source,
+    sourceKind: req.kind,
+    commit: null,
+    sha256: null,
+    reusedRelease: false,
+    venvReusedFrom: null,
+    deployId: null,
+    gate: null,
+    failure: null,
+    rolledBackTo: null,
+    pruned: [],
+    plan: [],
+  };
+  if (options.dryRun) {
+    const previous = await readCurrent(ctx.layout);
+    const onDisk = await completeRelease(ctx.layout, req.version);
+    const plan = [
+      onDisk ? `reuse complete release ${req.version} already on disk` : `fetch ${req.version} from ${req.source} (${req.kind}) into staging`,
+      ...(onDisk ? [] : ['build its venv at its final path, byte-compile, smoke-import smolotchi.cli', 'write the completion stamp']),
+      'render and write its systemd units, daemon-reload',
+      `switch current: ${previous ?? '(none)'} -> ${req.version}`,
+      'restart units, run the health gate; on failure roll back automatically',
+      `prune beyond ${ctx.settings.keep} releases`,
+    ];
+    return { ...base, status: 'dry-run', previous, plan, durationMs: Date.now() - started, exitCode: ExitCode.ok };
+  }
+
+  return withMutation(ctx, `install ${req.version}`, options.waitSeconds, async ({ lock }) => {
+    const history = ctx.history();
+    const previous = await readCurrent(ctx.layout);
+    if (previous === req.version && !options.force && (await completeRelease(ctx.layout, req.version))) {
+      return { ...base, status: 'already-current' as const, previous, durationMs: Date.now() - started, exitCode: ExitCode.ok };
+    }
+    const mark = history.marks().get(req.version);
+    if (mark?.state === 'bad' && !options.force) {
+      throw new ReleaseError(`release ${req.version} is marked bad: ${mark.reason ?? 'failed its health gate'}`, ExitCode.failed, 'pass --force to try it again');
+    }
+
+    const journal = DeployJournal.begin(ctx, 'install', previous, req.version, { source: req.source });
+    let commit: string | null = null;
+    let sha256: string | null = null;
+    let venvReusedFrom: string | null = null;
+    let reusedRelease = false;
+    try {
+      const existing = await completeRelease(ctx.layout, req.version);
+      if (existing) {
+        reusedRelease = true;
+        ({ commit, sha256 } = existing);
+        ctx.log.info(`release ${req.version} is already complete on disk; switching to it`);
+      } else {
+        ctx.log.info(`installing ${req.version} from ${req.source}`);
+        const built = await buildRelease(ctx, req, journal);
+        commit = built.fetched.commit ?? null;
+        sha256 = built.fetched.sha256 ?? null;
+        venvReusedFrom = built.venvReusedFrom;
+      }
+    } catch (err) {
+      journal.finish('failed', (err as Error).message);
+      throw err;
+    }
+
+    const outcome = await switchVerified(ctx, { target: req.version, previous, journal, lock });
+    const common = { ...base, previous, commit, sha256, reusedRelease, venvReusedFrom, deployId: journal.id, gate: outcome.gate };
+    if (outcome.status !== 'switched') {
+      const degraded = outcome.status === 'degraded';
+      return {
+        ...common,
+        status: outcome.status,
+        failure: degraded ? `${outcome.failure}; rollback failed: ${outcome.rollback?.failure}` : (outcome.failure ?? null),
+        rolledBackTo: outcome.rollback?.to ?? null,
+        durationMs: Date.now() - started,
+        exitCode: degraded ? ExitCode.degraded : ExitCode.rolledBack,
+      };
+    }
+    journal.step('prune');
+    const pruned = await pruneReleases(ctx, ctx.settings.keep, false).catch((err: Error) => {
+      ctx.log.warn(`prune after install failed: ${err.message}`);
+      return [] as string[];
+    });
+    journal.finish('succeeded');
+    return { ...common, status: 'installed' as const, pruned, durationMs: Date.now() - started, exitCode: ExitCode.ok };
+  });
+}

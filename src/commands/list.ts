@@ -1,0 +1,46 @@
+import type { Context } from '../core/context.js';
+import { readCurrent } from '../core/switch.js';
+import { releaseFacts } from '../core/targets.js';
+
+export interface ReleaseEntry {
+  version: string;
+  complete: boolean;
+  current: boolean;
+  lastGood: boolean;
+  rollbackTarget: boolean;
+  bad: boolean;
+  badReason: string | null;
+  installedAt: string | null;
+  source: string | null;
+  commit: string | null;
+  sha256: string | null;
+}
+
+export interface ListResult {
+  command: 'list';
+  releases: ReleaseEntry[];
+}
+
+/** Releases on disk, newest version first. Read-only. */
+export async function list(_options: object, ctx: Context): Promise<ListResult> {
+  const store = ctx.readHistory();
+  const current = await readCurrent(ctx.layout);
+  const facts = await releaseFacts(ctx, store, current);
+  const marks = store?.marks() ?? new Map();
+  return {
+    command: 'list',
+    releases: facts.releases.map((r) => ({
+      version: r.version,
+      complete: r.stamp !== null,
+      current: r.version === current,
+      lastGood: r.version === facts.lastGood,
+      rollbackTarget: r.version === facts.rollbackTarget,
+      bad: facts.bad.has(r.version),
+      badReason: facts.bad.has(r.version) ? (marks.get(r.version)?.reason ?? null) : null,
+      installedAt: r.stamp?.completedAt ?? null,
+      source: r.stamp?.source ?? null,
+      commit: r.stamp?.commit ?? null,
+      sha256: r.stamp?.sha256 ?? null,
+    })),
+  };
+}

@@ -1,0 +1,65 @@
+import type { Context } from '../core/context.js';
+import { ExitCode } from '../core/exit-codes.js';
+import { removeViaTrash } from '../core/fsutil.js';
+import { DeployJournal } from '../core/journal.js';
+import { withMutation } from '../core/mutation.js';
+import { planPrune, type PrunePlan } from '../core/prune-plan.js';
+import { readCurrent } from '../core/switch.js';
+import { releaseFacts } from '../core/targets.js';
+import { killPoint } from '../core/killpoint.js';
+
+export interface PruneOptions {
+  keep?: number;
+  dryRun?: boolean;
+  waitSeconds?: number;
+}
+
+export interface PruneResult {
+  command: 'prune';
+  keep: number;
+  kept: string[];
+  removed: string[];
+  protected: PrunePlan['protectedReasons'];
+  dryRun: boolean;
+  exitCode: number;
+}
+
+async function plan(ctx: Context, keep: number): Promise<PrunePlan> {
+  const current = await readCurrent(ctx.layout);
+  const facts = await releaseFacts(ctx, ctx.readHistory(), current);
+  return planPrune(facts.releases, { keep, current, lastGood: facts.lastGood, rollbackTarget: facts.rollbackTarget, bad: facts.bad });
+}
+
+/** Remove releases beyond `keep` (caller holds the lock). Each goes through the trash: never half-deleted in place. */
+export async function pruneReleases(ctx: Context, keep: number, dryRun: boolean, journal?: DeployJournal): Promise<string[]> {
+  const p = await plan(ctx, keep);
+  if (dryRun) return p.remove;
+  for (const version of p.remove) {
+    journal?.step(`remove ${version}`);
+    killPoint('prune-remove', ctx.env);
+    await removeViaTrash(`${ctx.layout.releasesDir}/${version}`, ctx.layout.trashDir);
+  }
+  if (p.remove.length) ctx.log.info(`pruned ${p.remove.join(', ')}`);
+  return p.remove;
+}
+
+export async function prune(options: PruneOptions, ctx: Context): Promise<PruneResult> {
+  const keep = options.keep ?? ctx.settings.keep;
+  if (options.dryRun) {
+    const p = await plan(ctx, keep);
+    return { command: 'prune', keep, kept: p.keep, removed: p.remove, protected: p.protectedReasons, dryRun: true, exitCode: ExitCode.ok };
+  }
+  return withMutation(ctx, 'prune', options.waitSeconds, async () => {
+    const current = await readCurrent(ctx.layout);
+    const journal = DeployJournal.begin(ctx, 'prune', current, current);
+    try {
+      const p = await plan(ctx, keep);
+      const removed = await pruneReleases(ctx, keep, false, journal);
+      journal.finish('succeeded');
+      return { command: 'prune' as const, keep, kept: p.keep, removed, protected: p.protectedReasons, dryRun: false, exitCode: ExitCode.ok };
+    } catch (err) {
+      journal.finish('failed', (err as Error).message);
+      throw err;
+    }
+  });
+}

@@ -1,0 +1,58 @@
+import { renderFor } from '../core/activate.js';
+import type { Context } from '../core/context.js';
+import { ExitCode } from '../core/exit-codes.js';
+import { DeployJournal } from '../core/journal.js';
+import { withMutation } from '../core/mutation.js';
+import { recoveryChangedSomething, type RecoveryReport } from '../core/recovery.js';
+
+export interface RecoverOptions {
+  /** At boot the units are ordered after us; restarting them from here would deadlock. */
+  boot?: boolean;
+  waitSeconds?: number;
+}
+
+export interface RecoverResult {
+  command: 'recover';
+  report: RecoveryReport;
+  changed: boolean;
+  restarted: string[];
+  exitCode: number;
+}
+
+function summary(r: RecoveryReport): string {
+  const parts = [
+    r.interrupted.length && `${r.interrupted.length} interrupted deploy(s) closed`,
+    r.stagingRemoved && `${r.stagingRemoved} staging folder(s) removed`,
+    r.incompleteRemoved.length && `incomplete ${r.incompleteRemoved.join(', ')} removed`,
+    r.revertedTo && `reverted to ${r.revertedTo}`,
+    r.unitsRepaired && 'units re-applied',
+  ].filter(Boolean);
+  return parts.length ? parts.join('; ') : 'nothing to repair';
+}
+
+/**
+ * `smolotchi release recover`: the repair every mutating command runs first, on demand or at
+ * boot. Outside boot, when it changed what runs, the units are restarted.
+ */
+export async function recover(options: RecoverOptions, ctx: Context): Promise<RecoverResult> {
+  return withMutation(ctx, 'recover', options.waitSeconds, async ({ recovery }) => {
+    const changed = recoveryChangedSomething(recovery);
+    const restarted: string[] = [];
+    if (!changed) return { command: 'recover' as const, report: recovery, changed, restarted, exitCode: ExitCode.ok };
+    const journal = DeployJournal.begin(ctx, 'recover', recovery.current, recovery.current);
+    try {
+      if (!options.boot && (recovery.revertedTo !== null || recovery.unitsRepaired) && recovery.current) {
+        journal.step('restart');
+        for (const unit of (await renderFor(ctx, recovery.current)).startOrder) {
+          await ctx.services.restart(unit);
+          restarted.push(unit);
+        }
+      }
+      journal.finish('succeeded', summary(recovery));
+      return { command: 'recover' as const, report: recovery, changed, restarted, exitCode: ExitCode.ok };
+    } catch (err) {
+      journal.finish('failed', (err as Error).message);
+      throw err;
+    }
+  });
+}

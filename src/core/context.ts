@@ -1,0 +1,21 @@
+import type { ServiceManager } from '../adapters/systemctl.js';
+import type { HistoryStore } from './history.js';
+import type { Layout } from './layout.js';
+import type { Logger } from './log.js';
+import type { Settings } from './settings.js';
+
+/** Everything a command needs from the outside world, built once by the CLI (or a test). */
+export interface Context {
+  layout: Layout;
+  settings: Settings;
+  services: ServiceManager;
+  log: Logger;
+  /** Absolute command line of this tool, for the boot-time check unit. */
+  toolCommand: string;
+  env: NodeJS.ProcessEnv;
+  /** History for mutating commands: created and migrated on first use. */
+  history(): HistoryStore;
+  /** History for read-only commands: null when absent or unreadable (the filesystem still answers). */
+  readHistory(): HistoryStore | null;
+  close(): void;
+}

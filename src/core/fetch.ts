@@ -1,0 +1,74 @@
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Context } from './context.js';
+import { UsageError, NotFoundError } from './errors.js';
+import { randomSuffix } from './fsutil.js';
+import { fetchGit, listGitVersions } from './sources/git.js';
+import { fetchTarball, fetchTarballFile, isTarballSource, listTarballVersions } from './sources/tarball.js';
+import type { FetchedRelease } from './sources/types.js';
+import { latestStable, parseVersion } from './version.js';
+
+/** What the user asked to install, resolved to one version and one source. */
+export interface InstallRequest {
+  version: string;
+  kind: 'git' | 'tarball' | 'file';
+  source: string;
+}
+
+const ARCHIVE_NAME = /^smolotchi-(.+)\.tar\.gz$/;
+
+export function looksLikeArchivePath(arg: string): boolean {
+  return arg.endsWith('.tar.gz') && (arg.includes('/') || arg.startsWith('.'));
+}
+
+/**
+ * Turn `<ver|latest|./file.tar.gz>` and the source into a request. Versions are validated before
+ * anything else, so a hostile string never reaches a path or a git argument.
+ */
+export async function resolveRequest(ctx: Context, arg: string, sourceFlag: string | undefined): Promise<InstallRequest> {
+  if (looksLikeArchivePath(arg)) {
+    const m = ARCHIVE_NAME.exec(path.basename(arg));
+    if (!m) throw new UsageError(`archive name must be smolotchi-<version>.tar.gz: ${path.basename(arg)}`);
+    return { version: parseVersion(m[1]!), kind: 'file', source: path.resolve(arg) };
+  }
+  const source = sourceFlag ?? ctx.settings.source;
+  // Parse the version before looking at the source: bad input is refused without side effects.
+  const requested = arg === 'latest' ? null : parseVersion(arg);
+  if (!source) throw new UsageError('no release source: pass --source or set SMOLOTCHI_RELEASE_SOURCE in /etc/smolotchi/env');
+  // A leading '-' could be taken for an option by git or tar.
+  if (source.startsWith('-')) throw new UsageError(`a source may not start with '-': ${JSON.stringify(source)}`);
+  const kind = isTarballSource(source) ? 'tarball' : 'git';
+  if (requested) return { version: requested, kind, source };
+  return { version: await resolveLatest(ctx, kind, source), kind, source };
+}
+
+async function resolveLatest(ctx: Context, kind: 'git' | 'tarball', source: string): Promise<string> {
+  let versions: string[];
+  if (kind === 'git') versions = await listGitVersions({ source, mirrorDir: ctx.layout.mirrorDir });
+  else if (/^https?:\/\//.test(source)) throw new UsageError('`latest` needs a git source or a local directory; name the version for a URL source');
+  else versions = await listTarballVersions(source);
+  const latest = latestStable(versions);
+  if (!latest) throw new NotFoundError(`no released version found in ${source}`);
+  return latest;
+}
+
+/** DESIGN step 3: fill a fresh staging folder on the same filesystem as releases/. */
+export async function fetchIntoStaging(ctx: Context, req: InstallRequest): Promise<{ staging: string; fetched: FetchedRelease }> {
+  const name = `${req.version}.${randomSuffix()}`;
+  const staging = path.join(ctx.layout.stagingDir, name);
+  const workDir = path.join(ctx.layout.stagingDir, `${name}.work`);
+  await mkdir(staging, { recursive: true, mode: 0o755 });
+  await mkdir(workDir, { recursive: true, mode: 0o700 });
+  try {
+    let fetched: FetchedRelease;
+    if (req.kind === 'git') fetched = await fetchGit({ source: req.source, mirrorDir: ctx.layout.mirrorDir, version: req.version, stagingDir: staging });
+    else if (req.kind === 'tarball') fetched = await fetchTarball({ source: req.source, version: req.version, stagingDir: staging, workDir });
+    else fetched = await fetchTarballFile({ file: req.source, stagingDir: staging, workDir });
+    return { staging, fetched };
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true });
+    throw err;
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,88 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, fsyncSync, openSync } from 'node:fs';
+import { mkdir, open, rename, rm, readdir, lstat, stat } from 'node:fs/promises';
+import path from 'node:path';
+
+/** fsync a directory so a rename or create inside it survives a power cut. */
+export function fsyncDir(dir: string): void {
+  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function randomSuffix(): string {
+  return `${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Write by temp file + fsync + rename + fsync of the parent: the file is old or new, never torn. */
+export async function writeFileAtomic(file: string, content: string | Buffer, mode = 0o644): Promise<void> {
+  const dir = path.dirname(file);
+  await mkdir(dir, { recursive: true });
+  const tmp = path.join(dir, `.${path.basename(file)}.${randomSuffix()}.tmp`);
+  const handle = await open(tmp, 'wx', mode);
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  fsyncDir(dir);
+}
+
+/**
+ * Remove a tree so that a crash half-way can never leave something that looks complete:
+ * rename it into the trash folder (atomic), then delete it from there.
+ */
+export async function removeViaTrash(target: string, trashDir: string): Promise<void> {
+  try {
+    await lstat(target);
+  } catch {
+    return;
+  }
+  await mkdir(trashDir, { recursive: true });
+  const trashed = path.join(trashDir, `${path.basename(target)}.${randomSuffix()}`);
+  await rename(target, trashed);
+  fsyncDir(path.dirname(target));
+  await rm(trashed, { recursive: true, force: true });
+}
+
+export async function emptyDir(dir: string): Promise<number> {
+  let removed = 0;
+  let entries: string[] = [];
+  try {
+    entries = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    await rm(path.join(dir, e), { recursive: true, force: true });
+    removed++;
+  }
+  return removed;
+}
+
+export async function exists(p: string): Promise<boolean> {
+  try {
+    await lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function isDirectory(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}

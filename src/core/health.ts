@@ -1,0 +1,148 @@
+import { access, constants } from 'node:fs/promises';
+import path from 'node:path';
+import { formatHostPort, probeHttp } from '../adapters/http-probe.js';
+import { runAllowingFailure, tailLines } from '../adapters/process.js';
+import type { UnitState } from '../adapters/systemctl.js';
+import type { Context } from './context.js';
+
+export interface GateFailure {
+  check: 'restart' | 'unit' | 'http' | 'health-check';
+  unit?: string;
+  reason: string;
+  journal: string[];
+}
+
+export interface GateResult {
+  ok: boolean;
+  failure?: GateFailure;
+  durationMs: number;
+  checks: string[];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const POLL_MS = 250;
+
+export function describeFailure(f: GateFailure): string {
+  const where = f.unit ? `${f.unit}: ` : '';
+  const log = f.journal.length ? ` (last log: ${f.journal[f.journal.length - 1]})` : '';
+  return `${where}${f.reason}${log}`;
+}
+
+function unitIsUp(s: UnitState): boolean {
+  return s.activeState === 'active' && s.loadState !== 'not-found';
+}
+
+function unitHasFailed(s: UnitState): boolean {
+  return s.activeState === 'failed' || s.loadState === 'not-found';
+}
+
+async function unitFailure(ctx: Context, unit: string, reason: string): Promise<GateFailure> {
+  return { check: 'unit', unit, reason, journal: await ctx.services.journal(unit, 10).catch(() => []) };
+}
+
+/** Every unit reaches active within the start timeout. */
+async function waitActive(ctx: Context, units: string[]): Promise<GateFailure | Map<string, number>> {
+  const deadline = Date.now() + ctx.settings.startTimeoutSeconds * 1000;
+  const restarts = new Map<string, number>();
+  for (const unit of units) {
+    for (;;) {
+      const s = await ctx.services.show(unit);
+      if (unitIsUp(s)) {
+        restarts.set(unit, s.nRestarts);
+        break;
+      }
+      if (unitHasFailed(s)) return unitFailure(ctx, unit, `${s.activeState} (${s.result || s.subState})`);
+      if (Date.now() > deadline) {
+        return unitFailure(ctx, unit, `not active after ${ctx.settings.startTimeoutSeconds}s (${s.activeState}/${s.subState})`);
+      }
+      await sleep(POLL_MS);
+    }
+  }
+  return restarts;
+}
+
+/** Units stay active with an unchanged restart count for the whole settle window. */
+async function settle(ctx: Context, baseline: Map<string, number>): Promise<GateFailure | null> {
+  const until = Date.now() + ctx.settings.settleSeconds * 1000;
+  do {
+    for (const [unit, restarts] of baseline) {
+      const s = await ctx.services.show(unit);
+      if (!unitIsUp(s)) return unitFailure(ctx, unit, `left active during the settle window (${s.activeState}/${s.subState}, ${s.result})`);
+      if (s.nRestarts !== restarts) return unitFailure(ctx, unit, `restarted ${s.nRestarts - restarts} time(s) during the settle window`);
+    }
+    await sleep(Math.min(POLL_MS * 2, Math.max(0, until - Date.now())));
+  } while (Date.now() < until);
+  return null;
+}
+
+async function checkHttp(ctx: Context): Promise<GateFailure | null> {
+  const { webHost, webPort, httpTimeoutSeconds } = ctx.settings;
+  const deadline = Date.now() + httpTimeoutSeconds * 1000;
+  let last = '';
+  while (Date.now() < deadline) {
+    const r = await probeHttp(webHost, webPort, Math.max(500, Math.min(5000, deadline - Date.now())));
+    if (r.ok) return null;
+    last = r.error ?? `HTTP ${r.status}`;
+    await sleep(POLL_MS);
+  }
+  return {
+    check: 'http',
+    unit: 'smolotchi-web.service',
+    reason: `web UI did not answer on ${formatHostPort(webHost, webPort)} within ${httpTimeoutSeconds}s (${last})`,
+    journal: await ctx.services.journal('smolotchi-web.service', 10).catch(() => []),
+  };
+}
+
+export const HEALTH_CHECK_PATH = path.join('packaging', 'health-check');
+
+/** The release's own check, if it ships one: must exit 0 within its timeout. */
+async function runReleaseCheck(ctx: Context, releaseDir: string, version: string): Promise<GateFailure | null | 'absent'> {
+  const script = path.join(releaseDir, HEALTH_CHECK_PATH);
+  try {
+    await access(script, constants.X_OK);
+  } catch {
+    return 'absent';
+  }
+  const r = await runAllowingFailure(script, [], {
+    cwd: releaseDir,
+    timeoutMs: ctx.settings.healthCheckTimeoutSeconds * 1000,
+    env: {
+      SMOLOTCHI_RELEASE_VERSION: version,
+      SMOLOTCHI_RELEASE_DIR: releaseDir,
+      SMOLOTCHI_WEB_HOST: ctx.settings.webHost,
+      SMOLOTCHI_WEB_PORT: String(ctx.settings.webPort),
+    },
+  });
+  if (r.exitCode === 0) return null;
+  const why = r.signal ? `killed by ${r.signal} (timeout ${ctx.settings.healthCheckTimeoutSeconds}s?)` : `exit ${r.exitCode}`;
+  const out = tailLines(r.stderr || r.stdout, 3);
+  return { check: 'health-check', reason: `packaging/health-check failed (${why})${out ? `: ${out.split('\n').pop()}` : ''}`, journal: [] };
+}
+
+/**
+ * DESIGN step 11: prove the switched release healthy. Units active (notify: READY), still active
+ * with unchanged NRestarts after the settle window; the web UI answers; the release's own check.
+ */
+export async function healthGate(ctx: Context, opts: { version: string; releaseDir: string; units: string[] }): Promise<GateResult> {
+  const started = Date.now();
+  const checks: string[] = [];
+  const done = (failure?: GateFailure): GateResult => ({ ok: !failure, failure, durationMs: Date.now() - started, checks });
+  const services = opts.units.filter((u) => u.endsWith('.service') || u.endsWith('.timer'));
+  if (ctx.services.kind === 'systemd' && services.length > 0) {
+    const baseline = await waitActive(ctx, services);
+    if (!(baseline instanceof Map)) return done(baseline);
+    checks.push(`units active: ${services.join(', ')}`);
+    const unsettled = await settle(ctx, baseline);
+    if (unsettled) return done(unsettled);
+    checks.push(`stable for ${ctx.settings.settleSeconds}s`);
+    if (ctx.settings.httpCheck && services.includes('smolotchi-web.service')) {
+      const http = await checkHttp(ctx);
+      if (http) return done(http);
+      checks.push(`web UI answers on ${formatHostPort(ctx.settings.webHost, ctx.settings.webPort)}`);
+    }
+  }
+  const own = await runReleaseCheck(ctx, opts.releaseDir, opts.version);
+  if (own !== null && own !== 'absent') return done(own);
+  if (own === null) checks.push('packaging/health-check passed');
+  return done();
+}

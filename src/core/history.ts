@@ -1,0 +1,61 @@
+/** The audit log and good/bad marks, as the domain sees them; SQLite lives in the adapter. */
+export type DeployKind = 'install' | 'rollback' | 'auto-rollback' | 'prune' | 'recover';
+export type DeployStatus = 'running' | 'succeeded' | 'failed' | 'rolled-back' | 'interrupted' | 'degraded';
+
+export interface DeployRow {
+  id: number;
+  kind: DeployKind;
+  fromVersion: string | null;
+  toVersion: string | null;
+  status: DeployStatus;
+  step: string | null;
+  startedAt: string;
+  finishedAt: string | null;
+  durationMs: number | null;
+  source: string | null;
+  commit: string | null;
+  sha256: string | null;
+  user: string | null;
+  pid: number | null;
+  error: string | null;
+  parentId: number | null;
+}
+
+export interface NewDeploy {
+  kind: DeployKind;
+  fromVersion: string | null;
+  toVersion: string | null;
+  source?: string | null;
+  user: string;
+  pid: number;
+  parentId?: number | null;
+}
+
+export interface ReleaseMark {
+  version: string;
+  state: 'good' | 'bad';
+  reason: string | null;
+  markedAt: string;
+}
+
+export interface HistoryStore {
+  beginDeploy(d: NewDeploy): number;
+  step(id: number, step: string): void;
+  steps(id: number): string[];
+  annotate(id: number, fields: { toVersion?: string; source?: string; commit?: string; sha256?: string }): void;
+  finishDeploy(id: number, status: Exclude<DeployStatus, 'running'>, error?: string): void;
+  listDeploys(limit?: number): DeployRow[];
+  getDeploy(id: number): DeployRow | null;
+  runningDeploys(): DeployRow[];
+  setMark(version: string, state: 'good' | 'bad', reason: string | null, deployId: number | null): void;
+  marks(): Map<string, ReleaseMark>;
+  goodHistory(): string[];
+  tagCommit(version: string): string | null;
+  recordTagCommit(version: string, commit: string): void;
+  getState(key: string): string | null;
+  setState(key: string, value: string | null): void;
+  close(): void;
+}
+
+/** system_state key holding the degraded reason while a human is needed. */
+export const DEGRADED_KEY = 'degraded';

@@ -1,0 +1,50 @@
+import type { Context } from './context.js';
+import type { DeployKind, DeployStatus, HistoryStore } from './history.js';
+import { killPoint } from './killpoint.js';
+import { userName } from './proc.js';
+
+/**
+ * One deploy row, its steps journaled in SQLite before each starts, so an interrupted run is
+ * visible (and its step known) to the next command's recovery.
+ */
+export class DeployJournal {
+  private finished = false;
+  private constructor(
+    private readonly store: HistoryStore,
+    readonly id: number,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {}
+
+  static begin(
+    ctx: Context,
+    kind: DeployKind,
+    fromVersion: string | null,
+    toVersion: string | null,
+    extra: { source?: string | null; parentId?: number | null } = {},
+  ): DeployJournal {
+    const store = ctx.history();
+    const user = ctx.env.SUDO_USER ? `${ctx.env.SUDO_USER} (sudo)` : userName();
+    const id = store.beginDeploy({ kind, fromVersion, toVersion, source: extra.source ?? null, user, pid: process.pid, parentId: extra.parentId ?? null });
+    return new DeployJournal(store, id, ctx.env);
+  }
+
+  /** Record the step, then (test hook) die there if asked to. */
+  step(name: string): void {
+    this.store.step(this.id, name);
+    killPoint(name, this.env);
+  }
+
+  annotate(fields: { toVersion?: string; source?: string; commit?: string; sha256?: string }): void {
+    this.store.annotate(this.id, fields);
+  }
+
+  finish(status: Exclude<DeployStatus, 'running'>, error?: string): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.store.finishDeploy(this.id, status, error);
+  }
+
+  get isFinished(): boolean {
+    return this.finished;
+  }
+}

@@ -1,0 +1,109 @@
+import { readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { applyUnits, renderFor } from './activate.js';
+import type { Context } from './context.js';
+import { emptyDir, removeViaTrash } from './fsutil.js';
+import type { DeployJournal } from './journal.js';
+import { scanReleases } from './releases.js';
+import { flipCurrent, readCurrent } from './switch.js';
+import { diffUnits, readInstalledUnits } from './units.js';
+
+export interface RecoveryReport {
+  interrupted: { id: number; kind: string; step: string | null }[];
+  stagingRemoved: number;
+  trashRemoved: number;
+  incompleteRemoved: string[];
+  /** Set when an unverified release was current after a crash and we went back to the previous one. */
+  revertedTo: string | null;
+  unitsRepaired: boolean;
+  current: string | null;
+}
+
+/** Steps after which `current` may already name the new, not yet proven release. */
+const SWITCHED_STEPS = new Set(['flip', 'restart', 'health-gate', 'auto-rollback', 'mark', 'prune']);
+
+export function recoveryChangedSomething(r: RecoveryReport): boolean {
+  return r.interrupted.length > 0 || r.stagingRemoved > 0 || r.incompleteRemoved.length > 0 || r.revertedTo !== null || r.unitsRepaired;
+}
+
+/**
+ * Runs first in every mutating command, under the lock: whatever a crash left half-done is
+ * finished or undone, so I1-I7 hold before anything new starts.
+ */
+export async function recover(ctx: Context, journal: DeployJournal | null): Promise<RecoveryReport> {
+  const { layout, log } = ctx;
+  const history = ctx.history();
+  const report: RecoveryReport = {
+    interrupted: [],
+    stagingRemoved: 0,
+    trashRemoved: 0,
+    incompleteRemoved: [],
+    revertedTo: null,
+    unitsRepaired: false,
+    current: null,
+  };
+
+  // I5: we hold the lock, so any other row still 'running' belongs to a dead process.
+  const stale = history.runningDeploys().filter((d) => d.id !== journal?.id);
+  for (const d of stale) {
+    history.finishDeploy(d.id, 'interrupted', `interrupted at step ${d.step ?? 'start'}`);
+    report.interrupted.push({ id: d.id, kind: d.kind, step: d.step });
+  }
+  if (stale.length) log.warn(`marked ${stale.length} interrupted deploy(s): ${stale.map((d) => `#${d.id} ${d.kind} at ${d.step}`).join(', ')}`);
+
+  // I4: staging and trash never survive the next command.
+  report.stagingRemoved = await emptyDir(layout.stagingDir);
+  report.trashRemoved = await emptyDir(layout.trashDir);
+  await removeTempLinks(layout.optDir);
+
+  let current = await readCurrent(layout);
+  const releases = await scanReleases(layout);
+  const complete = new Set(releases.filter((r) => r.stamp).map((r) => r.version));
+
+  // An interrupted deploy that had already switched to an unproven release: go back (like an
+  // uncommitted A/B update). A release that passed its gate before the crash stays.
+  const marks = history.marks();
+  for (const d of [...stale].reverse()) {
+    if ((d.kind !== 'install' && d.kind !== 'rollback') || !SWITCHED_STEPS.has(d.step ?? '')) continue;
+    if (current !== d.toVersion || marks.get(d.toVersion ?? '')?.state === 'good') continue;
+    if (d.fromVersion && complete.has(d.fromVersion)) {
+      log.warn(`release ${current} was switched to but never proven healthy; going back to ${d.fromVersion}`);
+      await flipCurrent(layout, d.fromVersion);
+      report.revertedTo = current = d.fromVersion;
+    }
+    break;
+  }
+
+  // I1: a release without a valid stamp is never a target, and is cleaned (never the current one).
+  for (const r of releases) {
+    if (r.stamp || r.version === current) continue;
+    await removeViaTrash(r.dir, layout.trashDir);
+    report.incompleteRemoved.push(r.version);
+  }
+  if (report.incompleteRemoved.length) log.warn(`removed incomplete release folder(s): ${report.incompleteRemoved.join(', ')}`);
+
+  // I3: installed units match what the current release renders.
+  if (current && complete.has(current)) {
+    const rendered = await renderFor(ctx, current);
+    const diff = diffUnits(rendered, await readInstalledUnits(layout.unitDir));
+    if (diff.drift) {
+      log.warn(`unit files differ from what ${current} renders (${[...diff.added, ...diff.changed, ...diff.removed].join(', ')}); re-applying`);
+      await applyUnits(ctx, rendered, journal);
+      report.unitsRepaired = true;
+    }
+  }
+  report.current = current;
+  return report;
+}
+
+/** Leftover temp symlinks from a flip interrupted between symlink() and rename(). */
+async function removeTempLinks(optDir: string): Promise<void> {
+  let names: string[] = [];
+  try {
+    names = await readdir(optDir);
+  } catch {
+    return;
+  }
+  for (const n of names) if (n.startsWith('.current.')) await rm(path.join(optDir, n), { force: true });
+}
+

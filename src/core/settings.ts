@@ -1,0 +1,144 @@
+import { readFileSync } from 'node:fs';
+import { UsageError } from './errors.js';
+
+/** Operator settings: /etc/smolotchi/env (shared with the app), flags winning over the file. */
+export interface Settings {
+  source: string | null;
+  keep: number;
+  display: boolean;
+  coreNet: boolean;
+  python: string;
+  requirementFiles: string[];
+  extras: string[];
+  webHost: string;
+  webPort: number;
+  settleSeconds: number;
+  startTimeoutSeconds: number;
+  httpTimeoutSeconds: number;
+  healthCheckTimeoutSeconds: number;
+  httpCheck: boolean;
+}
+
+export const DEFAULT_SETTINGS: Settings = {
+  source: null,
+  keep: 3,
+  display: false,
+  coreNet: false,
+  // The system interpreter: a venv links to its base, and services cannot reach /root or /home.
+  python: '/usr/bin/python3',
+  requirementFiles: [],
+  extras: [],
+  webHost: '127.0.0.1',
+  webPort: 8080,
+  settleSeconds: 5,
+  startTimeoutSeconds: 60,
+  httpTimeoutSeconds: 20,
+  healthCheckTimeoutSeconds: 30,
+  httpCheck: true,
+};
+
+type Parser = (value: string, key: string) => Partial<Settings>;
+
+const bool = (field: 'display' | 'coreNet' | 'httpCheck'): Parser => (v, key) => {
+  if (/^(1|yes|true|on)$/i.test(v)) return { [field]: true };
+  if (/^(0|no|false|off)$/i.test(v)) return { [field]: false };
+  throw new UsageError(`${key}: expected yes/no (1/0), got ${JSON.stringify(v)}`);
+};
+
+const int = (field: keyof Settings, min: number, max: number): Parser => (v, key) => {
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+    throw new UsageError(`${key}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return { [field]: Number(v) };
+};
+
+const list = (field: 'requirementFiles' | 'extras', pattern: RegExp): Parser => (v, key) => {
+  const items = v.split(/[,\s]+/).filter(Boolean);
+  // Names end up as paths inside the release: no absolute paths, no climbing out of it.
+  for (const item of items) {
+    if (!pattern.test(item) || item.split('/').includes('..')) throw new UsageError(`${key}: invalid entry ${JSON.stringify(item)}`);
+  }
+  return { [field]: items };
+};
+
+/** Our keys. Other SMOLOTCHI_* keys belong to the app and are passed over. */
+const RELEASE_KEYS: Record<string, Parser> = {
+  SMOLOTCHI_RELEASE_SOURCE: (v, key) => {
+    // A source starting with '-' could be read as an option by git.
+    if (v.startsWith('-')) throw new UsageError(`${key}: a source may not start with '-'`);
+    return { source: v || null };
+  },
+  SMOLOTCHI_RELEASE_KEEP: int('keep', 1, 100),
+  SMOLOTCHI_RELEASE_DISPLAY: bool('display'),
+  SMOLOTCHI_RELEASE_CORE_NET: bool('coreNet'),
+  SMOLOTCHI_RELEASE_PYTHON: (v, key) => {
+    if (!v.startsWith('/')) throw new UsageError(`${key}: must be an absolute path to an interpreter`);
+    return { python: v };
+  },
+  SMOLOTCHI_RELEASE_REQUIREMENTS: list('requirementFiles', /^[A-Za-z0-9_.][A-Za-z0-9_./-]*$/),
+  SMOLOTCHI_RELEASE_EXTRAS: list('extras', /^[A-Za-z0-9_][A-Za-z0-9_-]*$/),
+  SMOLOTCHI_RELEASE_SETTLE_SECONDS: int('settleSeconds', 0, 3600),
+  SMOLOTCHI_RELEASE_START_TIMEOUT: int('startTimeoutSeconds', 1, 3600),
+  SMOLOTCHI_RELEASE_HTTP_TIMEOUT: int('httpTimeoutSeconds', 1, 3600),
+  SMOLOTCHI_RELEASE_HEALTH_CHECK_TIMEOUT: int('healthCheckTimeoutSeconds', 1, 3600),
+  SMOLOTCHI_RELEASE_HTTP_CHECK: bool('httpCheck'),
+};
+
+/** App keys we read too, because the health gate must probe where the web UI really listens. */
+const APP_KEYS: Record<string, Parser> = {
+  SMOLOTCHI_WEB_HOST: (v, key) => {
+    if (!/^[A-Za-z0-9.:[\]-]{1,253}$/.test(v)) throw new UsageError(`${key}: not a host name or address: ${JSON.stringify(v)}`);
+    return { webHost: v };
+  },
+  SMOLOTCHI_WEB_PORT: int('webPort', 1, 65535),
+};
+
+/** Parse KEY=VALUE lines the way systemd's EnvironmentFile= does (comments, optional quotes). */
+export function parseEnvFile(text: string, origin = 'env file'): Map<string, string> {
+  const out = new Map<string, string>();
+  text.split(/\r?\n/).forEach((raw, index) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) return;
+    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    if (!m) throw new UsageError(`${origin}:${index + 1}: not KEY=VALUE: ${JSON.stringify(raw.slice(0, 60))}`);
+    let value = m[2]!;
+    const quoted = /^(["'])(.*)\1$/.exec(value);
+    if (quoted) value = quoted[2]!;
+    else if (/["']/.test(value)) throw new UsageError(`${origin}:${index + 1}: ${m[1]}: unbalanced quotes`);
+    out.set(m[1]!, value);
+  });
+  return out;
+}
+
+/** Turn env-file pairs into settings; unknown SMOLOTCHI_RELEASE_* keys are errors naming the key. */
+export function settingsFromEnv(pairs: Map<string, string>, base: Settings = DEFAULT_SETTINGS): Settings {
+  let settings: Settings = { ...base };
+  for (const [key, value] of pairs) {
+    const parser = RELEASE_KEYS[key] ?? APP_KEYS[key];
+    if (parser) settings = { ...settings, ...parser(value, key) };
+    else if (key.startsWith('SMOLOTCHI_RELEASE_')) {
+      throw new UsageError(`unknown setting ${key}`, `known settings: ${Object.keys(RELEASE_KEYS).join(', ')}`);
+    }
+  }
+  return settings;
+}
+
+/** Settings = defaults (`base`), then the env file, then flags (`overrides`). */
+export function loadSettings(envFile: string, overrides: Partial<Settings> = {}, base: Settings = DEFAULT_SETTINGS): Settings {
+  let text = '';
+  try {
+    text = readFileSync(envFile, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UsageError(`cannot read ${envFile}: ${(err as Error).message}`);
+  }
+  const fromFile = settingsFromEnv(parseEnvFile(text, envFile), base);
+  const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
+  return { ...fromFile, ...defined };
+}
+
+/** Validate a flag value with the same rules as its env-file key. */
+export function parseSettingValue(key: string, value: string): Partial<Settings> {
+  const parser = RELEASE_KEYS[key] ?? APP_KEYS[key];
+  if (!parser) throw new UsageError(`unknown setting ${key}`);
+  return parser(value, key);
+}

@@ -1,0 +1,137 @@
+import type { HistoryResult } from '../commands/history.js';
+import type { InstallResult } from '../commands/install.js';
+import type { ListResult } from '../commands/list.js';
+import type { PruneResult } from '../commands/prune.js';
+import type { RecoverResult } from '../commands/recover.js';
+import type { RollbackResult } from '../commands/rollback.js';
+import type { StatusResult } from '../commands/status.js';
+import { dash, seconds, table } from './table.js';
+
+export type CommandResult = InstallResult | RollbackResult | HistoryResult | ListResult | StatusResult | PruneResult | RecoverResult;
+
+export const SCHEMA_VERSION = 1;
+
+/** JSON output: stable field names plus schemaVersion, so scripts can rely on them. */
+export function renderJson(result: CommandResult): string {
+  const { exitCode: _exit, ...rest } = result as CommandResult & { exitCode?: number };
+  return JSON.stringify({ schemaVersion: SCHEMA_VERSION, ...rest }, null, 2);
+}
+
+function renderInstall(r: InstallResult): string {
+  switch (r.status) {
+    case 'dry-run':
+      return [`would install ${r.version} (current: ${dash(r.previous)}):`, ...r.plan.map((s, i) => `  ${i + 1}. ${s}`)].join('\n');
+    case 'already-current':
+      return `${r.version} is already current (use --force to re-apply units and re-run the health gate)`;
+    case 'installed': {
+      const from = r.previous ? ` (was ${r.previous})` : '';
+      const id = r.commit ? ` commit ${r.commit.slice(0, 12)}` : r.sha256 ? ` sha256 ${r.sha256.slice(0, 12)}` : '';
+      const lines = [`installed ${r.version}${from}${id} in ${seconds(r.durationMs)}`];
+      if (r.gate?.checks.length) lines.push(`health: ${r.gate.checks.join('; ')}`);
+      if (r.venvReusedFrom) lines.push(`venv cloned from ${r.venvReusedFrom}`);
+      if (r.pruned.length) lines.push(`pruned: ${r.pruned.join(', ')}`);
+      return lines.join('\n');
+    }
+    case 'rolled-back':
+      return `release ${r.version} FAILED its health gate: ${r.failure}\nrolled back to ${r.rolledBackTo ?? '(nothing installed before: units removed)'}; ${r.version} is marked bad`;
+    case 'degraded':
+      return `DEGRADED: ${r.failure}\nthe system is left as it is; see \`smolotchi release status\` and the README's "Recovering from degraded"`;
+  }
+}
+
+function renderRollback(r: RollbackResult): string {
+  if (r.status === 'dry-run') return [`would roll back ${dash(r.from)} -> ${r.to}:`, ...r.plan.map((s, i) => `  ${i + 1}. ${s}`)].join('\n');
+  if (r.status === 'rolled-back') return `rolled back ${dash(r.from)} -> ${r.to}`;
+  if (r.status === 'reverted') return `rollback to ${r.to} FAILED its health gate: ${r.failure}\nwent back to ${dash(r.from)}`;
+  return `DEGRADED: ${r.failure}`;
+}
+
+function renderHistory(r: HistoryResult): string {
+  if (!r.available) return 'no deploy history yet';
+  return table(
+    ['ID', 'STARTED', 'KIND', 'FROM', 'TO', 'STATUS', 'TOOK', 'USER', 'DETAIL'],
+    r.deploys.map((d) => [
+      String(d.id),
+      d.startedAt.replace('T', ' ').slice(0, 19),
+      d.kind,
+      dash(d.fromVersion),
+      dash(d.toVersion),
+      d.status,
+      seconds(d.durationMs),
+      dash(d.user),
+      d.error ?? (d.commit ? `commit ${d.commit.slice(0, 12)}` : d.sha256 ? `sha256 ${d.sha256.slice(0, 12)}` : ''),
+    ]),
+  );
+}
+
+function renderList(r: ListResult): string {
+  if (r.releases.length === 0) return 'no releases installed';
+  return table(
+    ['VERSION', 'STATE', 'INSTALLED', 'SOURCE'],
+    r.releases.map((x) => [
+      x.version,
+      [x.current && 'current', x.lastGood && 'last-good', x.rollbackTarget && 'rollback-target', x.bad && 'bad', !x.complete && 'incomplete']
+        .filter(Boolean)
+        .join(',') || '-',
+      dash(x.installedAt?.replace('T', ' ').slice(0, 19)),
+      dash(x.source),
+    ]),
+  );
+}
+
+function renderStatus(r: StatusResult): string {
+  const last = r.lastDeploy;
+  const lines = [
+    `current:          ${dash(r.current)}${r.current && !r.currentComplete ? ' (INCOMPLETE)' : ''}`,
+    `last good:        ${dash(r.lastGood)}`,
+    `rollback target:  ${dash(r.rollbackTarget)}`,
+    `bad releases:     ${r.bad.length ? r.bad.join(', ') : '-'}`,
+    `state:            ${r.degraded ? `DEGRADED: ${r.degradedReason}` : 'ok'}`,
+    `last deploy:      ${last ? `#${last.id} ${last.kind} ${dash(last.fromVersion)} -> ${dash(last.toVersion)} ${last.status}${last.error ? `: ${last.error}` : ''}` : '-'}`,
+    `units:            ${r.drift ? `DRIFT (${r.driftFiles.join(', ')})` : 'match the current release'}`,
+    `lock:             ${r.lock ? `held by pid ${r.lock.pid} (${r.lock.purpose}) since ${r.lock.since}${r.lock.alive ? '' : ' [holder is dead]'}` : 'free'}`,
+  ];
+  if (!r.historyAvailable) lines.push('history:          unavailable (no readable releases.db)');
+  return lines.join('\n');
+}
+
+function renderPrune(r: PruneResult): string {
+  const verb = r.dryRun ? 'would remove' : 'removed';
+  const prot = Object.entries(r.protected).map(([v, why]) => `${v} (${why})`);
+  return [`${verb}: ${r.removed.length ? r.removed.join(', ') : 'nothing'}`, `kept: ${r.kept.join(', ') || '-'}`, prot.length ? `protected: ${prot.join(', ')}` : '']
+    .filter(Boolean)
+    .join('\n');
+}
+
+function renderRecover(r: RecoverResult): string {
+  const rep = r.report;
+  if (!r.changed) return `nothing to recover; current is ${dash(rep.current)}`;
+  const lines = [];
+  for (const i of rep.interrupted) lines.push(`deploy #${i.id} (${i.kind}) was interrupted at ${i.step}`);
+  if (rep.stagingRemoved) lines.push(`removed ${rep.stagingRemoved} staging folder(s)`);
+  if (rep.incompleteRemoved.length) lines.push(`removed incomplete release(s): ${rep.incompleteRemoved.join(', ')}`);
+  if (rep.revertedTo) lines.push(`went back to ${rep.revertedTo} (the switched-to release was never proven healthy)`);
+  if (rep.unitsRepaired) lines.push('re-applied the current release\'s units');
+  if (r.restarted.length) lines.push(`restarted: ${r.restarted.join(', ')}`);
+  lines.push(`current is ${dash(rep.current)}`);
+  return lines.join('\n');
+}
+
+export function renderText(result: CommandResult): string {
+  switch (result.command) {
+    case 'install':
+      return renderInstall(result);
+    case 'rollback':
+      return renderRollback(result);
+    case 'history':
+      return renderHistory(result);
+    case 'list':
+      return renderList(result);
+    case 'status':
+      return renderStatus(result);
+    case 'prune':
+      return renderPrune(result);
+    case 'recover':
+      return renderRecover(result);
+  }
+}
