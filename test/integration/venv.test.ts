@@ -1,0 +1,220 @@
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ReleaseError } from '../../src/core/errors.js';
+import type { Logger } from '../../src/core/log.js';
+import { buildVenv, requirementHash, type VenvSpec } from '../../src/core/venv.js';
+
+// Real venvs from the product's default interpreter; pip never reaches an index (the tests ship wheels).
+const PYTHON = '/usr/bin/python3';
+
+async function hostProblem(): Promise<string | null> {
+  for (const args of [['-m', 'venv', '--help'], ['-m', 'pip', '--version']]) {
+    const r = await execa(PYTHON, args, { reject: false });
+    if (r.exitCode !== 0) return `${PYTHON} ${args.slice(0, 2).join(' ')} is unavailable`;
+  }
+  return null;
+}
+const skipReason = await hostProblem();
+if (skipReason) console.warn(`skipping venv integration tests: ${skipReason} (apt-get install python3-pip python3-venv)`);
+
+// A wheel is a zip: the package, METADATA, WHEEL, a console script entry point, and RECORD.
+const WHEEL_WRITER = `
+import sys, zipfile, hashlib, base64
+out, name, ver = sys.argv[1:4]
+dist = f"{name}-{ver}.dist-info"
+files = {
+  f"{name}/__init__.py": f"VALUE = {ver!r}\\ndef main():\\n    print('hello from {name}')\\n",
+  f"{dist}/METADATA": f"Metadata-Version: 2.1\\nName: {name}\\nVersion: {ver}\\n",
+  f"{dist}/WHEEL": "Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+  f"{dist}/entry_points.txt": f"[console_scripts]\\n{name}-hello = {name}:main\\n",
+}
+digest = lambda b: "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b"=").decode()
+files[f"{dist}/RECORD"] = "".join(f"{p},{digest(c.encode())},{len(c.encode())}\\n" for p, c in files.items()) + f"{dist}/RECORD,,\\n"
+with zipfile.ZipFile(f"{out}/{name}-{ver}-py3-none-any.whl", "w") as z:
+    for p, c in files.items(): z.writestr(p, c)
+`;
+
+let root: string;
+const warnings: string[] = [];
+const log: Logger = { info() {}, debug() {}, warn: (m) => void warnings.push(m) };
+
+interface ReleaseFiles {
+  files?: Record<string, string>;
+  wheels?: Array<[string, string]>;
+}
+
+/** A release tree as the fetch step leaves it: the app package, optional requirements and wheels. */
+async function makeRelease(version: string, spec: ReleaseFiles = {}): Promise<string> {
+  const dir = path.join(root, 'opt/smolotchi/releases', version);
+  const files = { 'smolotchi/__init__.py': '', 'smolotchi/cli.py': 'import json\nVERSION = 1\n', ...spec.files };
+  for (const [rel, content] of Object.entries(files)) {
+    await fs.mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+    await fs.writeFile(path.join(dir, rel), content);
+  }
+  if (spec.wheels) {
+    await fs.mkdir(path.join(dir, 'wheels'), { recursive: true });
+    for (const [name, ver] of spec.wheels) await execa(PYTHON, ['-c', WHEEL_WRITER, path.join(dir, 'wheels'), name, ver]);
+  }
+  return dir;
+}
+
+const spec = (releaseDir: string, extra: Partial<VenvSpec> = {}): VenvSpec => ({ releaseDir, python: PYTHON, requirementFiles: [], extras: [], ...extra });
+
+async function sitePackages(releaseDir: string): Promise<string> {
+  const lib = path.join(releaseDir, '.venv/lib');
+  const [pyDir] = await fs.readdir(lib);
+  return path.join(lib, pyDir!, 'site-packages');
+}
+
+/** Every entry of a tree with its content hash, mode or link target: proves nothing changed. */
+async function snapshot(dir: string, rel = ''): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const e of await fs.readdir(path.join(dir, rel), { withFileTypes: true })) {
+    const r = path.join(rel, e.name);
+    const full = path.join(dir, r);
+    if (e.isDirectory()) Object.assign(out, await snapshot(dir, r));
+    else if (e.isSymbolicLink()) out[r] = `-> ${await fs.readlink(full)}`;
+    else out[r] = `${(await fs.stat(full)).mode} ${createHash('sha256').update(await fs.readFile(full)).digest('hex')}`;
+  }
+  return out;
+}
+
+async function failure(p: Promise<unknown>): Promise<ReleaseError> {
+  const err = await p.then(() => null, (e: unknown) => e);
+  expect(err).toBeInstanceOf(ReleaseError);
+  const message = (err as ReleaseError).message;
+  expect(message).not.toContain('\n');
+  expect(message).not.toContain('Traceback');
+  return err as ReleaseError;
+}
+
+const WHEEL_RELEASE: ReleaseFiles = { files: { 'requirements/base.txt': '# pinned\ndemopkg==1.0.0\n' }, wheels: [['demopkg', '1.0.0']] };
+
+describe.skipIf(skipReason !== null)('buildVenv with real venvs', () => {
+  beforeAll(async () => {
+    root = await fs.mkdtemp(path.join(os.tmpdir(), 'smolotchi-venv-'));
+  });
+  afterAll(async () => {
+    await fs.rm(root, { recursive: true, force: true });
+  });
+
+  it('builds a release without requirements, byte-compiles its code and smoke-imports it', async () => {
+    const dir = await makeRelease('0.1.0');
+    const built = await buildVenv(spec(dir), { log, reuseCandidates: [] });
+    expect(built.reusedFrom).toBeNull();
+    expect(built.pythonVersion).toMatch(/^3\.\d+\.\d+$/);
+    expect(built.requirementHash).toMatch(/^[0-9a-f]{64}$/);
+    const pycache = await fs.readdir(path.join(dir, 'smolotchi/__pycache__'));
+    expect(pycache.some((n) => /^cli\.cpython-\d+\.pyc$/.test(n))).toBe(true);
+    const venvPython = await fs.readlink(path.join(dir, '.venv/bin/python3'));
+    expect(venvPython).toBe(PYTHON);
+    console.info(`fresh venv without requirements: ${built.durationMs} ms`);
+  });
+
+  it('installs a shipped wheel offline and the package imports from the venv', async () => {
+    const dir = await makeRelease('1.0.0', WHEEL_RELEASE);
+    const built = await buildVenv(spec(dir), { log, reuseCandidates: [] });
+    console.info(`fresh venv with one wheel (pip): ${built.durationMs} ms`);
+    const r = await execa(path.join(dir, '.venv/bin/python'), ['-c', 'import demopkg; print(demopkg.__file__)']);
+    expect(r.stdout.startsWith(path.join(dir, '.venv/lib/'))).toBe(true);
+    const script = await fs.readFile(path.join(dir, '.venv/bin/demopkg-hello'), 'utf8');
+    expect(script.split('\n')[0]).toBe(`#!${dir}/.venv/bin/python`);
+  });
+
+  it('reuses an identical venv by hard links and leaves the source untouched', async () => {
+    const a = path.join(root, 'opt/smolotchi/releases/1.0.0');
+    const aHash = await requirementHash(spec(a));
+    const before = await snapshot(path.join(a, '.venv'));
+    const b = await makeRelease('1.0.1', WHEEL_RELEASE);
+    const built = await buildVenv(spec(b), { log, reuseCandidates: [{ releaseDir: a, requirementHash: aHash }] });
+    console.info(`cloned venv (hard links): ${built.durationMs} ms`);
+    expect(built.reusedFrom).toBe(a);
+    expect(built.requirementHash).toBe(aHash);
+
+    for (const name of ['demopkg-hello', 'activate']) {
+      const text = await fs.readFile(path.join(b, '.venv/bin', name), 'utf8');
+      expect(text).toContain(`${b}/.venv`);
+      expect(text).not.toContain(`${a}/.venv`);
+    }
+    expect((await fs.readFile(path.join(b, '.venv/bin/demopkg-hello'), 'utf8')).split('\n')[0]).toBe(`#!${b}/.venv/bin/python`);
+    expect(await fs.readFile(path.join(b, '.venv/pyvenv.cfg'), 'utf8')).not.toContain(a + '/');
+    const [fa, fb] = await Promise.all([a, b].map(async (d) => fs.stat(path.join(await sitePackages(d), 'demopkg/__init__.py'))));
+    expect(fb!.ino).toBe(fa!.ino);
+    // Byte-compiled in A, so B has its .pyc files too (services cannot write them under /opt).
+    expect(await fs.readdir(path.join(await sitePackages(b), 'demopkg/__pycache__'))).not.toEqual([]);
+    expect(await snapshot(path.join(a, '.venv'))).toEqual(before);
+    expect(warnings).toEqual([]);
+  });
+
+  it('does not reuse a venv for a different requirement set', async () => {
+    const a = path.join(root, 'opt/smolotchi/releases/1.0.0');
+    const aHash = await requirementHash(spec(a));
+    const c = await makeRelease('1.1.0', {
+      files: { 'requirements/base.txt': 'demopkg==1.0.0\notherpkg==2.0.0\n' },
+      wheels: [['demopkg', '1.0.0'], ['otherpkg', '2.0.0']],
+    });
+    expect(await requirementHash(spec(c))).not.toBe(aHash);
+    const built = await buildVenv(spec(c), { log, reuseCandidates: [{ releaseDir: a, requirementHash: aHash }] });
+    expect(built.reusedFrom).toBeNull();
+    await execa(path.join(c, '.venv/bin/python'), ['-c', 'import demopkg, otherpkg']);
+  });
+
+  it('keeps a cloned venv working after the source release is deleted', async () => {
+    const b = path.join(root, 'opt/smolotchi/releases/1.0.1');
+    await fs.rm(path.join(root, 'opt/smolotchi/releases/1.0.0'), { recursive: true });
+    const hello = await execa(path.join(b, '.venv/bin/demopkg-hello'));
+    expect(hello.stdout).toBe('hello from demopkg');
+    const r = await execa(path.join(b, '.venv/bin/python'), ['-c', 'import demopkg; print(demopkg.__file__)']);
+    expect(r.stdout.startsWith(path.join(b, '.venv/lib/'))).toBe(true);
+  });
+
+  it('falls back to a fresh build, with a warning, when a candidate cannot be cloned', async () => {
+    const d = await makeRelease('2.0.0');
+    const dHash = (await buildVenv(spec(d), { log, reuseCandidates: [] })).requirementHash;
+    // A path entry naming the source release (a local-path install) must not be shared.
+    await fs.writeFile(path.join(await sitePackages(d), 'local.pth'), `${d}\n`);
+    const e = await makeRelease('2.0.1');
+    const built = await buildVenv(spec(e), { log, reuseCandidates: [{ releaseDir: d, requirementHash: dHash }] });
+    expect(built.reusedFrom).toBeNull();
+    expect(warnings.join('\n')).toContain('could not reuse the venv');
+    warnings.length = 0;
+  });
+
+  it('installs requirements/<extra>.txt for each extra and refuses a missing one', async () => {
+    const dir = await makeRelease('3.0.0', {
+      files: { 'requirements/base.txt': 'demopkg==1.0.0\n', 'requirements/ai.txt': 'otherpkg==2.0.0\n' },
+      wheels: [['demopkg', '1.0.0'], ['otherpkg', '2.0.0']],
+    });
+    const plain = await requirementHash(spec(dir));
+    expect(await requirementHash(spec(dir, { extras: ['ai'] }))).not.toBe(plain);
+    await buildVenv(spec(dir, { extras: ['ai'] }), { log, reuseCandidates: [] });
+    await execa(path.join(dir, '.venv/bin/python'), ['-c', 'import demopkg, otherpkg']);
+    const err = await failure(buildVenv(spec(dir, { extras: ['gpu'] }), { log, reuseCandidates: [] }));
+    expect(err.message).toContain('requirements/gpu.txt');
+  });
+
+  it('fails an unknown requirement with one line naming it', async () => {
+    const dir = await makeRelease('4.0.0', { files: { 'requirements/base.txt': 'nosuchpkg==9.9\n' }, wheels: [['demopkg', '1.0.0']] });
+    const err = await failure(buildVenv(spec(dir), { log, reuseCandidates: [] }));
+    expect(err.message).toBe('pip install failed: No matching distribution found for nosuchpkg==9.9');
+  });
+
+  it('fails the smoke import of a cli that imports a missing module, naming the line', async () => {
+    const dir = await makeRelease('5.0.0', { files: { 'smolotchi/cli.py': 'import os\nimport nonexistent_mod_xyz\n' } });
+    const err = await failure(buildVenv(spec(dir), { log, reuseCandidates: [] }));
+    expect(err.message).toBe(
+      "smoke import of smolotchi.cli failed: ModuleNotFoundError: No module named 'nonexistent_mod_xyz' (smolotchi/cli.py:2)",
+    );
+  });
+
+  it('fails a cli with a syntax error, naming the file and line', async () => {
+    const dir = await makeRelease('5.0.1', { files: { 'smolotchi/cli.py': 'VERSION = 1\ndef broken(:\n' } });
+    const err = await failure(buildVenv(spec(dir), { log, reuseCandidates: [] }));
+    // Byte-compiling the release's code catches it before the import does.
+    expect(err.message).toMatch(/^byte-compile failed: SyntaxError: .* \(smolotchi\/cli\.py:2\)$/);
+  });
+});
