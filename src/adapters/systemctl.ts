@@ -1,0 +1,155 @@
+import { ProcessError, run, runAllowingFailure, tailLines } from './process.js';
+
+export interface UnitState {
+  unit: string;
+  loadState: string;
+  activeState: string;
+  subState: string;
+  result: string;
+  nRestarts: number;
+  mainPid: number;
+  /** Exit status of the main process; null while it has not exited. */
+  execMainStatus: number | null;
+}
+
+export interface ServiceManager {
+  readonly kind: 'systemd' | 'none';
+  /** Why service steps are skipped (kind 'none'). */
+  readonly reason?: string;
+  daemonReload(): Promise<void>;
+  restart(unit: string): Promise<void>;
+  start(unit: string): Promise<void>;
+  stop(units: string[]): Promise<void>;
+  enable(units: string[]): Promise<void>;
+  disable(units: string[]): Promise<void>;
+  show(unit: string): Promise<UnitState>;
+  journal(unit: string, lines: number): Promise<string[]>;
+  tmpfilesCreate(confPath: string): Promise<void>;
+}
+
+export interface SystemdOptions {
+  systemctl?: string;
+  journalctl?: string;
+  tmpfiles?: string;
+  /** How long a start/restart job may take: for Type=notify that is until READY=1 (or the unit's own timeout). */
+  jobTimeoutMs?: number;
+}
+
+const PROPERTIES = ['LoadState', 'ActiveState', 'SubState', 'Result', 'NRestarts', 'MainPID', 'ExecMainCode', 'ExecMainStatus'];
+const QUICK_MS = 60_000;
+// Beyond systemd's default 90 s start timeout, so systemd (not we) decides a slow start failed.
+const JOB_MS = 180_000;
+
+/** systemctl's stderr ends with a "See systemctl status ..." pointer; the line before it says why. */
+function reason(stderr: string): string {
+  return tailLines(
+    stderr
+      .split('\n')
+      .filter((l) => !/^See ["']?(systemctl status|journalctl)/.test(l.trim()))
+      .join('\n'),
+    4,
+  );
+}
+
+export function parseShow(unit: string, stdout: string): UnitState {
+  const props = new Map<string, string>();
+  for (const line of stdout.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) props.set(line.slice(0, eq), line.slice(eq + 1).trim());
+  }
+  const int = (key: string) => {
+    const n = Number.parseInt(props.get(key) ?? '', 10);
+    return Number.isFinite(n) ? n : 0;
+  };
+  // ExecMainCode is the CLD_* code of the main process's end; 0 means it has not ended.
+  const exited = int('ExecMainCode') !== 0 && props.has('ExecMainStatus');
+  return {
+    unit,
+    loadState: props.get('LoadState') ?? 'unknown',
+    activeState: props.get('ActiveState') ?? 'unknown',
+    subState: props.get('SubState') ?? 'unknown',
+    result: props.get('Result') ?? 'unknown',
+    nRestarts: int('NRestarts'),
+    mainPid: int('MainPID'),
+    execMainStatus: exited ? int('ExecMainStatus') : null,
+  };
+}
+
+export function makeSystemd(options: SystemdOptions = {}): ServiceManager {
+  const systemctl = options.systemctl ?? 'systemctl';
+  const journalctl = options.journalctl ?? 'journalctl';
+  const tmpfiles = options.tmpfiles ?? 'systemd-tmpfiles';
+  const jobMs = options.jobTimeoutMs ?? JOB_MS;
+
+  /** Run one systemctl verb; `tolerate` names stderr lines that mean the goal is already reached. */
+  async function ctl(verb: string, units: string[], timeoutMs: number, tolerate?: RegExp, flags: string[] = []): Promise<string> {
+    // '--' so that a unit name can never be read as an option.
+    const args = ['--no-ask-password', ...flags, verb, ...(units.length ? ['--', ...units] : [])];
+    const r = await runAllowingFailure(systemctl, args, { timeoutMs });
+    if (r.exitCode === 0) return r.stdout;
+    const lines = r.stderr.split('\n').filter((l) => l.trim());
+    if (tolerate && lines.length > 0 && lines.every((l) => tolerate.test(l))) return r.stdout;
+    throw new ProcessError([systemctl, ...args], r.signal ? undefined : r.exitCode, r.signal, reason(r.stderr || r.stdout), `systemctl ${verb} ${units.join(' ')}`.trim());
+  }
+
+  return {
+    kind: 'systemd',
+    async daemonReload() {
+      await ctl('daemon-reload', [], QUICK_MS);
+    },
+    // Blocks until the job is done, i.e. READY=1 for Type=notify: the health gate starts from there.
+    async restart(unit) {
+      await ctl('restart', [unit], jobMs);
+    },
+    async start(unit) {
+      await ctl('start', [unit], jobMs);
+    },
+    // Stopping or disabling a unit that is already gone has reached its goal.
+    async stop(units) {
+      if (units.length) await ctl('stop', units, jobMs, /not loaded|does not exist|not found/i);
+    },
+    async enable(units) {
+      if (units.length) await ctl('enable', units, QUICK_MS);
+    },
+    async disable(units) {
+      if (units.length) await ctl('disable', units, QUICK_MS, /not loaded|does not exist|not found/i);
+    },
+    async show(unit) {
+      const stdout = await ctl('show', [unit], QUICK_MS, undefined, [`--property=${PROPERTIES.join(',')}`]);
+      return parseShow(unit, stdout);
+    },
+    async journal(unit, lines) {
+      // Only ever used to explain a failure: a missing or failing journalctl must not hide the real error.
+      try {
+        const r = await runAllowingFailure(journalctl, ['--no-pager', '--quiet', '--output=cat', `--lines=${lines}`, `--unit=${unit}`], { timeoutMs: 15_000 });
+        return r.exitCode === 0 ? r.stdout.split('\n').filter((l) => l.length > 0) : [];
+      } catch {
+        return [];
+      }
+    },
+    async tmpfilesCreate(confPath) {
+      await run(tmpfiles, ['--create', '--', confPath], { timeoutMs: QUICK_MS }, `systemd-tmpfiles --create ${confPath}`);
+    },
+  };
+}
+
+export function makeNoServiceManager(reason: string): ServiceManager {
+  const nothing = async () => {};
+  return {
+    kind: 'none',
+    reason,
+    daemonReload: nothing,
+    restart: nothing,
+    start: nothing,
+    stop: nothing,
+    enable: nothing,
+    disable: nothing,
+    async show(unit) {
+      return { unit, loadState: 'unknown', activeState: 'unknown', subState: 'unknown', result: 'unknown', nRestarts: 0, mainPid: 0, execMainStatus: null };
+    },
+    async journal() {
+      return [];
+    },
+    tmpfilesCreate: nothing,
+  };
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env node
+// A recording FAKE systemctl for unit and integration tests only (the e2e suite uses the real one).
+// Every call appends its argv as one JSON line to $FAKE_SYSTEMCTL_LOG. `show` answers from
+// $FAKE_SYSTEMCTL_STATE, a JSON file { "<unit>": { "ActiveState": "...", "NRestarts": 3, ... } };
+// a unit with "failRestart": true makes `restart` and `start` fail the way systemctl does.
+import { appendFileSync, readFileSync } from 'node:fs';
+
+const argv = process.argv.slice(2);
+if (process.env.FAKE_SYSTEMCTL_LOG) appendFileSync(process.env.FAKE_SYSTEMCTL_LOG, JSON.stringify(argv) + '\n');
+
+let state = {};
+try {
+  state = JSON.parse(readFileSync(process.env.FAKE_SYSTEMCTL_STATE ?? '', 'utf8'));
+} catch {
+  // No state file: every unit is loaded, active and running.
+}
+
+const DEFAULTS = {
+  LoadState: 'loaded',
+  ActiveState: 'active',
+  SubState: 'running',
+  Result: 'success',
+  NRestarts: 0,
+  MainPID: 4242,
+  ExecMainCode: 0,
+  ExecMainStatus: 0,
+};
+
+const properties = [];
+const positional = [];
+let afterDashes = false;
+for (let i = 0; i < argv.length; i++) {
+  const a = argv[i];
+  if (afterDashes || !a.startsWith('-')) positional.push(a);
+  else if (a === '--') afterDashes = true;
+  else if (a.startsWith('--property=')) properties.push(...a.slice('--property='.length).split(','));
+  else if (a === '-p' || a === '--property') properties.push(...(argv[++i] ?? '').split(','));
+}
+const [verb, ...units] = positional;
+const unitState = (unit) => ({ Id: unit, ...DEFAULTS, ...(state[unit] ?? {}) });
+
+switch (verb) {
+  case 'show':
+    for (const unit of units) {
+      const s = unitState(unit);
+      const keys = properties.length ? properties : Object.keys(s).filter((k) => k !== 'failRestart');
+      for (const key of keys) process.stdout.write(`${key}=${s[key] ?? ''}\n`);
+      if (units.length > 1) process.stdout.write('\n');
+    }
+    break;
+  case 'restart':
+  case 'start':
+    for (const unit of units) {
+      if (unitState(unit).failRestart) {
+        process.stderr.write(
+          `Job for ${unit} failed because the control process exited with error code.\n` +
+            `See "systemctl status ${unit}" and "journalctl -xeu ${unit}" for details.\n`,
+        );
+        process.exit(1);
+      }
+    }
+    break;
+  case 'is-active': {
+    const states = units.map((u) => unitState(u).ActiveState);
+    process.stdout.write(states.join('\n') + '\n');
+    process.exit(states.every((s) => s === 'active') ? 0 : 3);
+  }
+  default:
+    // daemon-reload, stop, enable, disable, ...: recorded, nothing else to do.
+    break;
+}
