@@ -106,7 +106,7 @@ describe('renderUnits', () => {
 
   it('puts the tool command into the release-check unit and refuses one systemd cannot run', async () => {
     const r = await renderUnits(null, bundled, opts());
-    expect(file(r, 'smolotchi-release-check.service')).toContain(`ExecStart=${TOOL} release recover\n`);
+    expect(file(r, 'smolotchi-release-check.service')).toContain(`ExecStart=${TOOL} release recover --boot\n`);
     expect(file(r, 'smolotchi-release-check.service')).not.toContain('@TOOL@');
     for (const bad of ['node cli.js', '/usr/bin/node\nExecStartPre=/bin/sh', '/bin/$HOME/x', '/a/%n']) {
       await expect(renderUnits(null, bundled, opts({ toolCommand: bad }))).rejects.toBeInstanceOf(ReleaseError);
