@@ -18,7 +18,9 @@ export interface GlobalOptions {
 
 /** Which service manager: the one named, the host's when it runs systemd, else none (and why). */
 function chooseServices(layout: Layout, systemctl: string | undefined): ServiceManager {
-  if (systemctl) return makeSystemd({ systemctl });
+  // Under a sandbox root the tmpfiles config names device paths (the tool creates its run dirs
+  // itself) and the host's journal says nothing about the sandbox's units.
+  if (systemctl) return makeSystemd(isDeviceRoot(layout) ? { systemctl } : { systemctl, tmpfiles: null, journalctl: null });
   if (!isDeviceRoot(layout)) return makeNoServiceManager(`--root ${layout.root} is a sandbox and no --systemctl was given`);
   if (!existsSync('/run/systemd/system')) return makeNoServiceManager('systemd is not running on this machine (/run/systemd/system is missing)');
   return makeSystemd({});

@@ -29,8 +29,10 @@ export interface ServiceManager {
 
 export interface SystemdOptions {
   systemctl?: string;
-  journalctl?: string;
-  tmpfiles?: string;
+  /** null: no journal to read (a --root sandbox: the host's journal is not the sandbox's). */
+  journalctl?: string | null;
+  /** null: do not run systemd-tmpfiles (a --root sandbox: its config names device paths). */
+  tmpfiles?: string | null;
   /** How long a start/restart job may take: for Type=notify that is until READY=1 (or the unit's own timeout). */
   jobTimeoutMs?: number;
 }
@@ -77,8 +79,8 @@ export function parseShow(unit: string, stdout: string): UnitState {
 
 export function makeSystemd(options: SystemdOptions = {}): ServiceManager {
   const systemctl = options.systemctl ?? 'systemctl';
-  const journalctl = options.journalctl ?? 'journalctl';
-  const tmpfiles = options.tmpfiles ?? 'systemd-tmpfiles';
+  const journalctl = options.journalctl === undefined ? 'journalctl' : options.journalctl;
+  const tmpfiles = options.tmpfiles === undefined ? 'systemd-tmpfiles' : options.tmpfiles;
   const jobMs = options.jobTimeoutMs ?? JOB_MS;
 
   /** Run one systemctl verb; `tolerate` names stderr lines that mean the goal is already reached. */
@@ -119,6 +121,7 @@ export function makeSystemd(options: SystemdOptions = {}): ServiceManager {
       return parseShow(unit, stdout);
     },
     async journal(unit, lines) {
+      if (journalctl === null) return [];
       // Only ever used to explain a failure: a missing or failing journalctl must not hide the real error.
       try {
         const r = await runAllowingFailure(journalctl, ['--no-pager', '--quiet', '--output=cat', `--lines=${lines}`, `--unit=${unit}`], { timeoutMs: 15_000 });
@@ -128,6 +131,7 @@ export function makeSystemd(options: SystemdOptions = {}): ServiceManager {
       }
     },
     async tmpfilesCreate(confPath) {
+      if (tmpfiles === null) return;
       await run(tmpfiles, ['--create', '--', confPath], { timeoutMs: QUICK_MS }, `systemd-tmpfiles --create ${confPath}`);
     },
   };

@@ -5,6 +5,7 @@ import { ExitCode } from '../core/exit-codes.js';
 import { fetchIntoStaging, resolveRequest, type InstallRequest } from '../core/fetch.js';
 import { fsyncDir, removeViaTrash } from '../core/fsutil.js';
 import type { GateResult } from '../core/health.js';
+import type { HistoryStore } from '../core/history.js';
 import { DeployJournal } from '../core/journal.js';
 import { releaseDir } from '../core/layout.js';
 import { withMutation } from '../core/mutation.js';
@@ -92,6 +93,14 @@ async function buildRelease(ctx: Context, req: InstallRequest, journal: DeployJo
   }
 }
 
+/** A release that failed its gate is not installed again without --force. */
+function refuseBadRelease(history: HistoryStore | null, version: string, force: boolean | undefined): void {
+  const mark = history?.marks().get(version);
+  if (mark?.state === 'bad' && !force) {
+    throw new ReleaseError(`release ${version} is marked bad: ${mark.reason ?? 'failed its health gate'}`, ExitCode.failed, 'pass --force to try it again');
+  }
+}
+
 export async function install(options: InstallOptions, ctx: Context): Promise<InstallResult> {
   const started = Date.now();
   // Validate everything that needs no lock first: a refused command changes nothing.
@@ -126,16 +135,15 @@ export async function install(options: InstallOptions, ctx: Context): Promise<In
     return { ...base, status: 'dry-run', previous, plan, durationMs: Date.now() - started, exitCode: ExitCode.ok };
   }
 
+  // Checked before the lock too, so a refused install touches nothing at all.
+  refuseBadRelease(ctx.readHistory(), req.version, options.force);
   return withMutation(ctx, `install ${req.version}`, options.waitSeconds, async ({ lock }) => {
     const history = ctx.history();
     const previous = await readCurrent(ctx.layout);
     if (previous === req.version && !options.force && (await completeRelease(ctx.layout, req.version))) {
       return { ...base, status: 'already-current' as const, previous, durationMs: Date.now() - started, exitCode: ExitCode.ok };
     }
-    const mark = history.marks().get(req.version);
-    if (mark?.state === 'bad' && !options.force) {
-      throw new ReleaseError(`release ${req.version} is marked bad: ${mark.reason ?? 'failed its health gate'}`, ExitCode.failed, 'pass --force to try it again');
-    }
+    refuseBadRelease(history, req.version, options.force);
 
     const journal = DeployJournal.begin(ctx, 'install', previous, req.version, { source: req.source });
     let commit: string | null = null;

@@ -38,7 +38,8 @@ export async function status(_options: object, ctx: Context): Promise<StatusResu
     drift = diff.drift;
     driftFiles = [...diff.added, ...diff.changed, ...diff.removed];
   }
-  const last = store?.listDeploys(1)[0] ?? null;
+  // The last deploy a user started (an automatic rollback is part of its parent's story).
+  const last = store?.listDeploys(20).find((d) => d.parentId === null) ?? null;
   const degradedReason = store?.getState(DEGRADED_KEY) ?? null;
   const holder = readLock(ctx.layout.lockFile);
   return {

@@ -3,7 +3,7 @@
 // Every call appends its argv as one JSON line to $FAKE_SYSTEMCTL_LOG. `show` answers from
 // $FAKE_SYSTEMCTL_STATE, a JSON file { "<unit>": { "ActiveState": "...", "NRestarts": 3, ... } };
 // a unit with "failRestart": true makes `restart` and `start` fail the way systemctl does.
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 
 const argv = process.argv.slice(2);
 if (process.env.FAKE_SYSTEMCTL_LOG) appendFileSync(process.env.FAKE_SYSTEMCTL_LOG, JSON.stringify(argv) + '\n');
@@ -37,13 +37,29 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === '-p' || a === '--property') properties.push(...(argv[++i] ?? '').split(','));
 }
 const [verb, ...units] = positional;
-const unitState = (unit) => ({ Id: unit, ...DEFAULTS, ...(state[unit] ?? {}) });
+// "NRestartsIncrement": true makes the restart counter climb on every query, like systemd
+// restarting a crash-looping unit; the count is kept in a file beside the state.
+function restartCounter(unit) {
+  const file = `${process.env.FAKE_SYSTEMCTL_STATE}.${unit}.restarts`;
+  let n = 0;
+  try {
+    n = Number(readFileSync(file, 'utf8')) || 0;
+  } catch {}
+  writeFileSync(file, String(n + 1));
+  return n + 1;
+}
+
+const unitState = (unit) => {
+  const s = { Id: unit, ...DEFAULTS, ...(state[unit] ?? {}) };
+  if (s.NRestartsIncrement) s.NRestarts = restartCounter(unit);
+  return s;
+};
 
 switch (verb) {
   case 'show':
     for (const unit of units) {
       const s = unitState(unit);
-      const keys = properties.length ? properties : Object.keys(s).filter((k) => k !== 'failRestart');
+      const keys = properties.length ? properties : Object.keys(s).filter((k) => k !== 'failRestart' && k !== 'NRestartsIncrement');
       for (const key of keys) process.stdout.write(`${key}=${s[key] ?? ''}\n`);
       if (units.length > 1) process.stdout.write('\n');
     }
