@@ -97,11 +97,22 @@ function buildProgram(): Command {
     .description('install <ver|latest|./smolotchi-X.Y.Z.tar.gz>, switch to it and prove it healthy')
     .option('--source <source>', 'git URL or path, or a folder/URL of smolotchi-<ver>.tar.gz archives')
     .option('--dry-run', 'print the plan, change nothing')
-    .option('--force', 'install even if marked bad or already current')
+    .option('--force', 'install even if marked bad, already current, or its tag moved')
+    .option('--allow-downgrade', 'install a version older than the current one')
     .action(
       action(async (o, [target], ctx) => {
         const { install } = await import('./commands/install.js');
-        return install({ target: target!, source: o.source as string | undefined, dryRun: Boolean(o.dryRun), force: Boolean(o.force), waitSeconds: waitSeconds(o.wait) }, ctx);
+        return install(
+          {
+            target: target!,
+            source: o.source as string | undefined,
+            dryRun: Boolean(o.dryRun),
+            force: Boolean(o.force),
+            allowDowngrade: Boolean(o.allowDowngrade),
+            waitSeconds: waitSeconds(o.wait),
+          },
+          ctx,
+        );
       }),
     );
 

@@ -1,6 +1,7 @@
 import { rename } from 'node:fs/promises';
 import type { Context } from '../core/context.js';
-import { ReleaseError } from '../core/errors.js';
+import { IntegrityError, ReleaseError, UsageError } from '../core/errors.js';
+import { compareVersions } from '../core/version.js';
 import { ExitCode } from '../core/exit-codes.js';
 import { fetchIntoStaging, resolveRequest, type InstallRequest } from '../core/fetch.js';
 import { fsyncDir, removeViaTrash } from '../core/fsutil.js';
@@ -24,6 +25,7 @@ export interface InstallOptions {
   source?: string;
   dryRun?: boolean;
   force?: boolean;
+  allowDowngrade?: boolean;
   waitSeconds?: number;
 }
 
@@ -49,11 +51,17 @@ export interface InstallResult {
 }
 
 /** DESIGN steps 3-7: fetch, promote, venv, stamp. Any failure removes the new folder; nothing else changed. */
-async function buildRelease(ctx: Context, req: InstallRequest, journal: DeployJournal) {
+async function buildRelease(ctx: Context, req: InstallRequest, journal: DeployJournal, force: boolean | undefined) {
   const target = releaseDir(ctx.layout, req.version);
   journal.step('fetch');
   const { staging, fetched } = await fetchIntoStaging(ctx, req);
   journal.annotate({ commit: fetched.commit, sha256: fetched.sha256 });
+  try {
+    checkTagCommit(ctx.history(), req.version, fetched.commit, force);
+  } catch (err) {
+    await removeViaTrash(staging, ctx.layout.trashDir);
+    throw err;
+  }
   try {
     journal.step('promote');
     // A folder left by a crash (no stamp) is replaced; recovery normally removed it already.
@@ -93,6 +101,26 @@ async function buildRelease(ctx: Context, req: InstallRequest, journal: DeployJo
   }
 }
 
+/** `rollback` is the way back; going below the running version through install is deliberate only. */
+function refuseDowngrade(current: string | null, version: string, allow: boolean | undefined): void {
+  if (current && !allow && compareVersions(version, current) < 0) {
+    throw new UsageError(`${version} is older than the current ${current}`, 'use `smolotchi release rollback --to` for a release on disk, or pass --allow-downgrade');
+  }
+}
+
+/**
+ * A version names one commit forever: a tag that now points elsewhere than at its first install
+ * means the source was rewritten (or tampered with), so it is refused unless --force.
+ */
+function checkTagCommit(history: HistoryStore, version: string, commit: string | undefined, force: boolean | undefined): void {
+  if (!commit) return;
+  const known = history.tagCommit(version);
+  if (known && known !== commit && !force) {
+    throw new IntegrityError(`tag of ${version} now points at ${commit.slice(0, 12)}, but it was ${known.slice(0, 12)} when first installed`, 'pass --force if the tag was moved on purpose');
+  }
+  if (!known) history.recordTagCommit(version, commit);
+}
+
 /** A release that failed its gate is not installed again without --force. */
 function refuseBadRelease(history: HistoryStore | null, version: string, force: boolean | undefined): void {
   const mark = history?.marks().get(version);
@@ -121,6 +149,7 @@ export async function install(options: InstallOptions, ctx: Context): Promise<In
     pruned: [],
     plan: [],
   };
+  refuseDowngrade(await readCurrent(ctx.layout), req.version, options.allowDowngrade);
   if (options.dryRun) {
     const previous = await readCurrent(ctx.layout);
     const onDisk = await completeRelease(ctx.layout, req.version);
@@ -144,6 +173,7 @@ export async function install(options: InstallOptions, ctx: Context): Promise<In
       return { ...base, status: 'already-current' as const, previous, durationMs: Date.now() - started, exitCode: ExitCode.ok };
     }
     refuseBadRelease(history, req.version, options.force);
+    refuseDowngrade(previous, req.version, options.allowDowngrade);
 
     const journal = DeployJournal.begin(ctx, 'install', previous, req.version, { source: req.source });
     let commit: string | null = null;
@@ -158,7 +188,7 @@ export async function install(options: InstallOptions, ctx: Context): Promise<In
         ctx.log.info(`release ${req.version} is already complete on disk; switching to it`);
       } else {
         ctx.log.info(`installing ${req.version} from ${req.source}`);
-        const built = await buildRelease(ctx, req, journal);
+        const built = await buildRelease(ctx, req, journal, options.force);
         commit = built.fetched.commit ?? null;
         sha256 = built.fetched.sha256 ?? null;
         venvReusedFrom = built.venvReusedFrom;

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSampleRepo } from '../../scripts/sample-app.js';
 import { runCli, writeEnvFile } from '../support/cli.js';
@@ -190,7 +191,10 @@ describe('install, upgrade, rollback, prune on a sandbox root', () => {
   it('--dry-run prints the plan and changes nothing', async () => {
     const { root, cli } = sb();
     const before = snapshot(root);
-    const r = await cli('install', '1.0.0', '--dry-run');
+    const refused = await cli('install', '1.0.0', '--dry-run');
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toContain('older than the current 1.1.0');
+    const r = await cli('install', '1.0.0', '--dry-run', '--allow-downgrade');
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain('switch current: 1.1.0 -> 1.0.0');
     expect((await cli('rollback', '--dry-run')).exitCode).toBe(0);
@@ -301,3 +305,34 @@ function changes(a: string, b: string): string {
   const B = new Set(b.split('\n'));
   return [...[...A].filter((x) => !B.has(x)).map((x) => `- ${x}`), ...[...B].filter((x) => !A.has(x)).map((x) => `+ ${x}`)].join('\n');
 }
+
+describe('source history', () => {
+  it('a tag that moved since its first install is refused (exit 4) unless --force', async () => {
+    const { root, cli } = sandbox('moved-tag');
+    const app = await createSampleRepo(path.join(work, 'moved-app'), [{ version: '1.0.0' }, { version: '1.1.0' }]);
+    const c = (...args: string[]) => cli(...args, '--source', app.repo);
+    expect((await c('install', '1.0.0')).exitCode).toBe(0);
+    expect((await c('install', '1.1.0')).exitCode).toBe(0);
+    expect((await cli('rollback', '--to', '1.0.0')).exitCode).toBe(0);
+    rmSync(path.join(root, 'opt/smolotchi/releases/1.1.0'), { recursive: true });
+    // Someone re-points v1.1.0 at another commit upstream.
+    await execa('git', ['tag', '-f', '-a', '-m', 'moved', 'v1.1.0', app.tags['1.0.0']!], { cwd: app.repo });
+    const refused = await c('install', '1.1.0');
+    expect(refused.exitCode).toBe(4);
+    expect(refused.stderr).toContain('now points at');
+    expect(currentOf(root)).toBe('releases/1.0.0');
+    expect(existsSync(path.join(root, 'opt/smolotchi/releases/1.1.0'))).toBe(false);
+    const forced = await c('install', '1.1.0', '--force');
+    expect(forced.exitCode).toBe(0);
+  });
+
+  it('install below the current version needs --allow-downgrade; rollback is the normal way back', async () => {
+    const { root, cli } = sandbox('downgrade');
+    expect((await cli('install', '1.1.0')).exitCode).toBe(0);
+    const r = await cli('install', '1.0.0');
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain('rollback');
+    expect((await cli('install', '1.0.0', '--allow-downgrade')).exitCode).toBe(0);
+    expect(currentOf(root)).toBe('releases/1.0.0');
+  });
+});
