@@ -8,6 +8,7 @@ import zlib from 'node:zlib';
 import * as tar from 'tar';
 import { ArchivePolicy, type AcceptedEntry, type ExtractLimits } from '../core/archive-policy.js';
 import { IntegrityError, ReleaseError } from '../core/errors.js';
+import { killPoint } from '../core/killpoint.js';
 
 export interface ExtractOptions {
   gzip: boolean;
@@ -158,6 +159,7 @@ class TreeWriter {
     else if (entry.kind === 'symlink') await symlink(entry.linkTarget as string, abs);
     else await link(path.join(this.root, entry.linkTarget as string), abs);
     this.entries++;
+    killPoint(`extract-entry-${this.entries}`);
   }
 
   private async ensureDir(rel: string): Promise<void> {
