@@ -24,7 +24,7 @@ const STRIPPED_ENV = [
   'GIT_CONFIG_COUNT', 'GIT_PROTOCOL_FROM_USER',
 ];
 
-function gitEnv(): Record<string, string | undefined> {
+export function gitEnv(): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = Object.fromEntries(STRIPPED_ENV.map((k) => [k, undefined]));
   return {
     ...env,
@@ -41,9 +41,13 @@ function gitEnv(): Record<string, string | undefined> {
  * git's safe.directory ownership check does not apply to the root-owned mirror and no
  * `-c safe.directory=*` is needed.
  */
-function git(mirrorDir: string | null, args: string[], timeoutMs = QUERY_TIMEOUT_MS, what?: string) {
+function gitArgs(mirrorDir: string | null, args: string[]): string[] {
   const pre = mirrorDir === null ? [] : [`--git-dir=${path.resolve(mirrorDir)}`];
-  return run('git', ['--no-pager', ...pre, ...args], { env: gitEnv(), timeoutMs }, what);
+  return ['--no-pager', ...pre, ...args];
+}
+
+function git(mirrorDir: string | null, args: string[], timeoutMs = QUERY_TIMEOUT_MS, what?: string) {
+  return run('git', gitArgs(mirrorDir, args), { env: gitEnv(), timeoutMs }, what);
 }
 
 /**
@@ -97,12 +101,14 @@ export async function syncMirror(source: string, mirrorDir: string): Promise<voi
   if (isLocal(url) && !(await exists(url))) throw new NotFoundError(`git source not found: ${source}`);
   const what = `git sync from ${source}`;
   if (await exists(mirrorDir)) {
-    const current = await runAllowingFailure('git', ['--no-pager', `--git-dir=${path.resolve(mirrorDir)}`, 'config', '--get', 'remote.origin.url'], { env: gitEnv(), timeoutMs: QUERY_TIMEOUT_MS });
+    const getUrl = gitArgs(mirrorDir, ['config', '--get', 'remote.origin.url']);
+    const current = await runAllowingFailure('git', getUrl, { env: gitEnv(), timeoutMs: QUERY_TIMEOUT_MS });
     if (current.stdout.trim() !== url) await git(mirrorDir, ['remote', 'set-url', '--', 'origin', url]);
     // --force: a moved tag must replace ours; --prune(-tags): a deleted tag must disappear.
     // autoDetach off: no background gc may outlive the command holding the release lock.
-    await git(mirrorDir, ['-c', 'gc.autoDetach=false', '-c', 'maintenance.autoDetach=false', '-c', 'transfer.fsckObjects=true',
-      'fetch', '--quiet', '--prune', '--prune-tags', '--tags', '--force', 'origin'], NETWORK_TIMEOUT_MS, what);
+    // fsckObjects: malformed objects (e.g. tree entries named ..) are refused at the door.
+    const settings = ['-c', 'gc.autoDetach=false', '-c', 'maintenance.autoDetach=false', '-c', 'transfer.fsckObjects=true'];
+    await git(mirrorDir, [...settings, 'fetch', '--quiet', '--prune', '--prune-tags', '--tags', '--force', 'origin'], NETWORK_TIMEOUT_MS, what);
     return;
   }
   await fs.mkdir(path.dirname(mirrorDir), { recursive: true });
@@ -133,7 +139,7 @@ const SAFE_TAG = /^(?!.*\.\.)[0-9A-Za-z][0-9A-Za-z._+-]*$/;
 export async function resolveTagCommit(mirrorDir: string, tag: string): Promise<string | null> {
   if (!SAFE_TAG.test(tag)) throw new UsageError(`not a safe tag name: ${JSON.stringify(tag)}`);
   // Full ref name: a tag can never be read as an option, a branch or another rev expression.
-  const args = ['--no-pager', `--git-dir=${path.resolve(mirrorDir)}`, 'rev-parse', '--verify', '--quiet', '--end-of-options', `refs/tags/${tag}^{commit}`];
+  const args = gitArgs(mirrorDir, ['rev-parse', '--verify', '--quiet', '--end-of-options', `refs/tags/${tag}^{commit}`]);
   const r = await runAllowingFailure('git', args, { env: gitEnv(), timeoutMs: QUERY_TIMEOUT_MS });
   if (r.exitCode === 1 && r.stdout.trim() === '') return null;
   if (r.exitCode !== 0) throw new ProcessError(['git', ...args], r.exitCode, r.signal, tailLines(r.stderr));
@@ -153,7 +159,7 @@ export interface ArchiveStream {
 /** `git archive --format=tar <commit>` as a stream; `commit` must be a full object id. */
 export function archiveStream(mirrorDir: string, commit: string): ArchiveStream {
   if (!/^([0-9a-f]{40}|[0-9a-f]{64})$/.test(commit)) throw new ReleaseError(`not a commit id: ${JSON.stringify(commit)}`);
-  const args = ['--no-pager', `--git-dir=${path.resolve(mirrorDir)}`, 'archive', '--format=tar', commit];
+  const args = gitArgs(mirrorDir, ['archive', '--format=tar', commit]);
   const controller = new AbortController();
   const child = execa('git', args, {
     env: gitEnv(), stdin: 'ignore', encoding: 'buffer', buffer: { stdout: false, stderr: true },
@@ -177,5 +183,11 @@ export function archiveStream(mirrorDir: string, commit: string): ArchiveStream 
     const stderr = Buffer.from(r.stderr ?? new Uint8Array()).toString('utf8');
     throw new ProcessError(['git', ...args], r.exitCode, r.signal ?? undefined, tailLines(stderr || (r.shortMessage ?? '')), 'git archive');
   });
-  return { stdout, done, cancel: () => { stoppedByReader(); controller.abort(); } };
+  const cancel = () => {
+    stoppedByReader();
+    // Unread bytes would keep git's stdout open, and execa waits for it to end: drop them too.
+    stdout.destroy();
+    controller.abort();
+  };
+  return { stdout, done, cancel };
 }
