@@ -1,0 +1,32 @@
+import { execa } from 'execa';
+
+/**
+ * Writes a pure-Python wheel of `modules` modules (a zip: package, METADATA, WHEEL, RECORD), so
+ * benches exercise a real pip install offline with a realistic number of files.
+ */
+const WHEEL_WRITER = String.raw`
+import base64, hashlib, os, sys, zipfile
+out, name, version, modules = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+dist = f"{name}-{version}.dist-info"
+files = {f"{name}/__init__.py": f"__version__ = '{version}'\n"}
+for i in range(modules):
+    files[f"{name}/mod_{i}.py"] = "".join(f"def f{j}(x):\n    return x * {j} + {i}\n\n" for j in range(40))
+files[f"{dist}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+files[f"{dist}/WHEEL"] = "Wheel-Version: 1.0\nGenerator: smolotchi-bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+record = []
+for path, text in files.items():
+    data = text.encode()
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    record.append(f"{path},sha256={digest},{len(data)}")
+record.append(f"{dist}/RECORD,,")
+files[f"{dist}/RECORD"] = "\n".join(record) + "\n"
+with zipfile.ZipFile(os.path.join(out, f"{name}-{version}-py3-none-any.whl"), "w") as z:
+    for path, text in files.items():
+        info = zipfile.ZipInfo(path, date_time=(2020, 1, 1, 0, 0, 0))
+        z.writestr(info, text)
+`;
+
+export async function writeWheel(python: string, outDir: string, name: string, version: string, modules: number): Promise<string> {
+  await execa(python, ['-c', WHEEL_WRITER, outDir, name, version, String(modules)]);
+  return `${name}==${version}`;
+}
