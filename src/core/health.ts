@@ -4,6 +4,7 @@ import { formatHostPort, probeHttp } from '../adapters/http-probe.js';
 import { runAllowingFailure, tailLines } from '../adapters/process.js';
 import type { UnitState } from '../adapters/systemctl.js';
 import type { Context } from './context.js';
+import { killPoint } from './killpoint.js';
 
 export interface GateFailure {
   check: 'restart' | 'unit' | 'http' | 'health-check';
@@ -45,6 +46,7 @@ async function waitActive(ctx: Context, units: string[]): Promise<GateFailure | 
   const deadline = Date.now() + ctx.settings.startTimeoutSeconds * 1000;
   const restarts = new Map<string, number>();
   for (const unit of units) {
+    let first: number | null = null;
     for (;;) {
       const s = await ctx.services.show(unit);
       if (unitIsUp(s)) {
@@ -52,6 +54,11 @@ async function waitActive(ctx: Context, units: string[]): Promise<GateFailure | 
         break;
       }
       if (unitHasFailed(s)) return unitFailure(ctx, unit, `${s.activeState} (${s.result || s.subState})`);
+      // A unit cycling through auto-restart is crash-looping: fail now, not when its start limit hits.
+      first ??= s.nRestarts;
+      if (s.subState === 'auto-restart' || s.nRestarts > first) {
+        return unitFailure(ctx, unit, `crash-looping before it became active (${s.result || s.subState}, ${s.nRestarts} restart(s))`);
+      }
       if (Date.now() > deadline) {
         return unitFailure(ctx, unit, `not active after ${ctx.settings.startTimeoutSeconds}s (${s.activeState}/${s.subState})`);
       }
@@ -132,8 +139,10 @@ export async function healthGate(ctx: Context, opts: { version: string; releaseD
     const baseline = await waitActive(ctx, services);
     if (!(baseline instanceof Map)) return done(baseline);
     checks.push(`units active: ${services.join(', ')}`);
+    killPoint('gate-units-active', ctx.env);
     const unsettled = await settle(ctx, baseline);
     if (unsettled) return done(unsettled);
+    killPoint('gate-settled', ctx.env);
     checks.push(`stable for ${ctx.settings.settleSeconds}s`);
     if (ctx.settings.httpCheck && services.includes('smolotchi-web.service')) {
       const http = await checkHttp(ctx);

@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  bootDevice,
+  currentVersion,
+  explain,
+  servedVersion,
+  smolotchi,
+  smolotchiJson,
+  sandboxAvailable,
+  unitInfo,
+  type Sandbox,
+} from '../support/sandbox.js';
+
+// Power loss in the middle of an install (the test-only SMOLOTCHI_TEST_KILL_AT hook SIGKILLs the
+// CLI at a journaled step), then a simulated boot: the app units are down, the boot-time
+// smolotchi-release-check.service repairs, the app units start. The device must come up on a
+// complete release with matching units, and the next install must just work (DESIGN I1-I7).
+const available = sandboxAvailable();
+
+const APP = ['smolotchi-core.service', 'smolotchi-ai.service', 'smolotchi-web.service'];
+// Journaled step to die at, and the (newer) version being installed when it happens.
+const KILL_POINTS: [string, string][] = [
+  ['venv', '1.1.0'],
+  ['restart', '1.2.0'],
+  ['health-gate', '1.3.0'],
+];
+
+interface Status {
+  current: string | null;
+  degraded: boolean;
+  drift: boolean;
+  lock: { alive: boolean } | null;
+}
+
+describe.skipIf(!available)('e2e: interrupted install, then boot-time recovery', () => {
+  let sb: Sandbox;
+
+  beforeAll(async () => {
+    const versions = [{ version: '1.0.0' }, ...KILL_POINTS.map(([, version]) => ({ version }))];
+    ({ sb } = await bootDevice(versions, { install: '1.0.0' }));
+  });
+  afterAll(async () => {
+    await sb?.stop();
+  });
+
+  it.each(KILL_POINTS)('killed at step %s (installing %s): boots into a complete release, next install succeeds', async (step, version) => {
+    const before = await currentVersion(sb);
+    const killed = await smolotchi(sb, ['release', 'install', version], { env: { SMOLOTCHI_TEST_KILL_AT: step } });
+    expect(killed.exitCode, explain(killed)).not.toBe(0);
+
+    // "Reboot": the app is down, the check unit (ordered before it) repairs, then the app starts.
+    await sb.exec(['systemctl', 'stop', ...APP]);
+    const boot = await sb.exec(['systemctl', 'start', 'smolotchi-release-check.service']);
+    expect(boot.exitCode, explain(boot)).toBe(0);
+    const started = await sb.exec(['systemctl', 'start', ...APP]);
+    expect(started.exitCode, explain(started)).toBe(0);
+
+    const current = await currentVersion(sb);
+    expect([before, version]).toContain(current);
+    const { json: status } = await smolotchiJson<Status>(sb, ['release', 'status']);
+    expect(status).toMatchObject({ current, degraded: false, drift: false });
+    expect(status.lock?.alive ?? false).toBe(false);
+    const { json: history } = await smolotchiJson<{ deploys: { status: string; step: string | null }[] }>(sb, ['release', 'history']);
+    expect(history.deploys.filter((d) => d.status === 'running')).toEqual([]);
+    expect(history.deploys.some((d) => d.status === 'interrupted' && d.step === step), JSON.stringify(history.deploys)).toBe(true);
+    for (const unit of APP) expect((await unitInfo(sb, unit)).ActiveState, unit).toBe('active');
+    expect(await servedVersion(sb)).toBe(current);
+
+    const next = await smolotchi(sb, ['release', 'install', version, ...(current === version ? ['--force'] : [])]);
+    expect(next.exitCode, explain(next)).toBe(0);
+    expect(await servedVersion(sb)).toBe(version);
+  });
+});
