@@ -7,9 +7,14 @@ import { fetchIntoStaging, resolveRequest, type InstallRequest } from '../core/f
 import { fsyncDir, removeViaTrash } from '../core/fsutil.js';
 import type { GateResult } from '../core/health.js';
 import type { HistoryStore } from '../core/history.js';
+import { explainDiskFull, finishFailed } from '../core/disk-full.js';
 import { DeployJournal } from '../core/journal.js';
+import { killPoint } from '../core/killpoint.js';
+import { preflight } from '../core/preflight.js';
+import { syncFileSystem } from '../adapters/sync.js';
 import { releaseDir } from '../core/layout.js';
 import { withMutation } from '../core/mutation.js';
+import { lockDownRelease } from '../core/permissions.js';
 import { TOOL_VERSION } from '../core/package-root.js';
 import { completeRelease, scanReleases } from '../core/releases.js';
 import { writeStamp } from '../core/stamp.js';
@@ -17,6 +22,7 @@ import { readCurrent } from '../core/switch.js';
 import { buildVenv } from '../core/venv.js';
 import { renderFor } from '../core/activate.js';
 import { switchVerified } from '../core/verified-switch.js';
+import { releaseFacts } from '../core/targets.js';
 import { pruneReleases } from './prune.js';
 import { mkdir } from 'node:fs/promises';
 
@@ -55,8 +61,10 @@ async function buildRelease(ctx: Context, req: InstallRequest, journal: DeployJo
   const target = releaseDir(ctx.layout, req.version);
   journal.step('fetch');
   const { staging, fetched } = await fetchIntoStaging(ctx, req);
-  journal.annotate({ commit: fetched.commit, sha256: fetched.sha256 });
+  killPoint('fetched', ctx.env);
   try {
+    // History writes can fail too (a full disk): the staging folder must not outlive them.
+    journal.annotate({ commit: fetched.commit, sha256: fetched.sha256 });
     checkTagCommit(ctx.history(), req.version, fetched.commit, force);
   } catch (err) {
     await removeViaTrash(staging, ctx.layout.trashDir);
@@ -68,6 +76,7 @@ async function buildRelease(ctx: Context, req: InstallRequest, journal: DeployJo
     await removeViaTrash(target, ctx.layout.trashDir);
     await mkdir(ctx.layout.releasesDir, { recursive: true });
     await rename(staging, target);
+    killPoint('promote-renamed', ctx.env);
     fsyncDir(ctx.layout.releasesDir);
     journal.step('venv');
     const candidates = (await scanReleases(ctx.layout))
@@ -77,8 +86,13 @@ async function buildRelease(ctx: Context, req: InstallRequest, journal: DeployJo
       { releaseDir: target, python: ctx.settings.python, requirementFiles: ctx.settings.requirementFiles, extras: ctx.settings.extras },
       { log: ctx.log, reuseCandidates: candidates },
     );
+    // Root's and read-only to group/others (the service user), whatever umask pip or python had.
+    await lockDownRelease(target);
     journal.step('stamp');
     const units = await renderFor(ctx, req.version);
+    // The stamp vouches for every file of the tree and venv: they reach the disk first.
+    await syncFileSystem(target);
+    killPoint('tree-synced', ctx.env);
     await writeStamp(target, {
       schemaVersion: 1,
       version: req.version,
@@ -92,7 +106,10 @@ async function buildRelease(ctx: Context, req: InstallRequest, journal: DeployJo
       toolVersion: TOOL_VERSION,
       completedAt: new Date().toISOString(),
       venvReusedFrom: venv.reusedFrom,
+      filesHash: fetched.filesHash ?? null,
+      signedBy: fetched.signed?.keyId ?? null,
     });
+    killPoint('stamp-written', ctx.env);
     return { fetched, venvReusedFrom: venv.reusedFrom };
   } catch (err) {
     await removeViaTrash(staging, ctx.layout.trashDir);
@@ -187,6 +204,7 @@ export async function install(options: InstallOptions, ctx: Context): Promise<In
         ({ commit, sha256 } = existing);
         ctx.log.info(`release ${req.version} is already complete on disk; switching to it`);
       } else {
+        await preflight(ctx, req); // refuses before anything is staged when the disk lacks room
         ctx.log.info(`installing ${req.version} from ${req.source}`);
         const built = await buildRelease(ctx, req, journal, options.force);
         commit = built.fetched.commit ?? null;
@@ -194,11 +212,19 @@ export async function install(options: InstallOptions, ctx: Context): Promise<In
         venvReusedFrom = built.venvReusedFrom;
       }
     } catch (err) {
-      journal.finish('failed', (err as Error).message);
-      throw err;
+      const e = explainDiskFull(err, ctx);
+      finishFailed(ctx, journal, e);
+      throw e;
     }
 
-    const outcome = await switchVerified(ctx, { target: req.version, previous, journal, lock });
+    // A forced re-install of the current release falls back to the last good other one, not to itself.
+    const fallback = previous === req.version ? (await releaseFacts(ctx, history, previous)).rollbackTarget : previous;
+    const outcome = await switchVerified(ctx, { target: req.version, previous: fallback, journal, lock }).catch((err: unknown) => {
+      // Only a first activation that changed nothing lands here (e.g. a full disk while staging units).
+      const e = explainDiskFull(err, ctx);
+      finishFailed(ctx, journal, e);
+      throw e;
+    });
     const common = { ...base, previous, commit, sha256, reusedRelease, venvReusedFrom, deployId: journal.id, gate: outcome.gate };
     if (outcome.status !== 'switched') {
       const degraded = outcome.status === 'degraded';
@@ -217,6 +243,7 @@ export async function install(options: InstallOptions, ctx: Context): Promise<In
       return [] as string[];
     });
     journal.finish('succeeded');
+    killPoint('install-finished', ctx.env);
     return { ...common, status: 'installed' as const, pruned, durationMs: Date.now() - started, exitCode: ExitCode.ok };
   });
 }
