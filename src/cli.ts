@@ -90,6 +90,8 @@ function buildProgram(): Command {
     .description('Atomic, health-gated releases of the smolotchi app')
     .version(TOOL_VERSION)
     .exitOverride()
+    // Program options only before `release`: `pack --version X.Y.Z` is pack's, not the tool's -V.
+    .enablePositionalOptions()
     .showSuggestionAfterError();
   const release = withGlobals(program.command('release').description('install, switch, roll back and inspect releases')).exitOverride();
 
@@ -163,6 +165,31 @@ function buildProgram(): Command {
       action(async (o, _a, ctx) => {
         const { recover } = await import('./commands/recover.js');
         return recover({ boot: Boolean(o.boot), waitSeconds: waitSeconds(o.wait) }, ctx);
+      }),
+    );
+
+  withGlobals(release.command('verify [version]'))
+    .description('re-hash installed releases against their recorded file list and signed manifest (exit 4 on any difference)')
+    .option('--all', 'every complete release on disk (default: the current one)')
+    .action(action(async (o, [version], ctx) => (await import('./commands/verify.js')).verify({ version, all: Boolean(o.all) }, ctx)));
+
+  withGlobals(release.command('keygen'))
+    .description('make an ed25519 release signing key pair: smolotchi-<keyid>.key (0600) and .pub')
+    .requiredOption('--out <dir>', 'folder for the two key files')
+    .action(action(async (o, _a, ctx) => (await import('./commands/keygen.js')).keygen({ out: o.out as string }, ctx)));
+
+  withGlobals(release.command('pack'))
+    .description('build smolotchi-X.Y.Z.tar.gz from a tag, with its .sha256, signed manifest and signature')
+    .requiredOption('--repo <path|url>', 'git repository holding the tag v<ver> or <ver>')
+    .requiredOption('--version <x.y.z>', 'the version to pack')
+    .requiredOption('--key <file>', 'ed25519 private key from `keygen` (mode 0600)')
+    .option('--out <dir>', 'where to write the four release files (default: .)')
+    .option('--wheels <dir>', 'wheels to ship in wheels/ for offline venv builds')
+    .action(
+      action(async (o, _a, ctx) => {
+        const { pack } = await import('./commands/pack.js');
+        const opts = { repo: o.repo as string, version: o.version as string, key: o.key as string, out: o.out as string | undefined };
+        return pack({ ...opts, wheels: o.wheels as string | undefined }, ctx);
       }),
     );
   return program;

@@ -133,7 +133,7 @@ export async function listTags(mirrorDir: string): Promise<string[]> {
 }
 
 // Tags we resolve come from parsed versions; anything else (^, ~, :, .., spaces) is refused.
-const SAFE_TAG = /^(?!.*\.\.)[0-9A-Za-z][0-9A-Za-z._+-]*$/;
+export const SAFE_TAG = /^(?!.*\.\.)[0-9A-Za-z][0-9A-Za-z._+-]*$/;
 
 /** The commit a tag points at (annotated tags peeled), or null when there is no such tag. */
 export async function resolveTagCommit(mirrorDir: string, tag: string): Promise<string | null> {

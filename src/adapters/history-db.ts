@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../core/package-root.js';
 import type { Logger } from '../core/log.js';
@@ -80,10 +80,15 @@ export function migrate(db: Db, dir = migrationsDir()): number {
   return version;
 }
 
-function isCorruption(err: unknown): boolean {
+function isCorruption(err: unknown, file: string): boolean {
   const code = (err as { code?: string }).code ?? '';
-  return code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_IOERR_SHORT_READ';
+  if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT') || code.startsWith('SQLITE_IOERR')) return true;
+  // Something that is not a file where the database should be (a folder, say) cannot be opened either.
+  return code === 'SQLITE_CANTOPEN' && existsSync(file) && !statSync(file).isFile();
 }
+
+/** quick_check reports one problem per line: the first two are enough for a warning. */
+const oneLine = (check: unknown): string => String(check).split('\n').slice(0, 2).join('; ');
 
 function configure(db: Db): void {
   // WAL lets status/history read while an install writes; FULL survives power loss at commit.
@@ -98,7 +103,7 @@ function openChecked(file: string): Db {
   try {
     configure(db);
     const check = db.pragma('quick_check', { simple: true });
-    if (check !== 'ok') throw Object.assign(new Error(`quick_check: ${String(check)}`), { code: 'SQLITE_CORRUPT' });
+    if (check !== 'ok') throw Object.assign(new Error(`quick_check: ${oneLine(check)}`), { code: 'SQLITE_CORRUPT' });
     migrate(db);
     return db;
   } catch (err) {
@@ -124,18 +129,29 @@ export interface OpenHistoryResult {
 }
 
 /**
+ * The history names sources, users and failures: 0640, never world-readable. SQLite gives a
+ * -wal/-shm it creates later the database file's mode, so fixing all three once is enough.
+ */
+function restrictHistoryFiles(db: Db, file: string): Db {
+  for (const suffix of ['', '-wal', '-shm']) {
+    if (existsSync(file + suffix)) chmodSync(file + suffix, 0o640);
+  }
+  return db;
+}
+
+/**
  * Open (creating and migrating) the history database for a mutating command. A corrupt or
  * unreadable file is moved aside and a fresh one started, so deploys keep working.
  */
 export function openHistory(file: string, log: Logger): OpenHistoryResult {
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o750 });
   try {
-    return { store: new SqliteHistory(openChecked(file)) };
+    return { store: new SqliteHistory(restrictHistoryFiles(openChecked(file), file)) };
   } catch (err) {
-    if (!isCorruption(err)) throw err;
+    if (!isCorruption(err, file)) throw err;
     const aside = moveAside(file);
     log.warn(`history database was unreadable (${(err as Error).message}); moved it to ${aside} and started a new one`);
-    return { store: new SqliteHistory(openChecked(file)), rebuiltFrom: aside };
+    return { store: new SqliteHistory(restrictHistoryFiles(openChecked(file), file)), rebuiltFrom: aside };
   }
 }
 
@@ -150,11 +166,22 @@ export function openHistoryReadOnly(file: string, log: Logger): HistoryStore | n
       db.close();
       return null;
     }
+    // A damaged page would otherwise surface in the middle of a listing; small file, cheap check.
+    const check = db.pragma('quick_check', { simple: true });
+    if (check !== 'ok') {
+      db.close();
+      throw new Error(`quick_check: ${oneLine(check)}`);
+    }
     return new SqliteHistory(db);
   } catch (err) {
     log.warn(`history database cannot be read (${(err as Error).message}); showing what the filesystem says`);
     return null;
   }
+}
+
+/** The connection settings in effect (tests check WAL, synchronous=FULL and the busy timeout). */
+export function connectionPragmas(store: HistoryStore): { journalMode: string; synchronous: number; busyTimeout: number } | null {
+  return store instanceof SqliteHistory ? store.pragmas() : null;
 }
 
 class SqliteHistory implements HistoryStore {
@@ -233,12 +260,12 @@ class SqliteHistory implements HistoryStore {
     return new Map(rows.map((r) => [r.version, { version: r.version, state: r.state, reason: r.reason, markedAt: r.marked_at }]));
   }
 
-  /** Versions that were made current by a successful deploy, most recent first. */
+  /** Versions current after a successful deploy (or a history rebuilt around them), most recent first. */
   goodHistory(): string[] {
     const rows = this.db
       .prepare(
         `SELECT d.to_version AS v FROM deploys d JOIN release_marks m ON m.version = d.to_version
-         WHERE d.status = 'succeeded' AND d.kind IN ('install', 'rollback', 'auto-rollback') AND m.state = 'good'
+         WHERE d.status = 'succeeded' AND d.kind IN ('install', 'rollback', 'auto-rollback', 'recover') AND m.state = 'good'
          ORDER BY d.id DESC`,
       )
       .all() as { v: string }[];
@@ -262,6 +289,14 @@ class SqliteHistory implements HistoryStore {
   setState(key: string, value: string | null): void {
     if (value === null) this.db.prepare('DELETE FROM system_state WHERE key = ?').run(key);
     else this.db.prepare('INSERT INTO system_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+
+  pragmas(): { journalMode: string; synchronous: number; busyTimeout: number } {
+    return {
+      journalMode: String(this.db.pragma('journal_mode', { simple: true })),
+      synchronous: Number(this.db.pragma('synchronous', { simple: true })),
+      busyTimeout: Number(this.db.pragma('busy_timeout', { simple: true })),
+    };
   }
 
   close(): void {

@@ -3,6 +3,9 @@ import path from 'node:path';
 import type { Context } from './context.js';
 import { UsageError, NotFoundError } from './errors.js';
 import { randomSuffix } from './fsutil.js';
+import { recordReleaseFiles } from './release-files.js';
+import { loadTrust } from './trust.js';
+import { killPoint } from './killpoint.js';
 import { fetchGit, listGitVersions } from './sources/git.js';
 import { fetchTarball, fetchTarballFile, isTarballSource, listTarballVersions } from './sources/tarball.js';
 import type { FetchedRelease } from './sources/types.js';
@@ -54,16 +57,22 @@ async function resolveLatest(ctx: Context, kind: 'git' | 'tarball', source: stri
 
 /** DESIGN step 3: fill a fresh staging folder on the same filesystem as releases/. */
 export async function fetchIntoStaging(ctx: Context, req: InstallRequest): Promise<{ staging: string; fetched: FetchedRelease }> {
+  // Read and permission-checked before staging exists: a bad keys folder leaves nothing behind.
+  const trust = await loadTrust(ctx.layout.keysDir);
   const name = `${req.version}.${randomSuffix()}`;
   const staging = path.join(ctx.layout.stagingDir, name);
   const workDir = path.join(ctx.layout.stagingDir, `${name}.work`);
   await mkdir(staging, { recursive: true, mode: 0o755 });
   await mkdir(workDir, { recursive: true, mode: 0o700 });
+  killPoint('staging-created', ctx.env);
   try {
     let fetched: FetchedRelease;
-    if (req.kind === 'git') fetched = await fetchGit({ source: req.source, mirrorDir: ctx.layout.mirrorDir, version: req.version, stagingDir: staging });
-    else if (req.kind === 'tarball') fetched = await fetchTarball({ source: req.source, version: req.version, stagingDir: staging, workDir });
-    else fetched = await fetchTarballFile({ file: req.source, stagingDir: staging, workDir });
+    const allowedSigners = trust?.gitAllowedSigners;
+    if (req.kind === 'git') fetched = await fetchGit({ source: req.source, mirrorDir: ctx.layout.mirrorDir, version: req.version, stagingDir: staging, allowedSigners });
+    else if (req.kind === 'tarball') fetched = await fetchTarball({ source: req.source, version: req.version, stagingDir: staging, workDir, trust });
+    else fetched = await fetchTarballFile({ file: req.source, stagingDir: staging, workDir, trust });
+    // What `verify` will compare against: the tree as fetched, before the venv build touches it.
+    fetched.filesHash = await recordReleaseFiles(staging, fetched.version, fetched.signed);
     return { staging, fetched };
   } catch (err) {
     await rm(staging, { recursive: true, force: true });

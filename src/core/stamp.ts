@@ -18,6 +18,10 @@ export interface ReleaseStamp {
   toolVersion: string;
   completedAt: string;
   venvReusedFrom: string | null;
+  /** sha256 of .smolotchi-files.json (the tree as fetched): `verify` trusts the list only with it. */
+  filesHash?: string | null;
+  /** Key id that signed the release's manifest (kept as .smolotchi-manifest.json), if it was signed. */
+  signedBy?: string | null;
 }
 
 export function stampPath(releaseDir: string): string {

@@ -5,9 +5,15 @@ import type { PruneResult } from '../commands/prune.js';
 import type { RecoverResult } from '../commands/recover.js';
 import type { RollbackResult } from '../commands/rollback.js';
 import type { StatusResult } from '../commands/status.js';
+import type { KeygenResult } from '../commands/keygen.js';
+import type { PackResult } from '../commands/pack.js';
+import type { VerifyResult } from '../commands/verify.js';
+import { renderKeygen, renderPack, renderVerify } from './signing.js';
 import { dash, seconds, table } from './table.js';
 
-export type CommandResult = InstallResult | RollbackResult | HistoryResult | ListResult | StatusResult | PruneResult | RecoverResult;
+export type CommandResult =
+  | InstallResult | RollbackResult | HistoryResult | ListResult | StatusResult | PruneResult | RecoverResult
+  | VerifyResult | KeygenResult | PackResult;
 
 export const SCHEMA_VERSION = 1;
 
@@ -133,5 +139,11 @@ export function renderText(result: CommandResult): string {
       return renderPrune(result);
     case 'recover':
       return renderRecover(result);
+    case 'verify':
+      return renderVerify(result);
+    case 'keygen':
+      return renderKeygen(result);
+    case 'pack':
+      return renderPack(result);
   }
 }

@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import { archiveStream, listTags, resolveTagCommit, syncMirror } from '../../adapters/git.js';
 import { extractTarStream } from '../../adapters/tar.js';
 import { IntegrityError, NotFoundError } from '../errors.js';
+import { requireSignedTag } from './git-signed.js';
 import { compareVersions, latestStable, parseVersion, tryParseVersion } from '../version.js';
 import type { FetchedRelease } from './types.js';
 
@@ -17,6 +18,8 @@ export interface FetchGitOptions extends GitSourceOptions {
   stagingDir: string;
   /** Skip the network round trip when the caller has just synced. Default true. */
   syncMirror?: boolean;
+  /** ssh allowed_signers file: when set, the version's tag must carry a valid signature (exit 4 otherwise). */
+  allowedSigners?: string | null;
 }
 
 /** Canonical versions named by tags, ascending; tags that are not strict semver are ignored. */
@@ -79,6 +82,7 @@ export async function fetchGit(opts: FetchGitOptions): Promise<FetchedRelease> {
   const version = parseVersion(opts.version);
   if (opts.syncMirror ?? true) await syncMirror(opts.source, opts.mirrorDir);
   const commit = await resolveVersionCommit(opts, version);
+  if (opts.allowedSigners) await requireSignedTag(opts.mirrorDir, version, commit, opts.allowedSigners);
   await fs.mkdir(opts.stagingDir, { recursive: true });
 
   const archive = archiveStream(opts.mirrorDir, commit);

@@ -7,6 +7,8 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { copyAndHash, extractTarFile, streamToFileAndHash } from '../../adapters/tar.js';
 import { DEFAULT_LIMITS, type ExtractLimits } from '../archive-policy.js';
 import { IntegrityError, NotFoundError, ReleaseError, UsageError } from '../errors.js';
+import { checkTreeAgainstManifest, verifySignedArchive, type SiblingReader } from '../signed-artifact.js';
+import type { TrustStore } from '../trust.js';
 import { compareVersions, parseVersion, tryParseVersion } from '../version.js';
 import type { FetchedRelease } from './types.js';
 
@@ -30,6 +32,8 @@ export interface FetchTarballOptions {
   workDir: string;
   /** Extraction limits (tests, small devices); DEFAULT_LIMITS otherwise. */
   limits?: Partial<ExtractLimits>;
+  /** The device's keys: when they require it, the archive's signed manifest is verified too. */
+  trust?: TrustStore | null;
 }
 
 export interface FetchTarballFileOptions {
@@ -37,6 +41,7 @@ export interface FetchTarballFileOptions {
   stagingDir: string;
   workDir: string;
   limits?: Partial<ExtractLimits>;
+  trust?: TrustStore | null;
 }
 
 const isUrl = (source: string): boolean => /^https?:\/\//i.test(source);
@@ -81,7 +86,7 @@ export async function fetchTarball(opts: FetchTarballOptions): Promise<FetchedRe
   const fetchInto = isUrl(opts.source)
     ? (priv: string) => fromUrl(opts.source, name, priv)
     : (priv: string) => fromDirectory(opts.source, name, priv);
-  return verifyAndExtract(version, name, opts, fetchInto, opts.source);
+  return verifyAndExtract(version, name, opts, fetchInto, opts.source, (file, max) => readSibling(opts.source, file, max));
 }
 
 /** `install ./path/smolotchi-<ver>.tar.gz`: the version comes from the name, the .sha256 must sit beside it. */
@@ -90,7 +95,7 @@ export async function fetchTarballFile(opts: FetchTarballFileOptions): Promise<F
   const version = versionFromArchiveName(name);
   if (!version) throw new UsageError(`archive name must be smolotchi-<version>.tar.gz: ${JSON.stringify(name)}`);
   const dir = path.dirname(opts.file);
-  return verifyAndExtract(version, name, opts, (priv) => fromDirectory(dir, name, priv), opts.file);
+  return verifyAndExtract(version, name, opts, (priv) => fromDirectory(dir, name, priv), opts.file, (file, max) => readSibling(dir, file, max));
 }
 
 interface Fetched {
@@ -101,9 +106,10 @@ interface Fetched {
 async function verifyAndExtract(
   version: string,
   name: string,
-  opts: { stagingDir: string; workDir: string; limits?: Partial<ExtractLimits> },
+  opts: { stagingDir: string; workDir: string; limits?: Partial<ExtractLimits>; trust?: TrustStore | null },
   fetchInto: (privateFile: string) => Promise<Fetched>,
   source: string,
+  sibling: SiblingReader,
 ): Promise<FetchedRelease> {
   await mkdir(opts.workDir, { recursive: true, mode: 0o700 });
   const privateFile = path.join(opts.workDir, `.${name}.${randomBytes(6).toString('hex')}`);
@@ -116,8 +122,12 @@ async function verifyAndExtract(
         'the archive or its .sha256 was altered or damaged; nothing was extracted',
       );
     }
+    // Signed releases: verified against the private copy, so a source file changed afterwards cannot matter.
+    const facts = { version, sha256: actual, size: (await stat(privateFile)).size };
+    const signed = opts.trust?.requireSignatures ? await verifySignedArchive(opts.trust, sibling, facts) : undefined;
     const result = await extractTarFile(privateFile, opts.stagingDir, { gzip: true, topLevel: `smolotchi-${version}`, limits: opts.limits });
-    return { version, kind: 'tarball', source, sha256: actual, bytes: result.bytes };
+    if (signed) await checkTreeAgainstManifest(opts.stagingDir, signed.manifest);
+    return { version, kind: 'tarball', source, sha256: actual, bytes: result.bytes, signed };
   } finally {
     await rm(privateFile, { force: true });
   }
@@ -133,8 +143,28 @@ async function fromDirectory(dir: string, name: string, privateFile: string): Pr
   return { actual: await copyAndHash(archive, privateFile), expected };
 }
 
+/** A small file beside the archive (manifest, signature): size-checked before it is read; null when absent. */
+async function readSibling(source: string, file: string, maxBytes: number): Promise<Buffer | null> {
+  const tooLarge = () => new IntegrityError(`${file} is larger than ${maxBytes} bytes`);
+  if (!isUrl(source)) {
+    const p = path.join(source, file);
+    if (!(await isFile(p))) return null;
+    if ((await stat(p)).size > maxBytes) throw tooLarge();
+    return readCapped(createReadStream(p), maxBytes, tooLarge);
+  }
+  const res = await get(new URL(file, baseUrl(source)), CHECKSUM_TIMEOUT_MS);
+  if (res.status === 404) return null;
+  if (Number(res.headers.get('content-length') ?? '0') > maxBytes) {
+    await res.body?.cancel();
+    throw tooLarge();
+  }
+  return readBody(res, file, (body) => readCapped(body, maxBytes, tooLarge));
+}
+
+const baseUrl = (source: string): URL => new URL(source.endsWith('/') ? source : `${source}/`);
+
 async function fromUrl(source: string, name: string, privateFile: string): Promise<Fetched> {
-  const base = new URL(source.endsWith('/') ? source : `${source}/`);
+  const base = baseUrl(source);
   // fetch would echo a user:password URL in its own error text; refuse before any request is made.
   if (base.username || base.password) throw new UsageError(`credentials in a source URL are not supported: ${shown(base)}`);
   const archiveRes = await get(new URL(name, base), ARCHIVE_TIMEOUT_MS);
@@ -187,14 +217,20 @@ async function readBody<T>(res: Response, name: string, consume: (body: AsyncIte
 }
 
 async function readBounded(input: AsyncIterable<Uint8Array>, name: string): Promise<string> {
+  const tooLarge = () => new IntegrityError(`${name}.sha256 is larger than ${MAX_CHECKSUM_BYTES} bytes`);
+  return (await readCapped(input, MAX_CHECKSUM_BYTES, tooLarge)).toString('utf8');
+}
+
+/** Read a stream into memory, stopping at the first byte past maxBytes. */
+async function readCapped(input: AsyncIterable<Uint8Array>, maxBytes: number, tooLarge: () => Error): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of input) {
     total += chunk.length;
-    if (total > MAX_CHECKSUM_BYTES) throw new IntegrityError(`${name}.sha256 is larger than ${MAX_CHECKSUM_BYTES} bytes`);
+    if (total > maxBytes) throw tooLarge();
     chunks.push(Buffer.from(chunk));
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
 async function isFile(file: string): Promise<boolean> {

@@ -1,3 +1,5 @@
+import type { SignedArtifact } from '../signed-artifact.js';
+
 /** What a source hands back after filling a staging folder with a release tree. */
 export interface FetchedRelease {
   version: string;
@@ -10,4 +12,8 @@ export interface FetchedRelease {
   sha256?: string;
   /** Bytes written into staging (for preflight checks and the history). */
   bytes?: number;
+  /** tarball sources on a device with keys: the verified manifest and signature. */
+  signed?: SignedArtifact;
+  /** sha256 of the recorded file list (.smolotchi-files.json), set once staging is complete. */
+  filesHash?: string;
 }

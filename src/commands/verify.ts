@@ -1,0 +1,48 @@
+import type { Context } from '../core/context.js';
+import { NotFoundError, UsageError } from '../core/errors.js';
+import { ExitCode } from '../core/exit-codes.js';
+import { releaseDir } from '../core/layout.js';
+import { scanReleases } from '../core/releases.js';
+import { readCurrent } from '../core/switch.js';
+import { loadTrust } from '../core/trust.js';
+import { verifyRelease, type ReleaseCheck } from '../core/verify-release.js';
+import { parseVersion } from '../core/version.js';
+import { exists } from '../core/fsutil.js';
+
+export interface VerifyOptions {
+  version?: string;
+  all?: boolean;
+}
+
+export interface VerifyResult {
+  command: 'verify';
+  releases: ReleaseCheck[];
+  ok: boolean;
+  exitCode: number;
+}
+
+/** Which releases: the one named, every one on disk (--all), or the current one. */
+async function targets(options: VerifyOptions, ctx: Context): Promise<string[]> {
+  if (options.version && options.all) throw new UsageError('name a version or pass --all, not both');
+  // Incomplete folders are crash leftovers the next command removes, never targets: not "installed".
+  if (options.all) return (await scanReleases(ctx.layout)).filter((r) => r.stamp).map((r) => r.version);
+  if (options.version) {
+    const version = parseVersion(options.version);
+    if (!(await exists(releaseDir(ctx.layout, version)))) throw new NotFoundError(`release ${version} is not installed on this device`);
+    return [version];
+  }
+  const current = await readCurrent(ctx.layout);
+  if (!current) throw new NotFoundError('no current release to verify', 'name a version or pass --all');
+  return [current];
+}
+
+/** `verify [<ver>|--all]`: re-hash installed trees; read-only, so it takes no lock. Exit 4 on any finding. */
+export async function verify(options: VerifyOptions, ctx: Context): Promise<VerifyResult> {
+  const versions = await targets(options, ctx);
+  // A keys folder that fails its own checks is a finding too (exit 4), reported by loadTrust.
+  const trust = await loadTrust(ctx.layout.keysDir);
+  const releases: ReleaseCheck[] = [];
+  for (const version of versions) releases.push(await verifyRelease(releaseDir(ctx.layout, version), version, trust));
+  const ok = releases.every((r) => r.status === 'ok');
+  return { command: 'verify', releases, ok, exitCode: ok ? ExitCode.ok : ExitCode.integrity };
+}

@@ -1,0 +1,60 @@
+import { constants } from 'node:fs';
+import { lstat, open, readdir } from 'node:fs/promises';
+import path from 'node:path';
+
+/**
+ * Releases and their venvs are root's and read-only to everyone else: the service user (and any
+ * group) must not be able to rewrite the code it runs. Symlinks are never followed.
+ */
+
+const GROUP_OTHER_WRITE = 0o022;
+
+async function* walk(root: string, recursive = true): AsyncGenerator<{ abs: string; mode: number; uid: number; isDir: boolean; isLink: boolean }> {
+  const st = await lstat(root);
+  yield { abs: root, mode: st.mode, uid: st.uid, isDir: st.isDirectory(), isLink: st.isSymbolicLink() };
+  if (!st.isDirectory() || !recursive) return;
+  for (const name of await readdir(root)) yield* walk(path.join(root, name));
+}
+
+/** chmod go-w on every file and folder below (and including) `root`; returns how many changed. */
+export async function removeGroupOtherWrite(root: string, recursive = true): Promise<number> {
+  let changed = 0;
+  for await (const e of walk(root, recursive)) {
+    // A symlink's own mode means nothing, and chmod on its path would change its target.
+    if (e.isLink || !(e.mode & GROUP_OTHER_WRITE)) continue;
+    // O_NOFOLLOW + fchmod: the inode that was inspected is the one changed, never a link's target.
+    const flags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | (e.isDir ? constants.O_DIRECTORY : 0);
+    const handle = await open(e.abs, flags);
+    try {
+      await handle.chmod(e.mode & 0o7777 & ~GROUP_OTHER_WRITE);
+    } finally {
+      await handle.close();
+    }
+    changed++;
+  }
+  return changed;
+}
+
+/** Entries writable by group/others or owned by someone other than root (or the running user). */
+export async function permissionProblems(root: string, base = root, limit = 20, recursive = true): Promise<string[]> {
+  const uid = process.getuid?.();
+  const out: string[] = [];
+  for await (const e of walk(root, recursive)) {
+    if (e.isLink) continue;
+    const rel = path.relative(base, e.abs) || '.';
+    if (e.mode & GROUP_OTHER_WRITE) out.push(`${rel} is writable by group or others (mode ${(e.mode & 0o7777).toString(8)})`);
+    else if (e.uid !== 0 && e.uid !== uid) out.push(`${rel} is owned by uid ${e.uid}`);
+    if (out.length >= limit) break;
+  }
+  return out;
+}
+
+/**
+ * A new release, its venv, and the folders above it (releases/, /opt/smolotchi): whoever may write
+ * to those could rename a release away and put another in its place.
+ */
+export async function lockDownRelease(releaseDir: string): Promise<void> {
+  await removeGroupOtherWrite(releaseDir);
+  const releases = path.dirname(releaseDir);
+  for (const dir of [releases, path.dirname(releases)]) await removeGroupOtherWrite(dir, false);
+}

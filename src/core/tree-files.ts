@@ -1,0 +1,91 @@
+import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import path from 'node:path';
+
+/**
+ * One entry of a release tree as the manifest and the recorded file list describe it. Files carry
+ * their content hash, size and mode; directories only their place; symlinks their target text.
+ */
+export type TreeEntry =
+  | { path: string; type: 'file'; sha256: string; size: number; mode: number }
+  | { path: string; type: 'dir' }
+  | { path: string; type: 'symlink'; target: string };
+
+export interface TreeDiff {
+  modified: string[];
+  missing: string[];
+  added: string[];
+}
+
+/** Skip an entry (and everything below it): `rel` uses `/`, `isDir` is from lstat. */
+export type TreeFilter = (rel: string, isDir: boolean) => boolean;
+
+/** Plain code-unit order: what the manifest is sorted by, the same on every machine. */
+export const byPathOrder = (a: { path: string }, b: { path: string }): number => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+
+/**
+ * Every entry below `root`, sorted by path, never following a symlink: a file's hash, size and
+ * mode all come from one O_NOFOLLOW descriptor, so a link swapped in mid-walk is not read through.
+ */
+export async function listTree(root: string, exclude: TreeFilter = () => false): Promise<TreeEntry[]> {
+  const out: TreeEntry[] = [];
+  async function walk(rel: string): Promise<void> {
+    for (const name of (await readdir(path.join(root, rel))).sort()) {
+      const child = rel ? `${rel}/${name}` : name;
+      const abs = path.join(root, child);
+      const st = await lstat(abs);
+      if (exclude(child, st.isDirectory())) continue;
+      if (st.isDirectory()) {
+        out.push({ path: child, type: 'dir' });
+        await walk(child);
+      } else if (st.isSymbolicLink()) out.push({ path: child, type: 'symlink', target: await readlink(abs) });
+      else if (st.isFile()) out.push({ path: child, type: 'file', ...(await hashFile(abs)) });
+      // Sockets, FIFOs, devices: the extractor never makes them, so one here is foreign.
+      else out.push({ path: child, type: 'file', sha256: 'not-a-regular-file', size: st.size, mode: st.mode & 0o7777 });
+    }
+  }
+  await walk('');
+  return out.sort(byPathOrder);
+}
+
+async function hashFile(abs: string): Promise<{ sha256: string; size: number; mode: number }> {
+  const handle = await open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const st = await handle.stat();
+    const hash = createHash('sha256');
+    for await (const chunk of handle.createReadStream({ autoClose: false })) hash.update(chunk as Buffer);
+    return { sha256: hash.digest('hex'), size: st.size, mode: st.mode & 0o7777 };
+  } finally {
+    await handle.close();
+  }
+}
+
+const sameEntry = (a: TreeEntry, b: TreeEntry): boolean => {
+  if (a.type !== b.type) return false;
+  if (a.type === 'file' && b.type === 'file') return a.sha256 === b.sha256 && a.size === b.size && a.mode === b.mode;
+  if (a.type === 'symlink' && b.type === 'symlink') return a.target === b.target;
+  return true;
+};
+
+/** What differs between what was promised and what is there, one path per line item. */
+export function diffTrees(expected: readonly TreeEntry[], actual: readonly TreeEntry[]): TreeDiff {
+  const want = new Map(expected.map((e) => [e.path, e]));
+  const have = new Map(actual.map((e) => [e.path, e]));
+  const diff: TreeDiff = { modified: [], missing: [], added: [] };
+  for (const [p, e] of want) {
+    const got = have.get(p);
+    if (!got) diff.missing.push(p);
+    else if (!sameEntry(e, got)) diff.modified.push(p);
+  }
+  for (const p of have.keys()) if (!want.has(p)) diff.added.push(p);
+  return diff;
+}
+
+export const isCleanDiff = (d: TreeDiff): boolean => d.modified.length + d.missing.length + d.added.length === 0;
+
+/** `a, b, c and 4 more`: enough to name the problem in one line. */
+export function summarizePaths(paths: readonly string[], max = 5): string {
+  const shown = paths.slice(0, max).map((p) => JSON.stringify(p)).join(', ');
+  return paths.length > max ? `${shown} and ${paths.length - max} more` : shown;
+}

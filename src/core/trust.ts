@@ -1,0 +1,104 @@
+import type { Stats } from 'node:fs';
+import { constants } from 'node:fs';
+import { lstat, open, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { IntegrityError } from './errors.js';
+import { isKeyId, MAX_KEY_FILE_BYTES, parsePublicKey, type TrustedKeys } from './signing.js';
+import type { KeyObject } from 'node:crypto';
+
+/**
+ * The device's trust configuration, from /etc/smolotchi/keys (under --root: <root>/etc/smolotchi/keys):
+ *   *.pub                 ed25519 public keys (SPKI PEM) that may sign release manifests
+ *   revoked               key ids refused even when their .pub is still present, one per line
+ *   git-allowed-signers   ssh allowed_signers file; when present, git tags must verify against it
+ */
+export interface TrustStore extends TrustedKeys {
+  dir: string;
+  /** Tarball installs need a valid signature: some key is configured (or revoked). */
+  requireSignatures: boolean;
+  gitAllowedSigners: string | null;
+}
+
+export const REVOKED_FILE = 'revoked';
+export const GIT_ALLOWED_SIGNERS = 'git-allowed-signers';
+const MAX_LIST_BYTES = 64 * 1024;
+
+/** Only root or the user running the tool may own trust material, and nobody else may write it. */
+function checkOwnerAndMode(st: Stats, what: string): void {
+  const uid = process.getuid?.();
+  if (st.uid !== 0 && st.uid !== uid) throw new IntegrityError(`${what} is owned by uid ${st.uid}, not root`, 'chown root: a key another user can replace is no key');
+  // A group- or world-writable key lets that group choose what the device runs.
+  if (st.mode & 0o022) throw new IntegrityError(`${what} is writable by group or others (mode ${(st.mode & 0o7777).toString(8)})`, `chmod go-w ${what}`);
+}
+
+/** Read a small trust file through one O_NOFOLLOW descriptor: no symlink, checked owner, mode and size. */
+export async function readTrustFile(file: string, maxBytes: number): Promise<Buffer> {
+  let handle;
+  try {
+    handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    // A symlinked key could point at a file someone else controls.
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new IntegrityError(`${file} is a symlink; trust files must be regular files`);
+    throw new IntegrityError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) throw new IntegrityError(`${file} is not a regular file`);
+    checkOwnerAndMode(st, file);
+    // Checked before reading: a huge file is never loaded.
+    if (st.size > maxBytes) throw new IntegrityError(`${file} is larger than ${maxBytes} bytes`);
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function checkDir(dir: string, what: string): Promise<boolean> {
+  let st: Stats;
+  try {
+    st = await lstat(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw new IntegrityError(`cannot inspect ${what} ${dir}: ${(err as Error).message}`);
+  }
+  if (!st.isDirectory()) throw new IntegrityError(`${what} ${dir} is not a directory (a symlink or a file)`);
+  checkOwnerAndMode(st, dir);
+  return true;
+}
+
+/** Revoked key ids: one per line, `#` comments and blank lines allowed; anything else is refused. */
+export function parseRevoked(text: string, file: string): Set<string> {
+  const out = new Set<string>();
+  for (const [i, raw] of text.split('\n').entries()) {
+    const line = raw.replace(/#.*$/, '').trim();
+    if (line === '') continue;
+    // Fail closed: a line we cannot read might be the revocation that matters.
+    if (!isKeyId(line)) throw new IntegrityError(`${file}:${i + 1} is not a key id (16 lowercase hex digits)`);
+    out.add(line);
+  }
+  return out;
+}
+
+/** The trust store, or null when no keys folder exists (unsigned releases are accepted then). */
+export async function loadTrust(keysDir: string): Promise<TrustStore | null> {
+  if (!(await checkDir(keysDir, 'keys folder'))) return null;
+  // Whoever can rename entries in the parent can swap the whole keys folder.
+  await checkDir(path.dirname(keysDir), 'keys folder parent');
+  const keys = new Map<string, KeyObject>();
+  let revoked = new Set<string>();
+  let gitAllowedSigners: string | null = null;
+  for (const name of (await readdir(keysDir)).sort()) {
+    const file = path.join(keysDir, name);
+    if (name.endsWith('.pub')) {
+      const { key, keyId } = parsePublicKey(await readTrustFile(file, MAX_KEY_FILE_BYTES), file);
+      keys.set(keyId, key);
+    } else if (name === REVOKED_FILE) {
+      revoked = parseRevoked((await readTrustFile(file, MAX_LIST_BYTES)).toString('utf8'), file);
+    } else if (name === GIT_ALLOWED_SIGNERS) {
+      await readTrustFile(file, MAX_LIST_BYTES); // same checks; git reads it itself
+      gitAllowedSigners = file;
+    }
+  }
+  // A revocation list alone still means "this device checks signatures": deleting the last .pub must not open the door.
+  return { dir: keysDir, keys, revoked, requireSignatures: keys.size > 0 || revoked.size > 0, gitAllowedSigners };
+}
