@@ -2,14 +2,16 @@
  * `npm run bench`: install, upgrade and rollback times of smolotchi-release next to a naive
  * baseline measured in the same run (venv with pip + pip install + copy + ln -sfn), as ratios.
  * Both sides install the same release offline from the same shipped wheels, on the same disk.
+ * Then, where a real systemd can boot (root), the downtime of an upgrade (bench/downtime.ts).
  */
 import { execa } from 'execa';
-import { cpSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeSampleApp } from '../scripts/sample-app.js';
-import { writeWheel } from './wheels.js';
+import { downtimeBench } from './downtime.js';
+import { median } from './gaps.js';
+import { makeBenchRepo } from './wheels.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.resolve(here, '..', 'src', 'cli.js');
@@ -18,28 +20,6 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const VERSIONS = ['1.0.0', '1.1.0'];
 // Keep the host's pip settings (index, find-links) out of both sides: offline from the shipped wheels only.
 const PIP_ENV = { PIP_CONFIG_FILE: os.devNull, PIP_FIND_LINKS: '', PIP_NO_INDEX: '1', PIP_DISABLE_PIP_VERSION_CHECK: '1' };
-
-async function git(cwd: string, args: string[]): Promise<void> {
-  await execa('git', args, { cwd, env: { GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: os.devNull } });
-}
-
-/** A release repository whose versions ship the same three wheels (~150 modules) as their requirements. */
-async function makeRepo(dir: string): Promise<void> {
-  mkdirSync(dir, { recursive: true });
-  await git(dir, ['init', '-q', '-b', 'main']);
-  await git(dir, ['config', 'user.name', 'bench']);
-  await git(dir, ['config', 'user.email', 'bench@example.invalid']);
-  const wheels = path.join(dir, 'wheels');
-  mkdirSync(wheels, { recursive: true });
-  const reqs = [await writeWheel(PYTHON, wheels, 'benchdep_a', '1.0.0', 60), await writeWheel(PYTHON, wheels, 'benchdep_b', '2.1.0', 60), await writeWheel(PYTHON, wheels, 'benchdep_c', '0.3.0', 30)];
-  for (const version of VERSIONS) {
-    await writeSampleApp(dir, { version });
-    writeFileSync(path.join(dir, 'requirements', 'base.txt'), reqs.join('\n') + '\n');
-    await git(dir, ['add', '-A']);
-    await git(dir, ['commit', '-q', '-m', version]);
-    await git(dir, ['tag', `v${version}`]);
-  }
-}
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t = process.hrtime.bigint();
@@ -63,13 +43,11 @@ async function naiveInstall(repo: string, base: string, version: string): Promis
   await execa('ln', ['-sfn', dir, path.join(base, 'current')]);
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
 async function main(): Promise<void> {
   const work = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'smolotchi-bench-')));
   try {
     const repo = path.join(work, 'repo');
-    await makeRepo(repo);
+    await makeBenchRepo(PYTHON, repo, VERSIONS.map((version) => ({ version })));
     const rows: Record<string, { ours: number[]; naive: number[] }> = {
       'install (fresh)': { ours: [], naive: [] },
       'upgrade (same requirements)': { ours: [], naive: [] },
@@ -97,7 +75,7 @@ async function main(): Promise<void> {
     process.stdout.write(
       '\nratio < 1: smolotchi is faster. smolotchi\'s numbers include fetch from a git mirror, the venv, byte-compile,\n' +
         'smoke import, stamp, unit rendering, the atomic flip and the SQLite history; service restarts are not\n' +
-        'part of this bench (no systemd under --root). The naive rollback is a bare `ln -sfn`.\n',
+        'part of this table (no systemd under --root; the downtime part below has them). The naive rollback is a bare `ln -sfn`.\n',
     );
   } finally {
     rmSync(work, { recursive: true, force: true });
@@ -105,3 +83,4 @@ async function main(): Promise<void> {
 }
 
 await main();
+await downtimeBench(RUNS, (s) => process.stdout.write(s));

@@ -2,13 +2,16 @@
  * `npm run demo`: the main job on an embedded default, in a sandbox root, with no root rights and
  * no network. Builds a sample smolotchi app with four tagged versions, installs one, upgrades,
  * installs a broken one (the health gate catches it and rolls back by itself), rolls back by
- * hand, prunes, and prints status, list and history.
+ * hand, prunes, and prints status, list and history. Where the machine allows it (root), the same
+ * runs again on a real systemd booted in private namespaces (scripts/demo-systemd.ts).
  */
 import { execa } from 'execa';
 import { existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { signedReleasesDemo } from './demo-signed.js';
+import { realSystemdDemo } from './demo-systemd.js';
 import { createSampleRepo } from './sample-app.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -43,7 +46,7 @@ async function main(): Promise<void> {
     process.stdout.write(
       'note: no systemd is used by this demo (it runs without root in a --root sandbox), so unit files are\n' +
         'written but service restarts are skipped; the health gate runs the release\'s own health check.\n' +
-        'The end-to-end suite (npm test, as root) does the same against a real systemd.\n',
+        'The end-to-end suite (npm test, as root) and the last part of this demo (as root) use a real systemd.\n',
     );
 
     banner('install 1.0.0');
@@ -66,6 +69,8 @@ async function main(): Promise<void> {
     await smolotchi(root, ['status']);
     await smolotchi(root, ['list']);
     await smolotchi(root, ['history']);
+    await signedReleasesDemo(work, repo, smolotchi, banner);
+    await realSystemdDemo(banner);
     banner('demo finished: every step behaved as expected');
   } finally {
     if (keep) process.stdout.write(`sandbox kept at ${work}\n`);
