@@ -74,7 +74,7 @@ async function settle(ctx: Context, baseline: Map<string, number>): Promise<Gate
   do {
     for (const [unit, restarts] of baseline) {
       const s = await ctx.services.show(unit);
-      if (!unitIsUp(s)) return unitFailure(ctx, unit, `left active during the settle window (${s.activeState}/${s.subState}, ${s.result})`);
+      if (!unitIsUp(s)) return unitFailure(ctx, unit, `was no longer active during the settle window (now ${s.activeState}/${s.subState}, result ${s.result})`);
       if (s.nRestarts !== restarts) return unitFailure(ctx, unit, `restarted ${s.nRestarts - restarts} time(s) during the settle window`);
     }
     await sleep(Math.min(POLL_MS * 2, Math.max(0, until - Date.now())));
