@@ -2,6 +2,7 @@ import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from './core/package-root.js';
 import { openHistory, openHistoryReadOnly } from './adapters/history-db.js';
+import { seedHistory } from './core/history-seed.js';
 import { makeNoServiceManager, makeSystemd, type ServiceManager } from './adapters/systemctl.js';
 import type { Context } from './core/context.js';
 import type { HistoryStore } from './core/history.js';
@@ -39,6 +40,7 @@ export function createContext(opts: GlobalOptions, overrides: Partial<Settings> 
   const settings = loadSettings(layout.envFile, overrides, base);
   let store: HistoryStore | null = null;
   let reader: HistoryStore | null | undefined;
+  let readWarning: string | null = null;
   return {
     layout,
     settings,
@@ -47,15 +49,22 @@ export function createContext(opts: GlobalOptions, overrides: Partial<Settings> 
     toolCommand: toolCommandLine(),
     env,
     history() {
-      store ??= openHistory(layout.historyDb, log).store;
+      if (!store) {
+        const opened = openHistory(layout.historyDb, log);
+        store = opened.store;
+        if (opened.rebuiltFrom) seedHistory(store, layout, log, opened.rebuiltFrom);
+        readWarning = null; // the rebuild message says it all
+      }
       return store;
     },
     readHistory() {
       if (store) return store;
-      if (reader === undefined) reader = openHistoryReadOnly(layout.historyDb, log);
+      // Held back: a mutating command about to rebuild the file says so once, in its own words.
+      if (reader === undefined) reader = openHistoryReadOnly(layout.historyDb, { ...log, warn: (m) => void (readWarning = m) });
       return reader;
     },
     close() {
+      if (readWarning) log.warn(readWarning);
       store?.close();
       reader?.close();
     },

@@ -7,7 +7,7 @@ import { fetchIntoStaging, resolveRequest, type InstallRequest } from '../core/f
 import { fsyncDir, removeViaTrash } from '../core/fsutil.js';
 import type { GateResult } from '../core/health.js';
 import type { HistoryStore } from '../core/history.js';
-import { explainDiskFull, finishFailed } from '../core/disk-full.js';
+import { failDeploy } from '../core/disk-full.js';
 import { DeployJournal } from '../core/journal.js';
 import { killPoint } from '../core/killpoint.js';
 import { preflight } from '../core/preflight.js';
@@ -212,19 +212,13 @@ export async function install(options: InstallOptions, ctx: Context): Promise<In
         venvReusedFrom = built.venvReusedFrom;
       }
     } catch (err) {
-      const e = explainDiskFull(err, ctx);
-      finishFailed(ctx, journal, e);
-      throw e;
+      failDeploy(ctx, journal)(err); // records the failure, explained, and rethrows
     }
 
     // A forced re-install of the current release falls back to the last good other one, not to itself.
     const fallback = previous === req.version ? (await releaseFacts(ctx, history, previous)).rollbackTarget : previous;
-    const outcome = await switchVerified(ctx, { target: req.version, previous: fallback, journal, lock }).catch((err: unknown) => {
-      // Only a first activation that changed nothing lands here (e.g. a full disk while staging units).
-      const e = explainDiskFull(err, ctx);
-      finishFailed(ctx, journal, e);
-      throw e;
-    });
+    // Only a first activation that changed nothing throws (e.g. a full disk while staging units).
+    const outcome = await switchVerified(ctx, { target: req.version, previous: fallback, journal, lock }).catch(failDeploy(ctx, journal));
     const common = { ...base, previous, commit, sha256, reusedRelease, venvReusedFrom, deployId: journal.id, gate: outcome.gate };
     if (outcome.status !== 'switched') {
       const degraded = outcome.status === 'degraded';

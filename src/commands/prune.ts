@@ -38,6 +38,7 @@ export async function pruneReleases(ctx: Context, keep: number, dryRun: boolean,
     journal?.step(`remove ${version}`);
     killPoint('prune-remove', ctx.env);
     await removeViaTrash(`${ctx.layout.releasesDir}/${version}`, ctx.layout.trashDir);
+    killPoint('prune-removed', ctx.env);
   }
   if (p.remove.length) ctx.log.info(`pruned ${p.remove.join(', ')}`);
   return p.remove;
@@ -56,6 +57,7 @@ export async function prune(options: PruneOptions, ctx: Context): Promise<PruneR
       const p = await plan(ctx, keep);
       const removed = await pruneReleases(ctx, keep, false, journal);
       journal.finish('succeeded');
+      killPoint('prune-finished', ctx.env);
       return { command: 'prune' as const, keep, kept: p.keep, removed, protected: p.protectedReasons, dryRun: false, exitCode: ExitCode.ok };
     } catch (err) {
       journal.finish('failed', (err as Error).message);

@@ -2,7 +2,9 @@ import type { Context } from '../core/context.js';
 import { NotFoundError, ReleaseError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
 import type { GateResult } from '../core/health.js';
+import { failDeploy } from '../core/disk-full.js';
 import { DeployJournal } from '../core/journal.js';
+import { killPoint } from '../core/killpoint.js';
 import { withMutation } from '../core/mutation.js';
 import { completeRelease } from '../core/releases.js';
 import { readCurrent } from '../core/switch.js';
@@ -57,10 +59,12 @@ export async function rollback(options: RollbackOptions, ctx: Context): Promise<
     const to = await chooseTarget(ctx, options.to, current);
     const journal = DeployJournal.begin(ctx, 'rollback', current, to);
     ctx.log.info(`rolling back ${current ?? '(none)'} -> ${to}`);
-    const outcome = await switchVerified(ctx, { target: to, previous: current, journal, lock });
+    // Only an activation that changed nothing throws (e.g. a full disk while staging units).
+    const outcome = await switchVerified(ctx, { target: to, previous: current, journal, lock }).catch(failDeploy(ctx, journal));
     const base = { command: 'rollback' as const, from: current, to, deployId: journal.id, gate: outcome.gate, plan: [] };
     if (outcome.status === 'switched') {
       journal.finish('succeeded');
+      killPoint('rollback-finished', ctx.env);
       return { ...base, status: 'rolled-back' as const, failure: null, exitCode: ExitCode.ok };
     }
     const degraded = outcome.status === 'degraded';

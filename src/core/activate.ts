@@ -5,6 +5,7 @@ import type { GateFailure } from './health.js';
 import type { DeployJournal } from './journal.js';
 import { releaseDir } from './layout.js';
 import type { ReleaseLock } from './lock.js';
+import { killPoint } from './killpoint.js';
 import { flipCurrent, removeCurrent } from './switch.js';
 
 export interface Activation {
@@ -23,25 +24,31 @@ export function renderFor(ctx: Context, version: string | null): Promise<Rendere
 }
 
 /**
- * DESIGN step 8: install THIS release's units. Units the new set lacks are stopped and disabled
- * first (while systemd still has their files), then files are written atomically, tmpfiles
- * created, systemd reloaded and the new set enabled.
+ * DESIGN step 8: install THIS release's units. Their new content is staged first (a full disk
+ * fails there, with nothing changed); then units the new set lacks are stopped and disabled (while
+ * systemd still has their files), the files renamed into place, tmpfiles created, systemd
+ * reloaded and the new set enabled.
  */
 export async function applyUnits(ctx: Context, rendered: RenderedUnits, journal: DeployJournal | null): Promise<string[]> {
   const { layout, services } = ctx;
   const diff = diffUnits(rendered, await readInstalledUnits(layout.unitDir));
-  if (diff.removedUnits.length > 0) {
-    journal?.step('stop-removed-units');
-    await services.stop(diff.removedUnits);
-    await services.disable(diff.removedUnits);
-  }
   journal?.step('write-units');
-  await writeUnits(layout.unitDir, layout.tmpfilesFile, rendered);
+  await writeUnits(layout.unitDir, layout.tmpfilesFile, rendered, {
+    beforeCommit: async () => {
+      if (diff.removedUnits.length === 0) return;
+      journal?.step('stop-removed-units');
+      await services.stop(diff.removedUnits);
+      await services.disable(diff.removedUnits);
+    },
+  });
+  killPoint('units-written', ctx.env);
   await mkdir(layout.locksDir, { recursive: true });
   journal?.step('daemon-reload');
   await services.tmpfilesCreate(layout.tmpfilesFile);
   await services.daemonReload();
+  killPoint('daemon-reloaded', ctx.env);
   if (rendered.units.length > 0) await services.enable(rendered.units);
+  killPoint('units-enabled', ctx.env);
   return diff.removedUnits;
 }
 
@@ -50,6 +57,7 @@ async function restartAll(ctx: Context, order: string[]): Promise<GateFailure | 
   for (const unit of order) {
     try {
       await ctx.services.restart(unit);
+      killPoint(`restarted:${unit}`, ctx.env);
     } catch (err) {
       return { check: 'restart', unit, reason: (err as Error).message, journal: await ctx.services.journal(unit, 10).catch(() => []) };
     }
@@ -68,6 +76,7 @@ export async function activate(ctx: Context, version: string, journal: DeployJou
   const restartFailure = await restartAll(ctx, rendered.startOrder);
   // Stopping units can make systemd remove runtime directories; keep our lock in place.
   lock.reassert();
+  killPoint('lock-reasserted', ctx.env);
   if (ctx.services.kind === 'none') ctx.log.info(`service steps skipped: ${ctx.services.reason ?? 'no service manager'}`);
   return { rendered, removedUnits, restartFailure };
 }
@@ -81,6 +90,7 @@ export async function deactivateAll(ctx: Context, journal: DeployJournal, lock: 
   await ctx.services.disable(units);
   const empty: RenderedUnits = { source: 'bundled', files: [], units: [], startOrder: [], tmpfiles: '', templateHash: '' };
   await writeUnits(ctx.layout.unitDir, ctx.layout.tmpfilesFile, empty);
+  killPoint('deactivated-units', ctx.env);
   await ctx.services.daemonReload();
   await removeCurrent(ctx.layout);
   lock.reassert();

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fsyncSync, openSync } from 'node:fs';
 import { mkdir, open, rename, rm, readdir, lstat, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { killPoint } from './killpoint.js';
 
 /** fsync a directory so a rename or create inside it survives a power cut. */
 export function fsyncDir(dir: string): void {
@@ -17,8 +18,8 @@ export function randomSuffix(): string {
   return `${process.pid}-${randomBytes(4).toString('hex')}`;
 }
 
-/** Write by temp file + fsync + rename + fsync of the parent: the file is old or new, never torn. */
-export async function writeFileAtomic(file: string, content: string | Buffer, mode = 0o644): Promise<void> {
+/** First half of an atomic write: the content in a fsynced temp file beside `file` (removed again on failure). */
+export async function writeTemp(file: string, content: string | Buffer, mode = 0o644): Promise<string> {
   const dir = path.dirname(file);
   await mkdir(dir, { recursive: true });
   const tmp = path.join(dir, `.${path.basename(file)}.${randomSuffix()}.tmp`);
@@ -26,16 +27,32 @@ export async function writeFileAtomic(file: string, content: string | Buffer, mo
   try {
     await handle.writeFile(content);
     await handle.sync();
-  } finally {
-    await handle.close();
+  } catch (err) {
+    // A full disk must not leave a half-written temp file behind.
+    await handle.close().catch(() => undefined);
+    await rm(tmp, { force: true });
+    throw err;
   }
+  await handle.close();
+  killPoint(`atomic-temp:${path.basename(file)}`);
+  return tmp;
+}
+
+/** Second half: rename the temp over `file` (old or new, never torn); the caller fsyncs the folder. */
+export async function commitTemp(tmp: string, file: string): Promise<void> {
   try {
     await rename(tmp, file);
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;
   }
-  fsyncDir(dir);
+  killPoint(`atomic-renamed:${path.basename(file)}`);
+}
+
+/** Write by temp file + fsync + rename + fsync of the parent: the file is old or new, never torn. */
+export async function writeFileAtomic(file: string, content: string | Buffer, mode = 0o644): Promise<void> {
+  await commitTemp(await writeTemp(file, content, mode), file);
+  fsyncDir(path.dirname(file));
 }
 
 /**
@@ -52,6 +69,7 @@ export async function removeViaTrash(target: string, trashDir: string): Promise<
   const trashed = path.join(trashDir, `${path.basename(target)}.${randomSuffix()}`);
   await rename(target, trashed);
   fsyncDir(path.dirname(target));
+  killPoint(`trash-renamed:${path.basename(target)}`);
   await rm(trashed, { recursive: true, force: true });
 }
 

@@ -1,12 +1,14 @@
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { removeStaleGitLocks } from '../adapters/git-locks.js';
 import { applyUnits, renderFor } from './activate.js';
 import type { Context } from './context.js';
 import { emptyDir, removeViaTrash } from './fsutil.js';
 import type { DeployJournal } from './journal.js';
 import { scanReleases } from './releases.js';
-import { flipCurrent, readCurrent } from './switch.js';
-import { diffUnits, readInstalledUnits } from './units.js';
+import { killPoint } from './killpoint.js';
+import { flipCurrent, readCurrent, removeCurrent } from './switch.js';
+import { diffUnits, readInstalledUnits, type RenderedUnits } from './units.js';
 
 export interface RecoveryReport {
   interrupted: { id: number; kind: string; step: string | null }[];
@@ -20,7 +22,10 @@ export interface RecoveryReport {
 }
 
 /** Steps after which `current` may already name the new, not yet proven release. */
-const SWITCHED_STEPS = new Set(['flip', 'restart', 'health-gate', 'auto-rollback', 'mark', 'prune']);
+const SWITCHED_STEPS = new Set(['flip', 'restart', 'health-gate', 'auto-rollback', 'deactivate', 'mark', 'prune']);
+
+/** The unit set of "no release": what an undone first install leaves. */
+const NO_UNITS: RenderedUnits = { source: 'bundled', files: [], units: [], startOrder: [], tmpfiles: '', templateHash: '' };
 
 export function recoveryChangedSomething(r: RecoveryReport): boolean {
   return r.interrupted.length > 0 || r.stagingRemoved > 0 || r.incompleteRemoved.length > 0 || r.revertedTo !== null || r.unitsRepaired;
@@ -43,25 +48,24 @@ export async function recover(ctx: Context, journal: DeployJournal | null): Prom
     current: null,
   };
 
-  // I5: we hold the lock, so any other row still 'running' belongs to a dead process.
-  const stale = history.runningDeploys().filter((d) => d.id !== journal?.id);
-  for (const d of stale) {
-    history.finishDeploy(d.id, 'interrupted', `interrupted at step ${d.step ?? 'start'}`);
-    report.interrupted.push({ id: d.id, kind: d.kind, step: d.step });
-  }
-  if (stale.length) log.warn(`marked ${stale.length} interrupted deploy(s): ${stale.map((d) => `#${d.id} ${d.kind} at ${d.step}`).join(', ')}`);
-
-  // I4: staging and trash never survive the next command.
+  // I4: staging and trash never survive the next command. First, because it frees space.
   report.stagingRemoved = await emptyDir(layout.stagingDir);
   report.trashRemoved = await emptyDir(layout.trashDir);
   await removeTempLinks(layout.optDir);
+  const gitLocks = await removeStaleGitLocks(layout.mirrorDir);
+  if (gitLocks.length) log.warn(`removed stale git lock file(s) a killed fetch left in the mirror: ${gitLocks.join(', ')}`);
+  killPoint('recovery-cleaned', ctx.env);
 
+  // We hold the lock, so any other row still 'running' belongs to a dead process.
+  const stale = history.runningDeploys().filter((d) => d.id !== journal?.id);
   let current = await readCurrent(layout);
   const releases = await scanReleases(layout);
   const complete = new Set(releases.filter((r) => r.stamp).map((r) => r.version));
 
   // An interrupted deploy that had already switched to an unproven release: go back (like an
-  // uncommitted A/B update). A release that passed its gate before the crash stays.
+  // uncommitted A/B update); with nothing before it, no release is current. A release that passed
+  // its gate before the crash stays. Done before the rows are closed, so a crash in between
+  // repeats this decision instead of losing it.
   const marks = history.marks();
   for (const d of [...stale].reverse()) {
     if ((d.kind !== 'install' && d.kind !== 'rollback') || !SWITCHED_STEPS.has(d.step ?? '')) continue;
@@ -70,9 +74,25 @@ export async function recover(ctx: Context, journal: DeployJournal | null): Prom
       log.warn(`release ${current} was switched to but never proven healthy; going back to ${d.fromVersion}`);
       await flipCurrent(layout, d.fromVersion);
       report.revertedTo = current = d.fromVersion;
+    } else if (d.fromVersion === null) {
+      // Units first: a crash in between leaves the row open, so the next recovery repeats this.
+      log.warn(`release ${current} was the first one installed and never proven healthy; removing its units and current`);
+      await applyUnits(ctx, NO_UNITS, journal);
+      report.unitsRepaired = true;
+      await removeCurrent(layout);
+      current = null;
     }
     break;
   }
+  killPoint('recovery-reverted', ctx.env);
+
+  // I5: closed only now that the state they describe is settled.
+  for (const d of stale) {
+    history.finishDeploy(d.id, 'interrupted', `interrupted at step ${d.step ?? 'start'}`);
+    report.interrupted.push({ id: d.id, kind: d.kind, step: d.step });
+  }
+  if (stale.length) log.warn(`marked ${stale.length} interrupted deploy(s): ${stale.map((d) => `#${d.id} ${d.kind} at ${d.step}`).join(', ')}`);
+  killPoint('recovery-rows-closed', ctx.env);
 
   // I1: a release without a valid stamp is never a target, and is cleaned (never the current one).
   for (const r of releases) {

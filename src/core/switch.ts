@@ -1,6 +1,7 @@
 import { readlink, rename, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { fsyncDir, randomSuffix } from './fsutil.js';
+import { killPoint } from './killpoint.js';
 import type { Layout } from './layout.js';
 import { tryParseVersion } from './version.js';
 
@@ -12,12 +13,14 @@ import { tryParseVersion } from './version.js';
 export async function flipCurrent(layout: Layout, version: string): Promise<void> {
   const tmp = path.join(layout.optDir, `.current.${randomSuffix()}`);
   await symlink(path.join('releases', version), tmp);
+  killPoint('flip-symlinked');
   try {
     await rename(tmp, layout.currentLink);
   } catch (err) {
     await unlink(tmp).catch(() => undefined);
     throw err;
   }
+  killPoint('flip-renamed');
   fsyncDir(layout.optDir);
 }
 

@@ -1,7 +1,8 @@
 import { lstat, mkdir, readdir, readFile, rm, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ReleaseError } from './errors.js';
-import { fsyncDir, writeFileAtomic } from './fsutil.js';
+import { commitTemp, fsyncDir, writeTemp } from './fsutil.js';
+import { NothingChangedError } from './nothing-changed.js';
 import type { RenderedFile, RenderedUnits } from './units.js';
 
 /** The tool's boot-time check: rendered from the bundled templates only, whatever a release ships. */
@@ -86,14 +87,6 @@ async function removeStaleTemps(dir: string, isOurs: (name: string) => boolean):
   }
 }
 
-async function writeIfChanged(file: string, content: string): Promise<boolean> {
-  await removeStaleTemps(path.dirname(file), (n) => n === path.basename(file));
-  const current = await readFile(file, 'utf8').catch(() => null);
-  if (current === content) return false;
-  await writeFileAtomic(file, content);
-  return true;
-}
-
 /**
  * `systemctl enable` links live in *.wants/ folders; once a unit file is gone it can no longer be
  * disabled, so its links are removed here. Any link to one of our names that is not rendered goes.
@@ -113,11 +106,52 @@ async function removeStaleLinks(unitDir: string, keep: string[]): Promise<number
   return removed;
 }
 
+/** A temp file written beside its final path, to be renamed over it. */
+interface StagedFile {
+  tmp: string;
+  file: string;
+}
+
 /**
- * Make the unit dir hold exactly the rendered set (plus the operator's override.conf files): each
- * file by temp + fsync + rename + fsync of its folder; ours that the set lacks are removed.
+ * Phase one of writeUnits: every new or changed file (and the tmpfiles config) as a fsynced temp
+ * beside its final path. A full disk fails here, and then nothing visible has changed.
  */
-export async function writeUnits(unitDir: string, tmpfilesPath: string, rendered: RenderedUnits): Promise<{ removedUnits: string[]; changed: boolean }> {
+async function stageFiles(unitDir: string, tmpfilesPath: string, rendered: RenderedUnits, rels: string[]): Promise<StagedFile[]> {
+  const content = new Map(rendered.files.map((f) => [f.relPath, f.content]));
+  const before = new Set(await list(unitDir));
+  const staged: StagedFile[] = [];
+  const newDirs = new Set<string>();
+  try {
+    for (const rel of rels) {
+      const top = rel.split('/')[0];
+      if (rel.includes('/') && !before.has(top)) newDirs.add(top);
+      const file = path.join(unitDir, rel);
+      staged.push({ tmp: await writeTemp(file, content.get(rel) ?? ''), file });
+    }
+    await removeStaleTemps(path.dirname(tmpfilesPath), (n) => n === path.basename(tmpfilesPath));
+    if ((await readFile(tmpfilesPath, 'utf8').catch(() => null)) !== rendered.tmpfiles) {
+      staged.push({ tmp: await writeTemp(tmpfilesPath, rendered.tmpfiles), file: tmpfilesPath });
+    }
+    return staged;
+  } catch (err) {
+    await Promise.all(staged.map((f) => rm(f.tmp, { force: true })));
+    for (const dir of newDirs) await rmdir(path.join(unitDir, dir)).catch(() => undefined);
+    throw new NothingChangedError(`could not write the unit files (${(err as Error).message}); none was changed`, err);
+  }
+}
+
+/**
+ * Make the unit dir hold exactly the rendered set (plus the operator's override.conf files). All
+ * new content is first staged in fsynced temp files (a full disk fails there: NothingChangedError),
+ * then `beforeCommit` runs (stopping units the set drops), then every temp is renamed into place
+ * and the folders fsynced; ours that the set lacks are removed.
+ */
+export async function writeUnits(
+  unitDir: string,
+  tmpfilesPath: string,
+  rendered: RenderedUnits,
+  hooks: { beforeCommit?: () => Promise<void> } = {},
+): Promise<{ removedUnits: string[]; changed: boolean }> {
   rendered.files.forEach((f) => assertOwnedPath(f.relPath));
   await mkdir(unitDir, { recursive: true });
   await removeStaleTemps(unitDir, (n) => UNIT_NAME.test(n));
@@ -125,14 +159,21 @@ export async function writeUnits(unitDir: string, tmpfilesPath: string, rendered
     if ((await kind(path.join(unitDir, dir))) === 'dir') await removeStaleTemps(path.join(unitDir, dir), isOurDropin);
   }
   const diff = diffUnits(rendered, await readInstalledUnits(unitDir));
-  const content = new Map(rendered.files.map((f) => [f.relPath, f.content]));
-  const before = new Set(await list(unitDir));
-  let unitDirChanged = false;
-  for (const rel of [...diff.added, ...diff.changed]) {
-    const top = rel.split('/')[0];
-    if (rel.includes('/') && !before.has(top)) unitDirChanged = true;
-    await writeFileAtomic(path.join(unitDir, rel), content.get(rel) ?? '');
+  const staged = await stageFiles(unitDir, tmpfilesPath, rendered, [...diff.added, ...diff.changed]);
+  try {
+    await hooks.beforeCommit?.();
+  } catch (err) {
+    await Promise.all(staged.map((f) => rm(f.tmp, { force: true })));
+    throw err;
   }
+  const touched = new Set<string>();
+  for (const { tmp, file } of staged) {
+    await commitTemp(tmp, file);
+    touched.add(path.dirname(file));
+    // A new drop-in folder is itself a new entry of the unit dir.
+    if (path.dirname(path.dirname(file)) === unitDir) touched.add(unitDir);
+  }
+  let unitDirChanged = false;
   const emptied = new Set<string>();
   for (const rel of diff.removed) {
     await rm(path.join(unitDir, rel), { force: true });
@@ -142,15 +183,16 @@ export async function writeUnits(unitDir: string, tmpfilesPath: string, rendered
   for (const dir of emptied) {
     const full = path.join(unitDir, dir);
     if ((await list(full)).length > 0) {
-      fsyncDir(full);
+      touched.add(full);
       continue;
     }
     await rmdir(full);
     unitDirChanged = true;
   }
-  // A new or removed entry of the unit dir (file or drop-in folder) must survive a power cut too.
-  if (unitDirChanged) fsyncDir(unitDir);
+  // Every new, replaced or removed entry (file or drop-in folder) must survive a power cut too.
+  if (unitDirChanged) touched.add(unitDir);
+  for (const dir of touched) fsyncDir(dir);
   const links = await removeStaleLinks(unitDir, rendered.units);
-  const tmpfilesChanged = await writeIfChanged(tmpfilesPath, rendered.tmpfiles);
+  const tmpfilesChanged = staged.some((f) => f.file === tmpfilesPath);
   return { removedUnits: diff.removedUnits, changed: diff.drift || links > 0 || tmpfilesChanged };
 }

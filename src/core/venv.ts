@@ -4,6 +4,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as py from '../adapters/python.js';
 import { ReleaseError } from './errors.js';
+import { killPoint } from './killpoint.js';
 import type { Logger } from './log.js';
 
 export interface VenvSpec {
@@ -198,13 +199,16 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
 
   const reusedFrom = await tryReuse(venvDir, hash, opts.reuseCandidates, opts.log);
   if (reusedFrom) {
+    killPoint('venv-cloned');
     opts.log.info(`venv: reused ${reusedFrom} by hard links (${since()} ms)`);
   } else {
     await py.createVenv(spec.python, venvDir);
+    killPoint('venv-created');
     const wheels = path.join(releaseDir, 'wheels');
     const findLinks = (await exists(wheels)) ? wheels : null;
     const reqs = files.map((f) => path.join(releaseDir, f));
     await py.pipInstall({ hostPython: spec.python, venvDir, requirementFiles: reqs, findLinks, cwd: releaseDir });
+    killPoint('venv-pip-done');
     opts.log.info(`venv: built with ${files.length ? files.join(', ') : 'no requirements'}${findLinks ? ' from wheels/' : ''} (${since()} ms)`);
   }
 
@@ -218,7 +222,9 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
     });
   }
   await py.byteCompile(python, await releaseCode(releaseDir));
+  killPoint('venv-compiled');
   await py.smokeImport(python, releaseDir);
+  killPoint('venv-smoke-done');
   const durationMs = since();
   opts.log.debug(`venv: compiled and smoke-imported (${durationMs} ms in all)`);
   return { requirementHash: hash, pythonVersion: version, reusedFrom, durationMs };

@@ -3,6 +3,8 @@ import type { Context } from './context.js';
 import { describeFailure, healthGate, type GateFailure, type GateResult } from './health.js';
 import { DEGRADED_KEY } from './history.js';
 import { DeployJournal } from './journal.js';
+import { killPoint } from './killpoint.js';
+import { NothingChangedError } from './nothing-changed.js';
 import { releaseDir } from './layout.js';
 import type { ReleaseLock } from './lock.js';
 
@@ -16,8 +18,11 @@ export interface SwitchOutcome {
   rollback?: { to: string | null; ok: boolean; gate?: GateResult; failure?: string };
 }
 
-/** Activate a release and run its gate; an exception while activating counts as a failed gate. */
-async function activateAndGate(ctx: Context, version: string, journal: DeployJournal, lock: ReleaseLock): Promise<GateResult> {
+/**
+ * Activate a release and run its gate; an exception while activating counts as a failed gate,
+ * except, for the deploy's first activation, a failure that changed nothing: that is rethrown.
+ */
+async function activateAndGate(ctx: Context, version: string, journal: DeployJournal, lock: ReleaseLock, first = false): Promise<GateResult> {
   const started = Date.now();
   let failure: GateFailure | undefined;
   let units: string[] = [];
@@ -26,17 +31,21 @@ async function activateAndGate(ctx: Context, version: string, journal: DeployJou
     failure = act.restartFailure;
     units = act.rendered.startOrder;
   } catch (err) {
+    if (first && err instanceof NothingChangedError) throw err;
     failure = { check: 'restart', reason: `activation failed: ${(err as Error).message}`, journal: [] };
   }
   if (failure) return { ok: false, failure, durationMs: Date.now() - started, checks: [] };
   journal.step('health-gate');
-  return healthGate(ctx, { version, releaseDir: releaseDir(ctx.layout, version), units });
+  const gate = await healthGate(ctx, { version, releaseDir: releaseDir(ctx.layout, version), units });
+  killPoint(gate.ok ? 'gate-passed' : 'gate-failed', ctx.env);
+  return gate;
 }
 
 /**
  * DESIGN steps 8-12: switch to `target`, prove it healthy, and if it is not, put `previous` back
  * with the same gate. At most one automatic flip; if the way back fails too, stop: degraded.
- * The caller finishes `journal` on success; every failure path finishes it here.
+ * The caller finishes `journal` on success; every failure path finishes it here, except a first
+ * activation that changed nothing (NothingChangedError, e.g. a full disk): the caller's to report.
  */
 export async function switchVerified(
   ctx: Context,
@@ -44,11 +53,12 @@ export async function switchVerified(
 ): Promise<SwitchOutcome> {
   const { target, previous, journal, lock } = opts;
   const history = ctx.history();
-  const gate = await activateAndGate(ctx, target, journal, lock);
+  const gate = await activateAndGate(ctx, target, journal, lock, true);
   if (gate.ok) {
     journal.step('mark');
     history.setMark(target, 'good', null, journal.id);
     history.setState(DEGRADED_KEY, null);
+    killPoint('marked', ctx.env);
     return { status: 'switched', target, previous, gate };
   }
 

@@ -1,0 +1,40 @@
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+
+/**
+ * A git killed while updating refs leaves `<ref>.lock` files behind, and every later fetch that
+ * touches that ref fails ("Unable to create ... .lock: File exists") until someone removes them
+ * by hand. Called by recovery under the release lock: when no live process is using the mirror,
+ * every lock file in it is stale and goes.
+ */
+
+/** Is any live process a git (or anything) working in this mirror? (/proc cmdlines name it.) */
+async function mirrorInUse(mirrorDir: string): Promise<boolean> {
+  const needle = path.resolve(mirrorDir);
+  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(needle)) return true;
+  }
+  return false;
+}
+
+async function lockFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await lockFiles(full)));
+    else if (entry.name.endsWith('.lock')) out.push(full);
+  }
+  return out;
+}
+
+/** Remove stale lock files (top level: packed-refs, config, HEAD, shallow...; refs/; logs/). Returns what went. */
+export async function removeStaleGitLocks(mirrorDir: string): Promise<string[]> {
+  if (!(await stat(mirrorDir).then((s) => s.isDirectory(), () => false))) return [];
+  const top = (await readdir(mirrorDir).catch(() => [] as string[])).filter((n) => n.endsWith('.lock')).map((n) => path.join(mirrorDir, n));
+  const found = [...top, ...(await lockFiles(path.join(mirrorDir, 'refs'))), ...(await lockFiles(path.join(mirrorDir, 'logs')))];
+  if (found.length === 0 || (await mirrorInUse(mirrorDir))) return [];
+  await Promise.all(found.map((f) => rm(f, { force: true })));
+  return found.map((f) => path.relative(mirrorDir, f));
+}

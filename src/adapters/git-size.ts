@@ -1,0 +1,25 @@
+import path from 'node:path';
+import { gitEnv, resolveTagCommit } from './git.js';
+import { run } from './process.js';
+
+/**
+ * Bytes the tree of `v<version>` (or `<version>`) takes once extracted, from the mirror as it is
+ * now (no network): the sum of `git ls-tree -r -l` blob sizes. Null when the mirror or tag is absent.
+ */
+export async function taggedTreeBytes(mirrorDir: string, version: string): Promise<number | null> {
+  let commit: string | null = null;
+  try {
+    commit = (await resolveTagCommit(mirrorDir, `v${version}`)) ?? (await resolveTagCommit(mirrorDir, version));
+  } catch {
+    return null; // no mirror yet
+  }
+  if (commit === null) return null;
+  const { stdout } = await run('git', ['--no-pager', `--git-dir=${path.resolve(mirrorDir)}`, 'ls-tree', '-r', '-l', '-z', commit], { env: gitEnv(), timeoutMs: 60_000 }, 'git ls-tree');
+  let total = 0;
+  // "<mode> <type> <object> <size>\t<path>\0"; submodules (commit entries) have size "-".
+  for (const entry of stdout.split('\0')) {
+    const size = Number(entry.split('\t')[0]?.trim().split(/\s+/)[3]);
+    if (Number.isFinite(size)) total += size;
+  }
+  return total;
+}

@@ -1,0 +1,225 @@
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pauseFiles } from '../../src/core/killpoint.js';
+import { makeLayout } from '../../src/core/layout.js';
+import { acquireLock, readLock, type LockInfo } from '../../src/core/lock.js';
+import { bootId, hostName, processStartTime } from '../../src/core/proc.js';
+import { CLI } from '../support/cli.js';
+import { makeCrashBox, pauseEnv, uniqueDir, type CrashBox } from '../support/crash-fixture.js';
+import { checkState, currentOf } from '../support/invariants.js';
+
+/** One lock for every mutating command: exclusive, never stolen from the living, taken from the dead. */
+
+let box: CrashBox;
+let lockFile: string;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+beforeAll(async () => {
+  box = await makeCrashBox('locking');
+  expect((await box.cli(['install', '1.0.0'])).exitCode).toBe(0);
+  box.saveTemplate('one');
+  lockFile = makeLayout(box.root).lockFile;
+});
+
+afterAll(() => box?.cleanup());
+
+function spawnCli(args: string[], env: Record<string, string> = {}) {
+  return execa(process.execPath, [CLI, 'release', ...args, '--root', box.root, '--systemctl', box.systemctl.path], {
+    reject: false,
+    stdin: 'ignore',
+    env: { NO_COLOR: '1', ...env },
+  });
+}
+
+async function waitFor(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+const resume = (dir: string, point: string) => writeFileSync(pauseFiles(dir, point).resume, '');
+const isPaused = (dir: string, point: string) => existsSync(pauseFiles(dir, point).paused);
+
+function writeLockFile(info: Partial<LockInfo>): void {
+  const full: LockInfo = { pid: 1, startTime: '1', bootId: bootId(), host: hostName(), purpose: 'install 9.9.9', since: new Date().toISOString(), ...info };
+  rmSync(path.dirname(lockFile), { recursive: true, force: true });
+  mkdirSync(path.dirname(lockFile), { recursive: true });
+  writeFileSync(lockFile, JSON.stringify(full));
+}
+
+describe('eight simultaneous installs', () => {
+  it('exactly one proceeds; the seven others exit 75 within a second, naming the holder', async () => {
+    box.useTemplate('one');
+    const pauses = uniqueDir(box.work, 'pause');
+    const runs = Array.from({ length: 8 }, () => {
+      const t0 = Date.now();
+      const p = spawnCli(['install', '1.1.0'], pauseEnv(pauses, 'lock-acquired'));
+      return { p, t0, ms: 0, result: undefined as Awaited<typeof p> | undefined };
+    });
+    for (const r of runs) void r.p.then((res) => ((r.result = res), (r.ms = Date.now() - r.t0)));
+    // The winner stops right after taking the lock; everyone else must give up meanwhile.
+    await waitFor(() => isPaused(pauses, 'lock-acquired') && runs.filter((r) => r.result).length === 7, 'one holder and seven refusals');
+    const winnerPid = Number(readFileSync(pauseFiles(pauses, 'lock-acquired').paused, 'utf8'));
+    const losers = runs.filter((r) => r.result);
+    for (const l of losers) {
+      expect(l.result!.exitCode, l.result!.stderr).toBe(75);
+      expect(l.result!.stderr).toMatch(new RegExp(`pid ${winnerPid} \\(install 1\\.1\\.0\\) on \\S+ since \\d{4}-\\d\\d-\\d\\dT`));
+      expect(l.result!.stderr).toMatch(/--wait/);
+    }
+    const slowest = Math.max(...losers.map((l) => l.ms));
+    console.log(`[lock] 7 refused installs exited 75 after at most ${slowest} ms (8 CLIs started at once on ${(await import('node:os')).cpus().length} cores)`);
+    expect(slowest).toBeLessThan(1000 + 1500); // a second of lock handling plus node start-up under 8x load
+    resume(pauses, 'lock-acquired');
+    const winner = runs.find((r) => r.result === undefined)!;
+    const done = await winner.p;
+    expect(done.exitCode, done.stderr).toBe(0);
+    expect(winner.p.pid).toBe(winnerPid);
+    expect(currentOf(box.root)).toBe('1.1.0');
+    expect(checkState(box.root)).toEqual([]);
+    const history = JSON.parse((await box.cli(['history', '--json'])).stdout) as { deploys: { kind: string; toVersion: string }[] };
+    expect(history.deploys.filter((d) => d.kind === 'install' && d.toVersion === '1.1.0')).toHaveLength(1);
+  });
+});
+
+describe('--wait', () => {
+  it('waits for a live holder, then proceeds', async () => {
+    box.useTemplate('one');
+    const held = await acquireLock(lockFile, { purpose: 'test holder' });
+    const t0 = Date.now();
+    const run = spawnCli(['install', '1.1.0', '--wait', '20']);
+    await sleep(1500);
+    expect(readLock(lockFile)?.pid).toBe(process.pid); // still ours: the waiter did not take it
+    held.release();
+    const r = await run;
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1500);
+    expect(currentOf(box.root)).toBe('1.1.0');
+  });
+
+  it('--wait N gives up after N seconds with exit 75', async () => {
+    box.useTemplate('one');
+    const held = await acquireLock(lockFile, { purpose: 'test holder' });
+    try {
+      const t0 = Date.now();
+      const r = await spawnCli(['rollback', '--wait', '1']);
+      const ms = Date.now() - t0;
+      expect(r.exitCode, r.stderr).toBe(75);
+      expect(r.stderr).toMatch(new RegExp(`pid ${process.pid} \\(test holder\\)`));
+      expect(ms).toBeGreaterThanOrEqual(1000);
+      expect(ms).toBeLessThan(5000);
+    } finally {
+      held.release();
+    }
+  });
+});
+
+describe('dead and live holders', () => {
+  it('a SIGKILLed holder’s lock is taken over by the next command without --force', async () => {
+    box.useTemplate('one');
+    const killed = await box.cli(['install', '1.1.0'], { killAt: 'lock-acquired' });
+    expect(killed.signal).toBe('SIGKILL');
+    const stale = readLock(lockFile);
+    expect(stale?.purpose).toBe('install 1.1.0');
+    const r = await box.cli(['install', '1.1.0']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(existsSync(lockFile)).toBe(false);
+    expect(checkState(box.root, { allowed: ['1.1.0'] })).toEqual([]);
+  });
+
+  it.each([
+    ['pid 1 with another start time (a reused pid)', () => ({ pid: 1, startTime: String(Number(processStartTime(1) ?? 0) + 12345) })],
+    ['this live process with a fake start time', () => ({ pid: process.pid, startTime: '1' })],
+    ['a live pid recorded during another boot', () => ({ pid: process.pid, startTime: processStartTime(process.pid), bootId: '00000000-dead-beef-0000-000000000000' })],
+    ['a pid that does not exist', () => ({ pid: 2 ** 22 + 17, startTime: '5' })],
+  ])('a lock naming %s is recognised as dead', async (_what, info) => {
+    box.useTemplate('one');
+    writeLockFile(info());
+    const r = await box.cli(['install', '1.1.0']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(existsSync(lockFile)).toBe(false);
+  });
+
+  it('a live holder is never robbed, however old its lock', async () => {
+    box.useTemplate('one');
+    // This very process, its real start time, a lock taken "years ago": alive, so held.
+    writeLockFile({ pid: process.pid, startTime: processStartTime(process.pid), purpose: 'install 9.9.9 (slow pip)', since: '2020-01-01T00:00:00.000Z' });
+    const before = readFileSync(lockFile, 'utf8');
+    await sleep(1200);
+    for (const args of [['install', '1.1.0'], ['rollback'], ['prune'], ['recover']]) {
+      const r = await box.cli(args);
+      expect(r.exitCode, `${args[0]}: ${r.stderr}`).toBe(75);
+      expect(r.stderr).toMatch(new RegExp(`pid ${process.pid} \\(install 9\\.9\\.9 \\(slow pip\\)\\) on \\S+ since 2020-01-01`));
+    }
+    expect(readFileSync(lockFile, 'utf8')).toBe(before);
+    expect(currentOf(box.root)).toBe('1.0.0');
+    rmSync(lockFile);
+  });
+});
+
+describe('runtime directories removed under a holder', () => {
+  it('ReleaseLock.reassert() puts the lock back after /run/smolotchi vanished', async () => {
+    box.useTemplate('one');
+    const lock = await acquireLock(lockFile, { purpose: 'install 1.1.0' });
+    rmSync(makeLayout(box.root).runDir, { recursive: true, force: true }); // what systemd does on stop
+    expect(existsSync(lockFile)).toBe(false);
+    lock.reassert();
+    expect(readLock(lockFile)).toEqual(lock.info);
+    await expect(acquireLock(lockFile, { purpose: 'second' })).rejects.toMatchObject({ exitCode: 75 });
+    lock.release();
+    expect(existsSync(lockFile)).toBe(false);
+  });
+
+  it('an install re-asserts its lock after its restarts removed it', async () => {
+    box.useTemplate('one');
+    const pauses = uniqueDir(box.work, 'pause');
+    const run = spawnCli(['install', '1.1.0'], pauseEnv(pauses, 'restarted:smolotchi-core.service', 'lock-reasserted'));
+    await waitFor(() => isPaused(pauses, 'restarted:smolotchi-core.service'), 'the first restart');
+    rmSync(makeLayout(box.root).runDir, { recursive: true, force: true });
+    resume(pauses, 'restarted:smolotchi-core.service');
+    await waitFor(() => isPaused(pauses, 'lock-reasserted'), 'the lock to be re-asserted');
+    expect(readLock(lockFile)?.pid).toBe(run.pid);
+    const other = await box.cli(['install', '2.0.0']);
+    expect(other.exitCode, other.stderr).toBe(75);
+    resume(pauses, 'lock-reasserted');
+    const r = await run;
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(existsSync(lockFile)).toBe(false);
+  });
+});
+
+describe('read-only commands', () => {
+  it('history, list and status never wait for the lock and work while it is held', async () => {
+    box.useTemplate('one');
+    const held = await acquireLock(lockFile, { purpose: 'install 9.9.9' });
+    try {
+      for (const cmd of ['history', 'list', 'status']) {
+        const r = await box.cli([cmd, '--json'], { timeoutMs: 5000 });
+        expect(r.exitCode, `${cmd}: ${r.stderr}`).toBe(0);
+        expect(r.ms).toBeLessThan(3000);
+        if (cmd === 'status') expect(JSON.parse(r.stdout).lock).toMatchObject({ pid: process.pid, purpose: 'install 9.9.9', alive: true });
+      }
+    } finally {
+      held.release();
+    }
+  });
+
+  it('… and during a real install, which they show as running', async () => {
+    box.useTemplate('one');
+    const pauses = uniqueDir(box.work, 'pause');
+    const run = spawnCli(['install', '2.0.0'], pauseEnv(pauses, 'venv'));
+    await waitFor(() => isPaused(pauses, 'venv'), 'the install to reach its venv step');
+    const status = await box.cli(['status', '--json'], { timeoutMs: 5000 });
+    expect(status.exitCode, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({ current: '1.0.0', lock: { pid: run.pid, purpose: 'install 2.0.0', alive: true } });
+    const history = await box.cli(['history', '--json'], { timeoutMs: 5000 });
+    expect(JSON.parse(history.stdout).deploys[0]).toMatchObject({ kind: 'install', status: 'running', step: 'venv', toVersion: '2.0.0' });
+    const list = await box.cli(['list', '--json'], { timeoutMs: 5000 });
+    expect(list.exitCode).toBe(0);
+    resume(pauses, 'venv');
+    expect((await run).exitCode).toBe(0);
+  });
+});

@@ -1,0 +1,73 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createContext } from '../../src/create-context.js';
+import { DEFAULT_TREE_BYTES, DEFAULT_VENV_BYTES, estimateSpace, preflight, treeUsage } from '../../src/core/preflight.js';
+import { STAMP_FILE } from '../../src/core/stamp.js';
+
+/** The space estimate behind the install preflight (the refusal on a real small disk: full-disk.test.ts). */
+
+let dir: string;
+const MiB = 1024 * 1024;
+
+beforeAll(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'smolotchi-preflight-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function sandbox(name: string) {
+  const root = path.join(dir, name);
+  mkdirSync(root, { recursive: true });
+  return { root, ctx: createContext({ root, quiet: true }) };
+}
+
+/** A complete release with a 1 MiB tree file and a venv of 2 MiB, half of it hard-linked twice. */
+function release(root: string, version: string): void {
+  const rel = path.join(root, 'opt/smolotchi/releases', version);
+  mkdirSync(path.join(rel, '.venv/lib'), { recursive: true });
+  writeFileSync(path.join(rel, 'app.py'), Buffer.alloc(MiB, 1));
+  writeFileSync(path.join(rel, '.venv/lib/a.so'), Buffer.alloc(MiB, 2));
+  execFileSync('ln', [path.join(rel, '.venv/lib/a.so'), path.join(rel, '.venv/lib/a-link.so')]);
+  writeFileSync(path.join(rel, '.venv/lib/b.so'), Buffer.alloc(MiB, 3));
+  writeFileSync(path.join(rel, STAMP_FILE), JSON.stringify({ schemaVersion: 1, version, requirementHash: 'x', completedAt: new Date().toISOString() }));
+}
+
+describe('space estimate', () => {
+  it('with nothing to measure: the defaults plus a margin', async () => {
+    const { ctx } = sandbox('empty');
+    const e = await estimateSpace(ctx, { version: '1.0.0', kind: 'git', source: '/nowhere' });
+    expect(e).toMatchObject({ treeBytes: DEFAULT_TREE_BYTES, venvBytes: DEFAULT_VENV_BYTES, basis: ['default tree size', 'default venv size'] });
+    expect(e.neededBytes).toBeGreaterThan(DEFAULT_TREE_BYTES + DEFAULT_VENV_BYTES);
+    expect(e.freeBytes).toBeGreaterThan(0);
+  });
+
+  it('measures the release current names: its tree without the venv, and its venv once per inode', async () => {
+    const { root, ctx } = sandbox('measured');
+    release(root, '1.0.0');
+    symlinkSync('releases/1.0.0', path.join(root, 'opt/smolotchi/current'));
+    const e = await estimateSpace(ctx, { version: '1.1.0', kind: 'git', source: '/nowhere' });
+    expect(e.basis).toEqual(["size of 1.0.0's tree", 'venv of 1.0.0']);
+    expect(e.venvBytes).toBeGreaterThanOrEqual(2 * MiB);
+    expect(e.venvBytes).toBeLessThan(2.5 * MiB); // the hard link is not counted twice
+    expect(e.treeBytes).toBeGreaterThanOrEqual(MiB);
+    expect(e.treeBytes).toBeLessThan(1.5 * MiB);
+    expect(await treeUsage(path.join(root, 'opt/smolotchi/releases/1.0.0'))).toBeLessThan(3.6 * MiB);
+  });
+
+  it('an archive counts five times its size (the private copy plus about four times extracted)', async () => {
+    const { ctx } = sandbox('archive');
+    const archive = path.join(dir, 'smolotchi-2.0.0.tar.gz');
+    writeFileSync(archive, Buffer.alloc(100_000));
+    const e = await estimateSpace(ctx, { version: '2.0.0', kind: 'file', source: archive });
+    expect(e.treeBytes).toBe(500_000);
+    expect(e.basis[0]).toBe('archive size x 5');
+  });
+
+  it('preflight passes when the estimate fits', async () => {
+    const { root, ctx } = sandbox('fits');
+    release(root, '1.0.0');
+    await expect(preflight(ctx, { version: '1.1.0', kind: 'git', source: '/nowhere' })).resolves.toMatchObject({ treeBytes: expect.any(Number) });
+  });
+});

@@ -1,0 +1,174 @@
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, promises as fs, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { createSampleRepo, writeSampleApp } from '../../scripts/sample-app.js';
+import { KILL_ENV, PAUSE_DIR_ENV, PAUSE_ENV } from '../../src/core/killpoint.js';
+import { CLI, writeEnvFile } from './cli.js';
+import { runGit } from './git-repo.js';
+
+/**
+ * Shared ground for the crash, lock and full-disk suites: a source repository whose versions
+ * exercise every path (venv clone, fresh venv with pip, unit files added/changed/removed, a
+ * failing gate), a fast recording systemctl, and a prepared sandbox root copied per case.
+ */
+
+export const PYTHON = '/usr/bin/python3';
+
+// A wheel is a zip: the package, METADATA, WHEEL and RECORD (pip installs it offline).
+const WHEEL_WRITER = `
+import sys, zipfile, hashlib, base64
+out, name, ver = sys.argv[1:4]
+dist = f"{name}-{ver}.dist-info"
+files = {
+  f"{name}/__init__.py": f"VALUE = {ver!r}\\n",
+  f"{dist}/METADATA": f"Metadata-Version: 2.1\\nName: {name}\\nVersion: {ver}\\n",
+  f"{dist}/WHEEL": "Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+}
+digest = lambda b: "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b"=").decode()
+files[f"{dist}/RECORD"] = "".join(f"{p},{digest(c.encode())},{len(c.encode())}\\n" for p, c in files.items()) + f"{dist}/RECORD,,\\n"
+with zipfile.ZipFile(f"{out}/{name}-{ver}-py3-none-any.whl", "w") as z:
+    for p, c in files.items(): z.writestr(p, c)
+`;
+
+/**
+ * 0.9.0, 1.0.0: plain (bundled units). 1.1.0: its own units without the ai worker and with core and
+ * web changed (so a switch adds, changes and removes unit files). 1.2.0: fails its health check.
+ * 2.0.0: a requirement shipped as a wheel (no venv to clone: python -m venv + pip run).
+ */
+export async function createCrashRepo(dir: string): Promise<string> {
+  const { repo } = await createSampleRepo(dir, [
+    { version: '0.9.0' },
+    { version: '1.0.0' },
+    { version: '1.1.0', dropUnit: 'smolotchi-ai.service' },
+    { version: '1.2.0', behaviour: 'health-check-fails' },
+  ]);
+  // 1.1.0's unit templates differ from the bundled ones: move its tag to a commit that says so.
+  await runGit(repo, ['checkout', '--quiet', 'v1.1.0']);
+  for (const unit of ['smolotchi-core.service', 'smolotchi-web.service']) {
+    await fs.appendFile(path.join(repo, 'packaging/systemd', unit), '# 1.1.0: changed\n');
+  }
+  await runGit(repo, ['commit', '--quiet', '-am', '1.1.0 units']);
+  await runGit(repo, ['tag', '-f', '-a', '-m', 'release 1.1.0', 'v1.1.0']);
+  await runGit(repo, ['checkout', '--quiet', 'main']);
+  for (const entry of await fs.readdir(repo)) if (entry !== '.git') await fs.rm(path.join(repo, entry), { recursive: true, force: true });
+  await writeSampleApp(repo, { version: '2.0.0' });
+  await fs.mkdir(path.join(repo, 'wheels'));
+  await execa(PYTHON, ['-c', WHEEL_WRITER, path.join(repo, 'wheels'), 'demopkg', '1.0.0']);
+  await fs.writeFile(path.join(repo, 'requirements/base.txt'), 'demopkg==1.0.0\n');
+  await runGit(repo, ['add', '--all']);
+  await runGit(repo, ['commit', '--quiet', '-m', 'smolotchi 2.0.0 (a wheel)']);
+  await runGit(repo, ['tag', '-a', '-m', 'release 2.0.0', 'v2.0.0']);
+  return repo;
+}
+
+/** A systemctl that records its argv and says every unit is active: a shell script, ~1 ms a call. */
+export function makeFastSystemctl(dir: string): { path: string; log: string; calls(): string[] } {
+  const file = path.join(dir, 'systemctl');
+  const log = path.join(dir, 'systemctl.log');
+  writeFileSync(
+    file,
+    [
+      '#!/bin/sh',
+      `printf '%s\\n' "$*" >> '${log}'`,
+      'for a in "$@"; do',
+      '  if [ "$a" = show ]; then',
+      "    printf 'LoadState=loaded\\nActiveState=active\\nSubState=running\\nResult=success\\nNRestarts=0\\nMainPID=4242\\nExecMainCode=0\\nExecMainStatus=0\\n'",
+      '    exit 0',
+      '  fi',
+      'done',
+      'exit 0',
+      '',
+    ].join('\n'),
+  );
+  chmodSync(file, 0o755);
+  writeFileSync(log, '');
+  return {
+    path: file,
+    log,
+    calls: () => {
+      try {
+        return execFileSync('cat', [log], { encoding: 'utf8' }).split('\n').filter(Boolean);
+      } catch {
+        return [];
+      }
+    },
+  };
+}
+
+export interface Run {
+  exitCode: number | undefined;
+  signal: string | undefined;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+export interface CrashBox {
+  work: string;
+  repo: string;
+  /** The root every command of the current case runs against (always the same path). */
+  root: string;
+  systemctl: ReturnType<typeof makeFastSystemctl>;
+  /** The built CLI against `root`: `release <args> --root root --systemctl fake`. */
+  cli(args: string[], opts?: { env?: Record<string, string>; killAt?: string; timeoutMs?: number }): Promise<Run>;
+  /** Save the current root as a named template (moved away: the case path stays free). */
+  saveTemplate(name: string): void;
+  /** Replace the case root with a copy of a template (cp -a: hard-linked venvs stay hard-linked). */
+  useTemplate(name: string): void;
+  cleanup(): void;
+}
+
+/**
+ * Venvs record their own absolute path, so every case runs at the same path the template was
+ * built at: the template is built at `root`, moved aside, and copied back per case.
+ */
+export async function makeCrashBox(prefix: string, env: Record<string, string | number> = {}): Promise<CrashBox> {
+  const work = realpathSync(mkdtempSync(path.join(os.tmpdir(), `smolotchi-${prefix}-`)));
+  const repo = await createCrashRepo(path.join(work, 'app'));
+  const root = path.join(work, 'case');
+  const systemctl = makeFastSystemctl(work);
+  writeEnvFile(root, { SMOLOTCHI_RELEASE_SETTLE_SECONDS: 0, SMOLOTCHI_RELEASE_SOURCE: repo, SMOLOTCHI_RELEASE_PYTHON: PYTHON, ...env });
+  const templates = path.join(work, 'templates');
+  return {
+    work,
+    repo,
+    root,
+    systemctl,
+    async cli(args, opts = {}) {
+      const started = Date.now();
+      const env: Record<string, string> = { NO_COLOR: '1', ...opts.env };
+      if (opts.killAt) env[KILL_ENV] = opts.killAt;
+      const r = await execa(process.execPath, [CLI, 'release', ...args, '--root', root, '--systemctl', systemctl.path], {
+        reject: false,
+        env,
+        stdin: 'ignore',
+        timeout: opts.timeoutMs ?? 60_000,
+      });
+      return { exitCode: r.exitCode, signal: r.signal ?? undefined, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - started };
+    },
+    saveTemplate(name) {
+      execFileSync('mkdir', ['-p', templates]);
+      rmSync(path.join(templates, name), { recursive: true, force: true });
+      renameSync(root, path.join(templates, name));
+    },
+    useTemplate(name) {
+      rmSync(root, { recursive: true, force: true });
+      execFileSync('cp', ['-a', path.join(templates, name), root]);
+      writeFileSync(systemctl.log, '');
+    },
+    cleanup() {
+      rmSync(work, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Env for a run that stops at `points` until the test says go on (see killpoint.ts). */
+export function pauseEnv(dir: string, ...points: string[]): Record<string, string> {
+  return { [PAUSE_ENV]: points.join(','), [PAUSE_DIR_ENV]: dir };
+}
+
+export function uniqueDir(parent: string, name: string): string {
+  return mkdtempSync(path.join(parent, `${name}-`));
+}
