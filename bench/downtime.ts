@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { canRunSandbox, startSandbox, type Sandbox } from '../scripts/systemd-sandbox.js';
 import { startPoller, type Poll } from '../scripts/web-poller.js';
 import { downtime, firstAnswerAfter, median, type Downtime } from './gaps.js';
-import { makeBenchRepo } from './wheels.js';
+import { makeBenchRepo } from './bench-repo.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli.js');
 const PYTHON = '/usr/bin/python3';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { downtimeBench } from './downtime.js';
 import { median } from './gaps.js';
-import { makeBenchRepo } from './wheels.js';
+import { makeBenchRepo } from './bench-repo.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.resolve(here, '..', 'src', 'cli.js');

@@ -1,3 +1,4 @@
+import { writeWheel } from '../../scripts/wheels.js';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -21,22 +22,6 @@ async function hostProblem(): Promise<string | null> {
 const skipReason = await hostProblem();
 if (skipReason) console.warn(`skipping venv integration tests: ${skipReason} (apt-get install python3-pip python3-venv)`);
 
-// A wheel is a zip: the package, METADATA, WHEEL, a console script entry point, and RECORD.
-const WHEEL_WRITER = `
-import sys, zipfile, hashlib, base64
-out, name, ver = sys.argv[1:4]
-dist = f"{name}-{ver}.dist-info"
-files = {
-  f"{name}/__init__.py": f"VALUE = {ver!r}\\ndef main():\\n    print('hello from {name}')\\n",
-  f"{dist}/METADATA": f"Metadata-Version: 2.1\\nName: {name}\\nVersion: {ver}\\n",
-  f"{dist}/WHEEL": "Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
-  f"{dist}/entry_points.txt": f"[console_scripts]\\n{name}-hello = {name}:main\\n",
-}
-digest = lambda b: "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b"=").decode()
-files[f"{dist}/RECORD"] = "".join(f"{p},{digest(c.encode())},{len(c.encode())}\\n" for p, c in files.items()) + f"{dist}/RECORD,,\\n"
-with zipfile.ZipFile(f"{out}/{name}-{ver}-py3-none-any.whl", "w") as z:
-    for p, c in files.items(): z.writestr(p, c)
-`;
 
 let root: string;
 const warnings: string[] = [];
@@ -57,7 +42,7 @@ async function makeRelease(version: string, spec: ReleaseFiles = {}): Promise<st
   }
   if (spec.wheels) {
     await fs.mkdir(path.join(dir, 'wheels'), { recursive: true });
-    for (const [name, ver] of spec.wheels) await execa(PYTHON, ['-c', WHEEL_WRITER, path.join(dir, 'wheels'), name, ver]);
+    for (const [name, ver] of spec.wheels) await writeWheel(PYTHON, path.join(dir, 'wheels'), name, ver, { consoleScript: true });
   }
   return dir;
 }

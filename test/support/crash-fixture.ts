@@ -3,6 +3,7 @@ import { chmodSync, mkdtempSync, promises as fs, realpathSync, renameSync, rmSyn
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import { writeWheel } from '../../scripts/wheels.js';
 import { createSampleRepo, writeSampleApp } from '../../scripts/sample-app.js';
 import { KILL_ENV, PAUSE_DIR_ENV, PAUSE_ENV } from '../../src/core/killpoint.js';
 import { CLI, writeEnvFile } from './cli.js';
@@ -16,21 +17,6 @@ import { runGit } from './git-repo.js';
 
 export const PYTHON = '/usr/bin/python3';
 
-// A wheel is a zip: the package, METADATA, WHEEL and RECORD (pip installs it offline).
-const WHEEL_WRITER = `
-import sys, zipfile, hashlib, base64
-out, name, ver = sys.argv[1:4]
-dist = f"{name}-{ver}.dist-info"
-files = {
-  f"{name}/__init__.py": f"VALUE = {ver!r}\\n",
-  f"{dist}/METADATA": f"Metadata-Version: 2.1\\nName: {name}\\nVersion: {ver}\\n",
-  f"{dist}/WHEEL": "Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
-}
-digest = lambda b: "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b"=").decode()
-files[f"{dist}/RECORD"] = "".join(f"{p},{digest(c.encode())},{len(c.encode())}\\n" for p, c in files.items()) + f"{dist}/RECORD,,\\n"
-with zipfile.ZipFile(f"{out}/{name}-{ver}-py3-none-any.whl", "w") as z:
-    for p, c in files.items(): z.writestr(p, c)
-`;
 
 /**
  * 0.9.0, 1.0.0: plain (bundled units). 1.1.0: its own units without the ai worker and with core and
@@ -55,7 +41,7 @@ export async function createCrashRepo(dir: string): Promise<string> {
   for (const entry of await fs.readdir(repo)) if (entry !== '.git') await fs.rm(path.join(repo, entry), { recursive: true, force: true });
   await writeSampleApp(repo, { version: '2.0.0' });
   await fs.mkdir(path.join(repo, 'wheels'));
-  await execa(PYTHON, ['-c', WHEEL_WRITER, path.join(repo, 'wheels'), 'demopkg', '1.0.0']);
+  await writeWheel(PYTHON, path.join(repo, 'wheels'), 'demopkg', '1.0.0');
   await fs.writeFile(path.join(repo, 'requirements/base.txt'), 'demopkg==1.0.0\n');
   await runGit(repo, ['add', '--all']);
   await runGit(repo, ['commit', '--quiet', '-m', 'smolotchi 2.0.0 (a wheel)']);
