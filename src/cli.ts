@@ -45,7 +45,8 @@ function withGate(cmd: Command): Command {
   return cmd
     .option('--settle <seconds>', 'health gate: how long units must stay up', positiveInt('--settle', 0, 3600))
     .option('--start-timeout <seconds>', 'health gate: how long units may take to become active', positiveInt('--start-timeout', 1, 3600))
-    .option('--http-timeout <seconds>', 'health gate: how long the web UI may take to answer', positiveInt('--http-timeout', 1, 3600));
+    .option('--http-timeout <seconds>', 'health gate: how long the web UI may take to answer', positiveInt('--http-timeout', 1, 3600))
+    .option('--health-check-timeout <seconds>', "health gate: limit for the release's packaging/health-check", positiveInt('--health-check-timeout', 1, 3600));
 }
 
 function waitSeconds(wait: string | boolean | undefined): number | undefined {
@@ -59,6 +60,7 @@ function settingsOverrides(o: CliOptions): Partial<Settings> {
     settleSeconds: o.settle as number | undefined,
     startTimeoutSeconds: o.startTimeout as number | undefined,
     httpTimeoutSeconds: o.httpTimeout as number | undefined,
+    healthCheckTimeoutSeconds: o.healthCheckTimeout as number | undefined,
   };
 }
 
