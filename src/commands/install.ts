@@ -1,30 +1,19 @@
-import { rename } from 'node:fs/promises';
 import type { Context } from '../core/context.js';
-import { IntegrityError, ReleaseError, UsageError } from '../core/errors.js';
-import { compareVersions } from '../core/version.js';
 import { ExitCode } from '../core/exit-codes.js';
-import { fetchIntoStaging, resolveRequest, type InstallRequest } from '../core/fetch.js';
-import { fsyncDir, removeViaTrash } from '../core/fsutil.js';
+import { resolveRequest, type InstallRequest } from '../core/fetch.js';
+import { buildRelease } from '../core/build-release.js';
+import { refuseBadRelease, refuseDowngrade } from '../core/install-rules.js';
 import type { GateResult } from '../core/health.js';
-import type { HistoryStore } from '../core/history.js';
 import { failDeploy } from '../core/disk-full.js';
 import { DeployJournal } from '../core/journal.js';
 import { killPoint } from '../core/killpoint.js';
 import { preflight } from '../core/preflight.js';
-import { syncFileSystem } from '../adapters/sync.js';
-import { releaseDir } from '../core/layout.js';
 import { withMutation } from '../core/mutation.js';
-import { lockDownRelease } from '../core/permissions.js';
-import { TOOL_VERSION } from '../core/package-root.js';
-import { completeRelease, scanReleases } from '../core/releases.js';
-import { writeStamp } from '../core/stamp.js';
+import { completeRelease } from '../core/releases.js';
 import { readCurrent } from '../core/switch.js';
-import { buildVenv } from '../core/venv.js';
-import { renderFor } from '../core/activate.js';
 import { switchVerified } from '../core/verified-switch.js';
 import { releaseFacts } from '../core/targets.js';
 import { pruneReleases } from './prune.js';
-import { mkdir } from 'node:fs/promises';
 
 export interface InstallOptions {
   target: string;
@@ -54,96 +43,6 @@ export interface InstallResult {
   plan: string[];
   durationMs: number;
   exitCode: number;
-}
-
-/** DESIGN steps 3-7: fetch, promote, venv, stamp. Any failure removes the new folder; nothing else changed. */
-async function buildRelease(ctx: Context, req: InstallRequest, journal: DeployJournal, force: boolean | undefined) {
-  const target = releaseDir(ctx.layout, req.version);
-  journal.step('fetch');
-  const { staging, fetched } = await fetchIntoStaging(ctx, req);
-  killPoint('fetched', ctx.env);
-  try {
-    // History writes can fail too (a full disk): the staging folder must not outlive them.
-    journal.annotate({ commit: fetched.commit, sha256: fetched.sha256 });
-    checkTagCommit(ctx.history(), req.version, fetched.commit, force);
-  } catch (err) {
-    await removeViaTrash(staging, ctx.layout.trashDir);
-    throw err;
-  }
-  try {
-    journal.step('promote');
-    // A folder left by a crash (no stamp) is replaced; recovery normally removed it already.
-    await removeViaTrash(target, ctx.layout.trashDir);
-    await mkdir(ctx.layout.releasesDir, { recursive: true });
-    await rename(staging, target);
-    killPoint('promote-renamed', ctx.env);
-    fsyncDir(ctx.layout.releasesDir);
-    journal.step('venv');
-    const candidates = (await scanReleases(ctx.layout))
-      .filter((r) => r.stamp && r.version !== req.version)
-      .map((r) => ({ releaseDir: r.dir, requirementHash: r.stamp!.requirementHash }));
-    const venv = await buildVenv(
-      { releaseDir: target, python: ctx.settings.python, requirementFiles: ctx.settings.requirementFiles, extras: ctx.settings.extras },
-      { log: ctx.log, reuseCandidates: candidates },
-    );
-    // Root's and read-only to group/others (the service user), whatever umask pip or python had.
-    await lockDownRelease(target);
-    journal.step('stamp');
-    const units = await renderFor(ctx, req.version);
-    // The stamp vouches for every file of the tree and venv: they reach the disk first.
-    await syncFileSystem(target);
-    killPoint('tree-synced', ctx.env);
-    await writeStamp(target, {
-      schemaVersion: 1,
-      version: req.version,
-      kind: fetched.kind,
-      source: fetched.source,
-      commit: fetched.commit ?? null,
-      sha256: fetched.sha256 ?? null,
-      requirementHash: venv.requirementHash,
-      pythonVersion: venv.pythonVersion,
-      unitTemplateHash: units.templateHash,
-      toolVersion: TOOL_VERSION,
-      completedAt: new Date().toISOString(),
-      venvReusedFrom: venv.reusedFrom,
-      filesHash: fetched.filesHash ?? null,
-      signedBy: fetched.signed?.keyId ?? null,
-    });
-    killPoint('stamp-written', ctx.env);
-    return { fetched, venvReusedFrom: venv.reusedFrom };
-  } catch (err) {
-    await removeViaTrash(staging, ctx.layout.trashDir);
-    await removeViaTrash(target, ctx.layout.trashDir);
-    throw err;
-  }
-}
-
-/** `rollback` is the way back; going below the running version through install is deliberate only. */
-function refuseDowngrade(current: string | null, version: string, allow: boolean | undefined): void {
-  if (current && !allow && compareVersions(version, current) < 0) {
-    throw new UsageError(`${version} is older than the current ${current}`, 'use `smolotchi release rollback --to` for a release on disk, or pass --allow-downgrade');
-  }
-}
-
-/**
- * A version names one commit forever: a tag that now points elsewhere than at its first install
- * means the source was rewritten (or tampered with), so it is refused unless --force.
- */
-function checkTagCommit(history: HistoryStore, version: string, commit: string | undefined, force: boolean | undefined): void {
-  if (!commit) return;
-  const known = history.tagCommit(version);
-  if (known && known !== commit && !force) {
-    throw new IntegrityError(`tag of ${version} now points at ${commit.slice(0, 12)}, but it was ${known.slice(0, 12)} when first installed`, 'pass --force if the tag was moved on purpose');
-  }
-  if (!known) history.recordTagCommit(version, commit);
-}
-
-/** A release that failed its gate is not installed again without --force. */
-function refuseBadRelease(history: HistoryStore | null, version: string, force: boolean | undefined): void {
-  const mark = history?.marks().get(version);
-  if (mark?.state === 'bad' && !force) {
-    throw new ReleaseError(`release ${version} is marked bad: ${mark.reason ?? 'failed its health gate'}`, ExitCode.failed, 'pass --force to try it again');
-  }
 }
 
 export async function install(options: InstallOptions, ctx: Context): Promise<InstallResult> {

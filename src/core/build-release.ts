@@ -1,0 +1,91 @@
+import { mkdir, rename } from 'node:fs/promises';
+import { syncFileSystem } from '../adapters/sync.js';
+import { renderFor } from './activate.js';
+import type { Context } from './context.js';
+import { IntegrityError } from './errors.js';
+import { fetchIntoStaging, type InstallRequest } from './fetch.js';
+import { fsyncDir, removeViaTrash } from './fsutil.js';
+import type { HistoryStore } from './history.js';
+import type { DeployJournal } from './journal.js';
+import { killPoint } from './killpoint.js';
+import { releaseDir } from './layout.js';
+import { TOOL_VERSION } from './package-root.js';
+import { lockDownRelease } from './permissions.js';
+import { scanReleases } from './releases.js';
+import { writeStamp } from './stamp.js';
+import { buildVenv } from './venv.js';
+
+/**
+ * A version names one commit forever: a tag that now points elsewhere than at its first install
+ * means the source was rewritten (or tampered with), so it is refused unless --force.
+ */
+function checkTagCommit(history: HistoryStore, version: string, commit: string | undefined, force: boolean | undefined): void {
+  if (!commit) return;
+  const known = history.tagCommit(version);
+  if (known && known !== commit && !force) {
+    throw new IntegrityError(`tag of ${version} now points at ${commit.slice(0, 12)}, but it was ${known.slice(0, 12)} when first installed`, 'pass --force if the tag was moved on purpose');
+  }
+  if (!known) history.recordTagCommit(version, commit);
+}
+
+/** DESIGN steps 3-7: fetch, promote, venv, stamp. Any failure removes the new folder; nothing else changed. */
+export async function buildRelease(ctx: Context, req: InstallRequest, journal: DeployJournal, force: boolean | undefined) {
+  const target = releaseDir(ctx.layout, req.version);
+  journal.step('fetch');
+  const { staging, fetched } = await fetchIntoStaging(ctx, req);
+  killPoint('fetched', ctx.env);
+  try {
+    // History writes can fail too (a full disk): the staging folder must not outlive them.
+    journal.annotate({ commit: fetched.commit, sha256: fetched.sha256 });
+    checkTagCommit(ctx.history(), req.version, fetched.commit, force);
+  } catch (err) {
+    await removeViaTrash(staging, ctx.layout.trashDir);
+    throw err;
+  }
+  try {
+    journal.step('promote');
+    // A folder left by a crash (no stamp) is replaced; recovery normally removed it already.
+    await removeViaTrash(target, ctx.layout.trashDir);
+    await mkdir(ctx.layout.releasesDir, { recursive: true });
+    await rename(staging, target);
+    killPoint('promote-renamed', ctx.env);
+    fsyncDir(ctx.layout.releasesDir);
+    journal.step('venv');
+    const candidates = (await scanReleases(ctx.layout))
+      .filter((r) => r.stamp && r.version !== req.version)
+      .map((r) => ({ releaseDir: r.dir, requirementHash: r.stamp!.requirementHash }));
+    const venv = await buildVenv(
+      { releaseDir: target, python: ctx.settings.python, requirementFiles: ctx.settings.requirementFiles, extras: ctx.settings.extras },
+      { log: ctx.log, reuseCandidates: candidates },
+    );
+    // Root's and read-only to group/others (the service user), whatever umask pip or python had.
+    await lockDownRelease(target);
+    journal.step('stamp');
+    const units = await renderFor(ctx, req.version);
+    // The stamp vouches for every file of the tree and venv: they reach the disk first.
+    await syncFileSystem(target);
+    killPoint('tree-synced', ctx.env);
+    await writeStamp(target, {
+      schemaVersion: 1,
+      version: req.version,
+      kind: fetched.kind,
+      source: fetched.source,
+      commit: fetched.commit ?? null,
+      sha256: fetched.sha256 ?? null,
+      requirementHash: venv.requirementHash,
+      pythonVersion: venv.pythonVersion,
+      unitTemplateHash: units.templateHash,
+      toolVersion: TOOL_VERSION,
+      completedAt: new Date().toISOString(),
+      venvReusedFrom: venv.reusedFrom,
+      filesHash: fetched.filesHash ?? null,
+      signedBy: fetched.signed?.keyId ?? null,
+    });
+    killPoint('stamp-written', ctx.env);
+    return { fetched, venvReusedFrom: venv.reusedFrom };
+  } catch (err) {
+    await removeViaTrash(staging, ctx.layout.trashDir);
+    await removeViaTrash(target, ctx.layout.trashDir);
+    throw err;
+  }
+}
