@@ -1,0 +1,167 @@
+import type Database from 'better-sqlite3';
+import type { DeployKind, DeployRow, DeployStatus, HistoryStore, NewDeploy, ReleaseMark } from '../core/history.js';
+
+type Db = Database.Database;
+
+const nowIso = () => new Date().toISOString();
+
+interface RawDeploy {
+  id: number;
+  kind: DeployKind;
+  from_version: string | null;
+  to_version: string | null;
+  status: DeployStatus;
+  step: string | null;
+  started_at: string;
+  finished_at: string | null;
+  duration_ms: number | null;
+  source: string | null;
+  commit_sha: string | null;
+  sha256: string | null;
+  user: string | null;
+  pid: number | null;
+  error: string | null;
+  parent_id: number | null;
+}
+
+function toRow(r: RawDeploy): DeployRow {
+  return {
+    id: r.id,
+    kind: r.kind,
+    fromVersion: r.from_version,
+    toVersion: r.to_version,
+    status: r.status,
+    step: r.step,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    durationMs: r.duration_ms,
+    source: r.source,
+    commit: r.commit_sha,
+    sha256: r.sha256,
+    user: r.user,
+    pid: r.pid,
+    error: r.error,
+    parentId: r.parent_id,
+  };
+}
+
+/** The deploy history, marks and state, as SQL over one open connection. */
+export class SqliteHistory implements HistoryStore {
+  constructor(private readonly db: Db) {}
+
+  beginDeploy(d: NewDeploy): number {
+    const info = this.db
+      .prepare(
+        `INSERT INTO deploys (kind, from_version, to_version, status, step, started_at, source, user, pid, parent_id)
+         VALUES (?, ?, ?, 'running', 'start', ?, ?, ?, ?, ?)`,
+      )
+      .run(d.kind, d.fromVersion, d.toVersion, nowIso(), d.source ?? null, d.user, d.pid, d.parentId ?? null);
+    return Number(info.lastInsertRowid);
+  }
+
+  step(id: number, step: string): void {
+    this.db.transaction(() => {
+      const seq = (this.db.prepare('SELECT COUNT(*) AS n FROM deploy_steps WHERE deploy_id = ?').get(id) as { n: number }).n;
+      this.db.prepare('INSERT INTO deploy_steps (deploy_id, seq, step, started_at) VALUES (?, ?, ?, ?)').run(id, seq + 1, step, nowIso());
+      this.db.prepare('UPDATE deploys SET step = ? WHERE id = ?').run(step, id);
+    })();
+  }
+
+  steps(id: number): string[] {
+    return (this.db.prepare('SELECT step FROM deploy_steps WHERE deploy_id = ? ORDER BY seq').all(id) as { step: string }[]).map((r) => r.step);
+  }
+
+  annotate(id: number, fields: { toVersion?: string; source?: string; commit?: string; sha256?: string }): void {
+    this.db
+      .prepare(
+        `UPDATE deploys SET to_version = COALESCE(?, to_version), source = COALESCE(?, source),
+         commit_sha = COALESCE(?, commit_sha), sha256 = COALESCE(?, sha256) WHERE id = ?`,
+      )
+      .run(fields.toVersion ?? null, fields.source ?? null, fields.commit ?? null, fields.sha256 ?? null, id);
+  }
+
+  finishDeploy(id: number, status: Exclude<DeployStatus, 'running'>, error?: string): void {
+    const row = this.db.prepare('SELECT started_at FROM deploys WHERE id = ?').get(id) as { started_at: string } | undefined;
+    const finished = nowIso();
+    const duration = row ? Date.parse(finished) - Date.parse(row.started_at) : null;
+    this.db
+      .prepare('UPDATE deploys SET status = ?, finished_at = ?, duration_ms = ?, error = ? WHERE id = ?')
+      .run(status, finished, duration, error ?? null, id);
+  }
+
+  listDeploys(limit = 50): DeployRow[] {
+    return (this.db.prepare('SELECT * FROM deploys ORDER BY id DESC LIMIT ?').all(limit) as RawDeploy[]).map(toRow);
+  }
+
+  getDeploy(id: number): DeployRow | null {
+    const r = this.db.prepare('SELECT * FROM deploys WHERE id = ?').get(id) as RawDeploy | undefined;
+    return r ? toRow(r) : null;
+  }
+
+  runningDeploys(): DeployRow[] {
+    return (this.db.prepare("SELECT * FROM deploys WHERE status = 'running' ORDER BY id").all() as RawDeploy[]).map(toRow);
+  }
+
+  setMark(version: string, state: 'good' | 'bad', reason: string | null, deployId: number | null): void {
+    this.db
+      .prepare(
+        `INSERT INTO release_marks (version, state, reason, marked_at, deploy_id) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (version) DO UPDATE SET state = excluded.state, reason = excluded.reason,
+         marked_at = excluded.marked_at, deploy_id = excluded.deploy_id`,
+      )
+      .run(version, state, reason, nowIso(), deployId);
+  }
+
+  marks(): Map<string, ReleaseMark> {
+    const rows = this.db.prepare('SELECT version, state, reason, marked_at FROM release_marks').all() as {
+      version: string;
+      state: 'good' | 'bad';
+      reason: string | null;
+      marked_at: string;
+    }[];
+    return new Map(rows.map((r) => [r.version, { version: r.version, state: r.state, reason: r.reason, markedAt: r.marked_at }]));
+  }
+
+  /** Versions current after a successful deploy (or a history rebuilt around them), most recent first. */
+  goodHistory(): string[] {
+    const rows = this.db
+      .prepare(
+        `SELECT d.to_version AS v FROM deploys d JOIN release_marks m ON m.version = d.to_version
+         WHERE d.status = 'succeeded' AND d.kind IN ('install', 'rollback', 'auto-rollback', 'recover') AND m.state = 'good'
+         ORDER BY d.id DESC`,
+      )
+      .all() as { v: string }[];
+    return [...new Set(rows.map((r) => r.v))];
+  }
+
+  tagCommit(version: string): string | null {
+    const r = this.db.prepare('SELECT commit_sha FROM tag_commits WHERE version = ?').get(version) as { commit_sha: string } | undefined;
+    return r?.commit_sha ?? null;
+  }
+
+  recordTagCommit(version: string, commit: string): void {
+    this.db.prepare('INSERT OR IGNORE INTO tag_commits (version, commit_sha, first_seen) VALUES (?, ?, ?)').run(version, commit, nowIso());
+  }
+
+  getState(key: string): string | null {
+    const r = this.db.prepare('SELECT value FROM system_state WHERE key = ?').get(key) as { value: string } | undefined;
+    return r?.value ?? null;
+  }
+
+  setState(key: string, value: string | null): void {
+    if (value === null) this.db.prepare('DELETE FROM system_state WHERE key = ?').run(key);
+    else this.db.prepare('INSERT INTO system_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+
+  pragmas(): { journalMode: string; synchronous: number; busyTimeout: number } {
+    return {
+      journalMode: String(this.db.pragma('journal_mode', { simple: true })),
+      synchronous: Number(this.db.pragma('synchronous', { simple: true })),
+      busyTimeout: Number(this.db.pragma('busy_timeout', { simple: true })),
+    };
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
