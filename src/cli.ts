@@ -197,30 +197,31 @@ function buildProgram(): Command {
   return program;
 }
 
-function reportError(err: unknown, verbose: boolean): number {
+/** One line on stderr (plus a hint); with --json also a JSON error object on stdout for scripts. */
+function reportError(err: unknown, flags: { verbose: boolean; json: boolean }): number {
   if (err instanceof CommanderError) {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.ok;
     return ExitCode.usage; // commander already printed its one-line message
   }
-  if (err instanceof ReleaseError) {
-    process.stderr.write(`smolotchi: ${err.message}\n`);
-    if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);
-    if (verbose && err.stack) process.stderr.write(err.stack + '\n');
-    return err.exitCode;
-  }
-  process.stderr.write(`smolotchi: unexpected error: ${(err as Error)?.message ?? String(err)}\n`);
-  if (verbose && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
-  return ExitCode.failed;
+  const known = err instanceof ReleaseError;
+  const message = known ? err.message : `unexpected error: ${(err as Error)?.message ?? String(err)}`;
+  const exitCode = known ? err.exitCode : ExitCode.failed;
+  const hint = known ? err.hint : undefined;
+  process.stderr.write(`smolotchi: ${message}\n`);
+  if (hint) process.stderr.write(`hint: ${hint}\n`);
+  if (flags.verbose && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
+  if (flags.json) process.stdout.write(JSON.stringify({ schemaVersion: 1, error: { message, exitCode, hint: hint ?? null } }, null, 2) + '\n');
+  return exitCode;
 }
 
 async function main(argv: string[]): Promise<void> {
-  const verbose = argv.includes('--verbose') || argv.includes('-v');
+  const flags = { verbose: argv.includes('--verbose') || argv.includes('-v'), json: argv.includes('--json') };
   try {
     if (argv.length <= 2) throw new UsageError('no command given; try `smolotchi release --help`');
     await buildProgram().parseAsync(argv);
     await pending;
   } catch (err) {
-    process.exitCode = reportError(err, verbose);
+    process.exitCode = reportError(err, flags);
   }
 }
 
