@@ -1,6 +1,7 @@
 import type { Context } from '../core/context.js';
 import { ExitCode } from '../core/exit-codes.js';
-import { resolveRequest, type InstallRequest } from '../core/fetch.js';
+import { parseRequest, resolveRequest, type InstallRequest } from '../core/fetch.js';
+import type { ReleaseLock } from '../core/lock.js';
 import { buildRelease } from '../core/build-release.js';
 import { refuseBadRelease, refuseDowngrade } from '../core/install-rules.js';
 import type { GateResult } from '../core/health.js';
@@ -45,11 +46,8 @@ export interface InstallResult {
   exitCode: number;
 }
 
-export async function install(options: InstallOptions, ctx: Context): Promise<InstallResult> {
-  const started = Date.now();
-  // Validate everything that needs no lock first: a refused command changes nothing.
-  const req = await resolveRequest(ctx, options.target, options.source);
-  const base = {
+function baseResult(req: InstallRequest) {
+  return {
     command: 'install' as const,
     version: req.version,
     source: req.source,
@@ -65,78 +63,98 @@ export async function install(options: InstallOptions, ctx: Context): Promise<In
     pruned: [],
     plan: [],
   };
-  refuseDowngrade(await readCurrent(ctx.layout), req.version, options.allowDowngrade);
+}
+
+async function dryRun(ctx: Context, req: InstallRequest, started: number): Promise<InstallResult> {
+  const previous = await readCurrent(ctx.layout);
+  const onDisk = await completeRelease(ctx.layout, req.version);
+  const plan = [
+    onDisk ? `reuse complete release ${req.version} already on disk` : `fetch ${req.version} from ${req.source} (${req.kind}) into staging`,
+    ...(onDisk ? [] : ['build its venv at its final path, byte-compile, smoke-import smolotchi.cli', 'write the completion stamp']),
+    'render and write its systemd units, daemon-reload',
+    `switch current: ${previous ?? '(none)'} -> ${req.version}`,
+    'restart units, run the health gate; on failure roll back automatically',
+    `prune beyond ${ctx.settings.keep} releases`,
+  ];
+  return { ...baseResult(req), status: 'dry-run', previous, plan, durationMs: Date.now() - started, exitCode: ExitCode.ok };
+}
+
+export async function install(options: InstallOptions, ctx: Context): Promise<InstallResult> {
+  const started = Date.now();
+  // Validate everything that needs no lock first: a refused command changes nothing.
+  const asked = parseRequest(ctx, options.target, options.source);
+  if (asked.version !== null) {
+    refuseDowngrade(await readCurrent(ctx.layout), asked.version, options.allowDowngrade);
+    refuseBadRelease(ctx.readHistory(), asked.version, options.force);
+  }
   if (options.dryRun) {
-    const previous = await readCurrent(ctx.layout);
-    const onDisk = await completeRelease(ctx.layout, req.version);
-    const plan = [
-      onDisk ? `reuse complete release ${req.version} already on disk` : `fetch ${req.version} from ${req.source} (${req.kind}) into staging`,
-      ...(onDisk ? [] : ['build its venv at its final path, byte-compile, smoke-import smolotchi.cli', 'write the completion stamp']),
-      'render and write its systemd units, daemon-reload',
-      `switch current: ${previous ?? '(none)'} -> ${req.version}`,
-      'restart units, run the health gate; on failure roll back automatically',
-      `prune beyond ${ctx.settings.keep} releases`,
-    ];
-    return { ...base, status: 'dry-run', previous, plan, durationMs: Date.now() - started, exitCode: ExitCode.ok };
+    const req = await resolveRequest(ctx, asked);
+    refuseDowngrade(await readCurrent(ctx.layout), req.version, options.allowDowngrade);
+    return dryRun(ctx, req, started);
+  }
+  return withMutation(ctx, `install ${asked.version ?? 'latest'}`, options.waitSeconds, async ({ lock }) => {
+    // `latest` asks the source under the lock: the git mirror is shared with other installs.
+    const req = await resolveRequest(ctx, asked);
+    return installLocked(ctx, req, options, lock, started);
+  });
+}
+
+/** DESIGN steps 2-12 under the lock, for one resolved version. */
+async function installLocked(ctx: Context, req: InstallRequest, options: InstallOptions, lock: ReleaseLock, started: number): Promise<InstallResult> {
+  const base = baseResult(req);
+  const history = ctx.history();
+  const previous = await readCurrent(ctx.layout);
+  if (previous === req.version && !options.force && (await completeRelease(ctx.layout, req.version))) {
+    return { ...base, status: 'already-current' as const, previous, durationMs: Date.now() - started, exitCode: ExitCode.ok };
+  }
+  refuseBadRelease(history, req.version, options.force);
+  refuseDowngrade(previous, req.version, options.allowDowngrade);
+
+  const journal = DeployJournal.begin(ctx, 'install', previous, req.version, { source: req.source });
+  let commit: string | null = null;
+  let sha256: string | null = null;
+  let venvReusedFrom: string | null = null;
+  let reusedRelease = false;
+  try {
+    const existing = await completeRelease(ctx.layout, req.version);
+    if (existing) {
+      reusedRelease = true;
+      ({ commit, sha256 } = existing);
+      ctx.log.info(`release ${req.version} is already complete on disk; switching to it`);
+    } else {
+      await preflight(ctx, req); // refuses before anything is staged when the disk lacks room
+      ctx.log.info(`installing ${req.version} from ${req.source}`);
+      const built = await buildRelease(ctx, req, journal, options.force);
+      commit = built.fetched.commit ?? null;
+      sha256 = built.fetched.sha256 ?? null;
+      venvReusedFrom = built.venvReusedFrom;
+    }
+  } catch (err) {
+    failDeploy(ctx, journal)(err); // records the failure, explained, and rethrows
   }
 
-  // Checked before the lock too, so a refused install touches nothing at all.
-  refuseBadRelease(ctx.readHistory(), req.version, options.force);
-  return withMutation(ctx, `install ${req.version}`, options.waitSeconds, async ({ lock }) => {
-    const history = ctx.history();
-    const previous = await readCurrent(ctx.layout);
-    if (previous === req.version && !options.force && (await completeRelease(ctx.layout, req.version))) {
-      return { ...base, status: 'already-current' as const, previous, durationMs: Date.now() - started, exitCode: ExitCode.ok };
-    }
-    refuseBadRelease(history, req.version, options.force);
-    refuseDowngrade(previous, req.version, options.allowDowngrade);
-
-    const journal = DeployJournal.begin(ctx, 'install', previous, req.version, { source: req.source });
-    let commit: string | null = null;
-    let sha256: string | null = null;
-    let venvReusedFrom: string | null = null;
-    let reusedRelease = false;
-    try {
-      const existing = await completeRelease(ctx.layout, req.version);
-      if (existing) {
-        reusedRelease = true;
-        ({ commit, sha256 } = existing);
-        ctx.log.info(`release ${req.version} is already complete on disk; switching to it`);
-      } else {
-        await preflight(ctx, req); // refuses before anything is staged when the disk lacks room
-        ctx.log.info(`installing ${req.version} from ${req.source}`);
-        const built = await buildRelease(ctx, req, journal, options.force);
-        commit = built.fetched.commit ?? null;
-        sha256 = built.fetched.sha256 ?? null;
-        venvReusedFrom = built.venvReusedFrom;
-      }
-    } catch (err) {
-      failDeploy(ctx, journal)(err); // records the failure, explained, and rethrows
-    }
-
-    // A forced re-install of the current release falls back to the last good other one, not to itself.
-    const fallback = previous === req.version ? (await releaseFacts(ctx, history, previous)).rollbackTarget : previous;
-    // Only a first activation that changed nothing throws (e.g. a full disk while staging units).
-    const outcome = await switchVerified(ctx, { target: req.version, previous: fallback, journal, lock }).catch(failDeploy(ctx, journal));
-    const common = { ...base, previous, commit, sha256, reusedRelease, venvReusedFrom, deployId: journal.id, gate: outcome.gate };
-    if (outcome.status !== 'switched') {
-      const degraded = outcome.status === 'degraded';
-      return {
-        ...common,
-        status: outcome.status,
-        failure: degraded ? `${outcome.failure}; rollback failed: ${outcome.rollback?.failure}` : (outcome.failure ?? null),
-        rolledBackTo: outcome.rollback?.to ?? null,
-        durationMs: Date.now() - started,
-        exitCode: degraded ? ExitCode.degraded : ExitCode.rolledBack,
-      };
-    }
-    journal.step('prune');
-    const pruned = await pruneReleases(ctx, ctx.settings.keep, false).catch((err: Error) => {
-      ctx.log.warn(`prune after install failed: ${err.message}`);
-      return [] as string[];
-    });
-    journal.finish('succeeded');
-    killPoint('install-finished', ctx.env);
-    return { ...common, status: 'installed' as const, pruned, durationMs: Date.now() - started, exitCode: ExitCode.ok };
+  // A forced re-install of the current release falls back to the last good other one, not to itself.
+  const fallback = previous === req.version ? (await releaseFacts(ctx, history, previous)).rollbackTarget : previous;
+  // Only a first activation that changed nothing throws (e.g. a full disk while staging units).
+  const outcome = await switchVerified(ctx, { target: req.version, previous: fallback, journal, lock }).catch(failDeploy(ctx, journal));
+  const common = { ...base, previous, commit, sha256, reusedRelease, venvReusedFrom, deployId: journal.id, gate: outcome.gate };
+  if (outcome.status !== 'switched') {
+    const degraded = outcome.status === 'degraded';
+    return {
+      ...common,
+      status: outcome.status,
+      failure: degraded ? `${outcome.failure}; rollback failed: ${outcome.rollback?.failure}` : (outcome.failure ?? null),
+      rolledBackTo: outcome.rollback?.to ?? null,
+      durationMs: Date.now() - started,
+      exitCode: degraded ? ExitCode.degraded : ExitCode.rolledBack,
+    };
+  }
+  journal.step('prune');
+  const pruned = await pruneReleases(ctx, ctx.settings.keep, false).catch((err: Error) => {
+    ctx.log.warn(`prune after install failed: ${err.message}`);
+    return [] as string[];
   });
+  journal.finish('succeeded');
+  killPoint('install-finished', ctx.env);
+  return { ...common, status: 'installed' as const, pruned, durationMs: Date.now() - started, exitCode: ExitCode.ok };
 }

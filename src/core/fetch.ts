@@ -18,6 +18,9 @@ export interface InstallRequest {
   source: string;
 }
 
+/** As parsed from the command line: `latest` is still to be asked of the source (version null). */
+export type ParsedRequest = Omit<InstallRequest, 'version'> & { version: string | null };
+
 const ARCHIVE_NAME = /^smolotchi-(.+)\.tar\.gz$/;
 
 export function looksLikeArchivePath(arg: string): boolean {
@@ -25,10 +28,10 @@ export function looksLikeArchivePath(arg: string): boolean {
 }
 
 /**
- * Turn `<ver|latest|./file.tar.gz>` and the source into a request. Versions are validated before
- * anything else, so a hostile string never reaches a path or a git argument.
+ * Turn `<ver|latest|./file.tar.gz>` and the source into a request, touching nothing: versions are
+ * validated before anything else, so a hostile string never reaches a path or a git argument.
  */
-export async function resolveRequest(ctx: Context, arg: string, sourceFlag: string | undefined): Promise<InstallRequest> {
+export function parseRequest(ctx: Context, arg: string, sourceFlag: string | undefined): ParsedRequest {
   if (looksLikeArchivePath(arg)) {
     const m = ARCHIVE_NAME.exec(path.basename(arg));
     if (!m) throw new UsageError(`archive name must be smolotchi-<version>.tar.gz: ${path.basename(arg)}`);
@@ -36,23 +39,23 @@ export async function resolveRequest(ctx: Context, arg: string, sourceFlag: stri
   }
   const source = sourceFlag ?? ctx.settings.source;
   // Parse the version before looking at the source: bad input is refused without side effects.
-  const requested = arg === 'latest' ? null : parseVersion(arg);
+  const version = arg === 'latest' ? null : parseVersion(arg);
   if (!source) throw new UsageError('no release source: pass --source or set SMOLOTCHI_RELEASE_SOURCE in /etc/smolotchi/env');
   // A leading '-' could be taken for an option by git or tar.
   if (source.startsWith('-')) throw new UsageError(`a source may not start with '-': ${JSON.stringify(source)}`);
-  const kind = isTarballSource(source) ? 'tarball' : 'git';
-  if (requested) return { version: requested, kind, source };
-  return { version: await resolveLatest(ctx, kind, source), kind, source };
+  return { version, kind: isTarballSource(source) ? 'tarball' : 'git', source };
 }
 
-async function resolveLatest(ctx: Context, kind: 'git' | 'tarball', source: string): Promise<string> {
+/** `latest` = the highest non-prerelease version the source offers (git: after syncing the mirror). */
+export async function resolveRequest(ctx: Context, req: ParsedRequest): Promise<InstallRequest> {
+  if (req.version !== null) return { ...req, version: req.version };
   let versions: string[];
-  if (kind === 'git') versions = await listGitVersions({ source, mirrorDir: ctx.layout.mirrorDir });
-  else if (/^https?:\/\//.test(source)) throw new UsageError('`latest` needs a git source or a local directory; name the version for a URL source');
-  else versions = await listTarballVersions(source);
+  if (req.kind === 'git') versions = await listGitVersions({ source: req.source, mirrorDir: ctx.layout.mirrorDir });
+  else if (/^https?:\/\//.test(req.source)) throw new UsageError('`latest` needs a git source or a local directory; name the version for a URL source');
+  else versions = await listTarballVersions(req.source);
   const latest = latestStable(versions);
-  if (!latest) throw new NotFoundError(`no released version found in ${source}`);
-  return latest;
+  if (!latest) throw new NotFoundError(`no released version found in ${req.source}`);
+  return { ...req, version: latest };
 }
 
 /** DESIGN step 3: fill a fresh staging folder on the same filesystem as releases/. */

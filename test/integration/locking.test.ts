@@ -117,6 +117,24 @@ describe('--wait', () => {
   });
 });
 
+describe('install latest', () => {
+  it('asks the source only under the lock: a second one exits 75 without touching the git mirror', async () => {
+    box.useTemplate('one');
+    // A tag published upstream meanwhile: a sync before the lock would bring it into the mirror.
+    await execa('git', ['tag', 'v9.9.0', 'v1.1.0'], { cwd: box.repo });
+    const held = await acquireLock(lockFile, { purpose: 'test holder' });
+    try {
+      const r = await spawnCli(['install', 'latest']);
+      expect(r.exitCode, r.stderr).toBe(75);
+      const mirrorTags = await execa('git', ['--git-dir', makeLayout(box.root).mirrorDir, 'tag', '-l', 'v9.9.0']);
+      expect(mirrorTags.stdout).toBe('');
+    } finally {
+      held.release();
+      await execa('git', ['tag', '-d', 'v9.9.0'], { cwd: box.repo });
+    }
+  });
+});
+
 describe('dead and live holders', () => {
   it('a SIGKILLed holder’s lock is taken over by the next command without --force', async () => {
     box.useTemplate('one');
