@@ -104,7 +104,7 @@ describe('install, upgrade, rollback, prune on a sandbox root', () => {
     expect(h.deploys[0]).toMatchObject({ kind: 'install', toVersion: '1.0.0', status: 'succeeded', commit: tags['1.0.0'] });
   });
 
-  it('upgrades to latest stable (skipping the prerelease is not tested here: latest is 1.4.0)', async () => {
+  it('upgrades to 1.1.0: the new release is current, the old one stays on disk', async () => {
     const { root, cli } = sb();
     const r = await cli('install', '1.1.0');
     expect(r.exitCode).toBe(0);
