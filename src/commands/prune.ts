@@ -3,6 +3,7 @@ import { ExitCode } from '../core/exit-codes.js';
 import { removeViaTrash } from '../core/fsutil.js';
 import { DeployJournal } from '../core/journal.js';
 import { withMutation } from '../core/mutation.js';
+import { restartAfterRepair } from '../core/recovery.js';
 import { planPrune, type PrunePlan } from '../core/prune-plan.js';
 import { readCurrent } from '../core/switch.js';
 import { releaseFacts } from '../core/targets.js';
@@ -50,10 +51,12 @@ export async function prune(options: PruneOptions, ctx: Context): Promise<PruneR
     const p = await plan(ctx, keep);
     return { command: 'prune', keep, kept: p.keep, removed: p.remove, protected: p.protectedReasons, dryRun: true, exitCode: ExitCode.ok };
   }
-  return withMutation(ctx, 'prune', options.waitSeconds, async () => {
+  return withMutation(ctx, 'prune', options.waitSeconds, async ({ recovery }) => {
     const current = await readCurrent(ctx.layout);
     const journal = DeployJournal.begin(ctx, 'prune', current, current);
     try {
+      // Recovery may have gone back to the old release: its code must be what runs, not the unproven one's.
+      await restartAfterRepair(ctx, recovery, journal);
       const p = await plan(ctx, keep);
       const removed = await pruneReleases(ctx, keep, false, journal);
       journal.finish('succeeded');

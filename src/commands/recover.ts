@@ -1,9 +1,8 @@
-import { renderFor } from '../core/activate.js';
 import type { Context } from '../core/context.js';
 import { ExitCode } from '../core/exit-codes.js';
 import { DeployJournal } from '../core/journal.js';
 import { withMutation } from '../core/mutation.js';
-import { recoveryChangedSomething, type RecoveryReport } from '../core/recovery.js';
+import { recoveryChangedSomething, restartAfterRepair, type RecoveryReport } from '../core/recovery.js';
 
 export interface RecoverOptions {
   /** At boot the units are ordered after us; restarting them from here would deadlock. */
@@ -41,13 +40,7 @@ export async function recover(options: RecoverOptions, ctx: Context): Promise<Re
     if (!changed) return { command: 'recover' as const, report: recovery, changed, restarted, exitCode: ExitCode.ok };
     const journal = DeployJournal.begin(ctx, 'recover', recovery.current, recovery.current);
     try {
-      if (!options.boot && (recovery.revertedTo !== null || recovery.unitsRepaired) && recovery.current) {
-        journal.step('restart');
-        for (const unit of (await renderFor(ctx, recovery.current)).startOrder) {
-          await ctx.services.restart(unit);
-          restarted.push(unit);
-        }
-      }
+      if (!options.boot) restarted.push(...(await restartAfterRepair(ctx, recovery, journal)));
       journal.finish('succeeded', summary(recovery));
       return { command: 'recover' as const, report: recovery, changed, restarted, exitCode: ExitCode.ok };
     } catch (err) {

@@ -27,6 +27,26 @@ const SWITCHED_STEPS = new Set(['flip', 'restart', 'health-gate', 'auto-rollback
 /** The unit set of "no release": what an undone first install leaves. */
 const NO_UNITS: RenderedUnits = { source: 'bundled', files: [], units: [], startOrder: [], tmpfiles: '', templateHash: '' };
 
+/** Recovery changed what should run (went back, or rewrote units): the services need a restart. */
+export function needsRestart(r: RecoveryReport): boolean {
+  return (r.revertedTo !== null || r.unitsRepaired) && r.current !== null;
+}
+
+/**
+ * Restart the current release's units after a repair, outside boot (at boot they start after the
+ * check unit anyway). Returns the units restarted.
+ */
+export async function restartAfterRepair(ctx: Context, r: RecoveryReport, journal: DeployJournal): Promise<string[]> {
+  if (!needsRestart(r)) return [];
+  journal.step('restart');
+  const restarted: string[] = [];
+  for (const unit of (await renderFor(ctx, r.current)).startOrder) {
+    await ctx.services.restart(unit);
+    restarted.push(unit);
+  }
+  return restarted;
+}
+
 export function recoveryChangedSomething(r: RecoveryReport): boolean {
   return r.interrupted.length > 0 || r.stagingRemoved > 0 || r.incompleteRemoved.length > 0 || r.revertedTo !== null || r.unitsRepaired;
 }

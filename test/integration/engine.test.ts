@@ -342,3 +342,19 @@ describe('source history', () => {
     expect(currentOf(root)).toBe('releases/1.0.0');
   });
 });
+
+describe('repair before the next command', () => {
+  it('prune after a crash in the gate goes back to the old release and restarts its units', async () => {
+    const { root, fake, cli } = sandbox('prune-after-crash');
+    expect((await cli('install', '1.0.0')).exitCode).toBe(0);
+    const killed = await runCli(['release', 'install', '1.1.0', '--root', root, '--systemctl', fake.path], { env: { SMOLOTCHI_TEST_KILL_AT: 'health-gate' } });
+    expect(killed.exitCode).not.toBe(0);
+    expect(currentOf(root)).toBe('releases/1.1.0'); // switched, never proven
+    const before = fake.log().length;
+    const r = await cli('prune');
+    expect(r.exitCode).toBe(0);
+    expect(r.stderr).toContain('never proven healthy');
+    expect(currentOf(root)).toBe('releases/1.0.0');
+    expect(fake.log().slice(before).filter((c) => c.includes('restart')).map((c) => c[c.length - 1])).toContain('smolotchi-web.service');
+  });
+});
