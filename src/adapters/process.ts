@@ -1,4 +1,4 @@
-import { execa, type Options } from 'execa';
+import type { Options } from 'execa';
 import { ReleaseError } from '../core/errors.js';
 
 export interface RunOptions {
@@ -66,6 +66,8 @@ export async function runAllowingFailure(
     encoding: 'utf8',
     stripFinalNewline: true,
   };
+  // Loaded on first use: execa costs ~50 ms to import, and read-only commands never spawn.
+  const { execa } = await import('execa');
   const r = await execa(file, args, execaOptions);
   if (r.failed && r.exitCode === undefined && !r.signal) {
     const cause = r.cause instanceof Error ? r.cause.message : String(r.shortMessage);
