@@ -4,6 +4,7 @@
  * in place, code copied over the running tree, restart), next to one plain web restart; then the
  * time from a failed health gate to the old release answering again.
  */
+import { APP_SERVICES } from '../scripts/sample-app.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +20,6 @@ const INTERVAL_MS = 10;
 const SETTINGS = { SMOLOTCHI_RELEASE_SETTLE_SECONDS: 2, SMOLOTCHI_RELEASE_START_TIMEOUT: 20, SMOLOTCHI_RELEASE_HTTP_TIMEOUT: 5 };
 const TOOL_ENV = { NO_COLOR: '1', PIP_CONFIG_FILE: '/dev/null', PIP_NO_INDEX: '1', PIP_DISABLE_PIP_VERSION_CHECK: '1' };
 const BAD = '2.0.0';
-const UNITS = ['smolotchi-core.service', 'smolotchi-ai.service', 'smolotchi-web.service'];
 
 // Runs a command with each stderr line prefixed by the wall-clock ms it arrived at (the CLI's
 // stderr is a pipe, written synchronously), so a log line can be placed among the poller's answers.
@@ -118,7 +118,7 @@ export async function downtimeBench(runs: number, write: (s: string) => void): P
 
     for (let i = runs; i < 2 * runs; i++) {
       const [from, to] = [good[i]!, good[i + 1]!];
-      naive.runs.push((await measure(sb, from, to, () => sb.exec(['bash', '-c', NAIVE_SH, 'naive', repo, to, ...UNITS], { timeoutMs: 300_000 }), `naive ${to}`)).d);
+      naive.runs.push((await measure(sb, from, to, () => sb.exec(['bash', '-c', NAIVE_SH, 'naive', repo, to, ...APP_SERVICES], { timeoutMs: 300_000 }), `naive ${to}`)).d);
     }
 
     report(write, runs, [restart, ours, naive]);

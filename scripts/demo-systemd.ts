@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createSampleRepo } from './sample-app.js';
+import { APP_SERVICES, createSampleRepo } from './sample-app.js';
 import { canRunSandbox, startSandbox, type Sandbox } from './systemd-sandbox.js';
 import { webAnswer } from './web-poller.js';
 
@@ -42,7 +42,7 @@ export async function realSystemdDemo(banner: (t: string) => void): Promise<void
     banner('install 1.2.0, whose web never starts: the gate fails, the tool rolls back to 1.1.0 by itself (exit 5)');
     await run(sb, ['install', '1.2.0'], 5);
     await web(sb, '1.1.0');
-    await shell(sb, ['systemctl', 'is-active', 'smolotchi-core.service', 'smolotchi-ai.service', 'smolotchi-web.service']);
+    await shell(sb, ['systemctl', 'is-active', ...APP_SERVICES]);
 
     banner('status and history on the device');
     await run(sb, ['status']);

@@ -27,6 +27,9 @@ export interface SampleVersion {
   dropUnit?: string;
 }
 
+/** The long-running services of the app with default settings (no opt-in display or core-net). */
+export const APP_SERVICES = ['smolotchi-core.service', 'smolotchi-ai.service', 'smolotchi-web.service'];
+
 /** WatchdogSec of the core units a `watchdog-exceeded` release ships: the gate's settle window must exceed it. */
 export const SHORT_WATCHDOG_SEC = 2;
 

@@ -83,14 +83,14 @@ export async function install(options: InstallOptions, ctx: Context): Promise<In
   const started = Date.now();
   // Validate everything that needs no lock first: a refused command changes nothing.
   const asked = parseRequest(ctx, options.target, options.source);
-  if (asked.version !== null) {
-    refuseDowngrade(await readCurrent(ctx.layout), asked.version, options.allowDowngrade);
-    refuseBadRelease(ctx.readHistory(), asked.version, options.force);
-  }
   if (options.dryRun) {
     const req = await resolveRequest(ctx, asked);
     refuseDowngrade(await readCurrent(ctx.layout), req.version, options.allowDowngrade);
     return dryRun(ctx, req, started);
+  }
+  if (asked.version !== null) {
+    refuseDowngrade(await readCurrent(ctx.layout), asked.version, options.allowDowngrade);
+    refuseBadRelease(ctx.readHistory(), asked.version, options.force);
   }
   return withMutation(ctx, `install ${asked.version ?? 'latest'}`, options.waitSeconds, async ({ lock }) => {
     // `latest` asks the source under the lock: the git mirror is shared with other installs.
@@ -104,7 +104,9 @@ async function installLocked(ctx: Context, req: InstallRequest, options: Install
   const base = baseResult(req);
   const history = ctx.history();
   const previous = await readCurrent(ctx.layout);
-  if (previous === req.version && !options.force && (await completeRelease(ctx.layout, req.version))) {
+  // Read once, under the lock: nothing else changes the releases folder meanwhile.
+  const existing = await completeRelease(ctx.layout, req.version);
+  if (previous === req.version && !options.force && existing) {
     return { ...base, status: 'already-current' as const, previous, durationMs: Date.now() - started, exitCode: ExitCode.ok };
   }
   refuseBadRelease(history, req.version, options.force);
@@ -116,7 +118,6 @@ async function installLocked(ctx: Context, req: InstallRequest, options: Install
   let venvReusedFrom: string | null = null;
   let reusedRelease = false;
   try {
-    const existing = await completeRelease(ctx.layout, req.version);
     if (existing) {
       reusedRelease = true;
       ({ commit, sha256 } = existing);

@@ -81,17 +81,18 @@ export async function activate(ctx: Context, version: string, journal: DeployJou
   return { rendered, removedUnits, restartFailure };
 }
 
-/** Undo a first install that failed its gate: nothing was installed before, so nothing stays. */
-export async function deactivateAll(ctx: Context, journal: DeployJournal, lock: ReleaseLock): Promise<void> {
-  journal.step('deactivate');
-  const installed = await readInstalledUnits(ctx.layout.unitDir);
-  const units = [...new Set(installed.map((f) => f.relPath.split('/')[0]!).filter((n) => !n.endsWith('.d')))];
-  await ctx.services.stop(units);
-  await ctx.services.disable(units);
-  const empty: RenderedUnits = { source: 'bundled', files: [], units: [], startOrder: [], tmpfiles: '', templateHash: '' };
-  await writeUnits(ctx.layout.unitDir, ctx.layout.tmpfilesFile, empty);
+/** The unit set of "nothing installed": applying it stops, disables and removes every unit we own. */
+export const NO_UNITS: RenderedUnits = { source: 'bundled', files: [], units: [], startOrder: [], tmpfiles: '', templateHash: '' };
+
+/**
+ * Undo a first install (its gate failed, or a crash left it unproven): nothing was installed
+ * before, so nothing stays. Units first: a crash in between leaves `current`, and the next
+ * recovery repeats this.
+ */
+export async function deactivateAll(ctx: Context, journal: DeployJournal | null): Promise<void> {
+  journal?.step('deactivate');
+  // Its sub-steps stay unjournaled: recovery must see 'deactivate' to finish the job after a crash.
+  await applyUnits(ctx, NO_UNITS, null);
   killPoint('deactivated-units', ctx.env);
-  await ctx.services.daemonReload();
   await removeCurrent(ctx.layout);
-  lock.reassert();
 }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
 import { formatHostPort, probeHttp } from '../adapters/http-probe.js';
@@ -20,7 +21,6 @@ export interface GateResult {
   checks: string[];
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const POLL_MS = 250;
 
 export function describeFailure(f: GateFailure): string {

@@ -5,13 +5,12 @@ import type { Layout } from './layout.js';
 import type { Logger } from './log.js';
 import { userName } from './proc.js';
 import { STAMP_FILE } from './stamp.js';
-import { tryParseVersion } from './version.js';
+import { versionOfTarget } from './switch.js';
 
 /** The complete release `current` names, read synchronously (the history opens synchronously). */
 function completeCurrent(layout: Layout): string | null {
   try {
-    const m = /^releases\/([^/]+)$/.exec(readlinkSync(layout.currentLink));
-    const version = m ? tryParseVersion(m[1]!) : null;
+    const version = versionOfTarget(readlinkSync(layout.currentLink));
     if (version === null) return null;
     const stamp = JSON.parse(readFileSync(path.join(layout.releasesDir, version, STAMP_FILE), 'utf8')) as { version?: unknown };
     return stamp.version === version ? version : null;

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { LockHeldError } from './errors.js';
@@ -12,7 +13,6 @@ export interface LockInfo {
   since: string;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function readLock(file: string): LockInfo | null {
   try {

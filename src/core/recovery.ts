@@ -1,14 +1,14 @@
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { removeStaleGitLocks } from '../adapters/git-locks.js';
-import { applyUnits, renderFor } from './activate.js';
+import { applyUnits, deactivateAll, renderFor } from './activate.js';
 import type { Context } from './context.js';
 import { emptyDir, removeViaTrash } from './fsutil.js';
 import type { DeployJournal } from './journal.js';
 import { scanReleases } from './releases.js';
 import { killPoint } from './killpoint.js';
-import { flipCurrent, readCurrent, removeCurrent } from './switch.js';
-import { diffUnits, readInstalledUnits, type RenderedUnits } from './units.js';
+import { flipCurrent, readCurrent } from './switch.js';
+import { diffUnits, readInstalledUnits } from './units.js';
 
 export interface RecoveryReport {
   interrupted: { id: number; kind: string; step: string | null }[];
@@ -25,7 +25,6 @@ export interface RecoveryReport {
 const SWITCHED_STEPS = new Set(['flip', 'restart', 'health-gate', 'auto-rollback', 'deactivate', 'mark', 'prune']);
 
 /** The unit set of "no release": what an undone first install leaves. */
-const NO_UNITS: RenderedUnits = { source: 'bundled', files: [], units: [], startOrder: [], tmpfiles: '', templateHash: '' };
 
 /** Recovery changed what should run (went back, or rewrote units): the services need a restart. */
 export function needsRestart(r: RecoveryReport): boolean {
@@ -95,11 +94,9 @@ export async function recover(ctx: Context, journal: DeployJournal | null): Prom
       await flipCurrent(layout, d.fromVersion);
       report.revertedTo = current = d.fromVersion;
     } else if (d.fromVersion === null) {
-      // Units first: a crash in between leaves the row open, so the next recovery repeats this.
       log.warn(`release ${current} was the first one installed and never proven healthy; removing its units and current`);
-      await applyUnits(ctx, NO_UNITS, journal);
+      await deactivateAll(ctx, journal);
       report.unitsRepaired = true;
-      await removeCurrent(layout);
       current = null;
     }
     break;

@@ -32,14 +32,17 @@ export async function removeCurrent(layout: Layout): Promise<void> {
   fsyncDir(layout.optDir);
 }
 
+/** The version a `current` link target (`releases/<ver>`) names, or null for anything else. */
+export function versionOfTarget(target: string): string | null {
+  const m = /^releases\/([^/]+)$/.exec(target);
+  return m ? tryParseVersion(m[1]!) : null;
+}
+
 /** The version `current` names, or null when it does not exist or names no release folder. */
 export async function readCurrent(layout: Layout): Promise<string | null> {
-  let target: string;
   try {
-    target = await readlink(layout.currentLink);
+    return versionOfTarget(await readlink(layout.currentLink));
   } catch {
     return null;
   }
-  const m = /^releases\/([^/]+)$/.exec(target);
-  return m ? tryParseVersion(m[1]!) : null;
 }

@@ -69,7 +69,8 @@ export async function switchVerified(
 
   if (previous === null) {
     // Nothing was installed before: going back means removing what this deploy put in place.
-    await deactivateAll(ctx, journal, lock);
+    await deactivateAll(ctx, journal);
+    lock.reassert();
     journal.finish('rolled-back', failure);
     return { status: 'rolled-back', target, previous, gate, failure, rollback: { to: null, ok: true } };
   }

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { APP_SERVICES } from '../../scripts/sample-app.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   bootDevice,
@@ -20,7 +21,6 @@ import {
 // with the CLI run inside exactly as an operator types it (no --root, the real systemctl).
 const available = sandboxAvailable();
 
-const APP_SERVICES = ['smolotchi-core.service', 'smolotchi-ai.service', 'smolotchi-web.service'];
 
 interface Deploy {
   kind: string;

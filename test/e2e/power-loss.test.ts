@@ -1,3 +1,4 @@
+import { APP_SERVICES } from '../../scripts/sample-app.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   bootDevice,
@@ -17,7 +18,6 @@ import {
 // complete release with matching units, and the next install must just work (DESIGN I1-I7).
 const available = sandboxAvailable();
 
-const APP = ['smolotchi-core.service', 'smolotchi-ai.service', 'smolotchi-web.service'];
 // Journaled step to die at, and the (newer) version being installed when it happens.
 const KILL_POINTS: [string, string][] = [
   ['venv', '1.1.0'],
@@ -49,10 +49,10 @@ describe.skipIf(!available)('e2e: interrupted install, then boot-time recovery',
     expect(killed.exitCode, explain(killed)).not.toBe(0);
 
     // "Reboot": the app is down, the check unit (ordered before it) repairs, then the app starts.
-    await sb.exec(['systemctl', 'stop', ...APP]);
+    await sb.exec(['systemctl', 'stop', ...APP_SERVICES]);
     const boot = await sb.exec(['systemctl', 'start', 'smolotchi-release-check.service']);
     expect(boot.exitCode, explain(boot)).toBe(0);
-    const started = await sb.exec(['systemctl', 'start', ...APP]);
+    const started = await sb.exec(['systemctl', 'start', ...APP_SERVICES]);
     expect(started.exitCode, explain(started)).toBe(0);
 
     const current = await currentVersion(sb);
@@ -63,7 +63,7 @@ describe.skipIf(!available)('e2e: interrupted install, then boot-time recovery',
     const { json: history } = await smolotchiJson<{ deploys: { status: string; step: string | null }[] }>(sb, ['release', 'history']);
     expect(history.deploys.filter((d) => d.status === 'running')).toEqual([]);
     expect(history.deploys.some((d) => d.status === 'interrupted' && d.step === step), JSON.stringify(history.deploys)).toBe(true);
-    for (const unit of APP) expect((await unitInfo(sb, unit)).ActiveState, unit).toBe('active');
+    for (const unit of APP_SERVICES) expect((await unitInfo(sb, unit)).ActiveState, unit).toBe('active');
     expect(await servedVersion(sb)).toBe(current);
 
     const next = await smolotchi(sb, ['release', 'install', version, ...(current === version ? ['--force'] : [])]);
