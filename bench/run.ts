@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { downtimeBench } from './downtime.js';
 import { median } from './gaps.js';
 import { makeBenchRepo } from './bench-repo.js';
+import { contentionBench, contentionRows } from './contention.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.resolve(here, '..', 'src', 'cli.js');
@@ -28,6 +29,7 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 }
 
 async function tool(root: string, args: string[]): Promise<void> {
+  mkdirSync(root, { recursive: true });
   await execa(process.execPath, [CLI, 'release', ...args, '--root', root, '--quiet'], { env: PIP_ENV });
 }
 
@@ -77,6 +79,7 @@ async function main(): Promise<void> {
         'smoke import, stamp, unit rendering, the atomic flip and the SQLite history; service restarts are not\n' +
         'part of this table (no systemd under --root; the downtime part below has them). The naive rollback is a bare `ln -sfn`.\n',
     );
+    process.stdout.write(contentionRows(await contentionBench(CLI, path.join(work, 'contention'), repo)));
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
