@@ -100,6 +100,7 @@ function buildProgram(): Command {
   withGate(withWait(withGlobals(release.command('install <version>'))))
     .description('install <ver|latest|./smolotchi-X.Y.Z.tar.gz>, switch to it and prove it healthy')
     .option('--source <source>', 'git URL or path, or a folder/URL of smolotchi-<ver>.tar.gz archives')
+    .addOption(new Option('--source-kind <kind>', 'what --source is (default: auto-detected)').choices(['git', 'tarball', 'auto']))
     .option('--dry-run', 'print the plan, change nothing')
     .option('--force', 'install even if marked bad, already current, or its tag moved')
     .option('--allow-downgrade', 'install a version older than the current one')
@@ -110,6 +111,7 @@ function buildProgram(): Command {
           {
             target: target!,
             source: o.source as string | undefined,
+            sourceKind: o.sourceKind as 'git' | 'tarball' | 'auto' | undefined,
             dryRun: Boolean(o.dryRun),
             force: Boolean(o.force),
             allowDowngrade: Boolean(o.allowDowngrade),
@@ -128,6 +130,16 @@ function buildProgram(): Command {
       action(async (o, _a, ctx) => {
         const { rollback } = await import('./commands/rollback.js');
         return rollback({ to: o.to as string | undefined, dryRun: Boolean(o.dryRun), waitSeconds: waitSeconds(o.wait) }, ctx);
+      }),
+    );
+
+  withWait(withGlobals(release.command('mark <state> <version>')))
+    .description('mark a release good or bad by hand (as `rauc status mark-good|mark-bad`), recorded in the history')
+    .option('--reason <text>', 'why, shown by status, list and history')
+    .action(
+      action(async (o, [state, version], ctx) => {
+        const { mark } = await import('./commands/mark.js');
+        return mark({ state: state!, version: version!, reason: o.reason as string | undefined, waitSeconds: waitSeconds(o.wait) }, ctx);
       }),
     );
 

@@ -2,6 +2,7 @@ import type { Context } from '../core/context.js';
 import { NotFoundError, ReleaseError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
 import type { GateResult } from '../core/health.js';
+import { DEGRADED_KEY } from '../core/history.js';
 import { failDeploy } from '../core/disk-full.js';
 import { DeployJournal } from '../core/journal.js';
 import { killPoint } from '../core/killpoint.js';
@@ -26,6 +27,8 @@ export interface RollbackResult {
   deployId: number | null;
   gate: GateResult | null;
   failure: string | null;
+  /** Whose fault a failure was: only 'release' marks it bad. */
+  faultOf: 'release' | 'environment' | null;
   plan: string[];
   exitCode: number;
 }
@@ -37,11 +40,18 @@ async function chooseTarget(ctx: Context, to: string | undefined, current: strin
     if (!(await completeRelease(ctx.layout, version))) {
       throw new NotFoundError(`release ${version} is not installed on this device`, 'see `smolotchi release list`');
     }
-    if (version === current) throw new ReleaseError(`release ${version} is already current`, ExitCode.failed);
+    // While degraded, `--to <current>` is the documented repair: its units again, and its gate.
+    if (version === current && ctx.readHistory()?.getState(DEGRADED_KEY) == null) {
+      throw new ReleaseError(
+        `release ${version} is already current`,
+        ExitCode.failed,
+        `nothing to do; \`smolotchi release install ${version} --force\` re-applies its units and re-runs its gate`,
+      );
+    }
     return version;
   }
   const facts = await releaseFacts(ctx, ctx.readHistory(), current);
-  if (!facts.rollbackTarget) throw new NotFoundError('no earlier complete release to roll back to');
+  if (!facts.rollbackTarget) throw new NotFoundError('no earlier complete release to roll back to', 'see `smolotchi release list`');
   return facts.rollbackTarget;
 }
 
@@ -52,27 +62,31 @@ export async function rollback(options: RollbackOptions, ctx: Context): Promise<
     const current = await readCurrent(ctx.layout);
     const to = await chooseTarget(ctx, options.to, current);
     const plan = [`render and write ${to}'s units`, `switch current: ${current ?? '(none)'} -> ${to}`, 'restart units and run the health gate'];
-    return { command: 'rollback', status: 'dry-run', from: current, to, deployId: null, gate: null, failure: null, plan, exitCode: ExitCode.ok };
+    return { command: 'rollback', status: 'dry-run', from: current, to, deployId: null, gate: null, failure: null, faultOf: null, plan, exitCode: ExitCode.ok };
   }
   return withMutation(ctx, `rollback${options.to ? ` to ${options.to}` : ''}`, options.waitSeconds, async ({ lock }) => {
     const current = await readCurrent(ctx.layout);
     const to = await chooseTarget(ctx, options.to, current);
     const journal = DeployJournal.begin(ctx, 'rollback', current, to);
-    ctx.log.info(`rolling back ${current ?? '(none)'} -> ${to}`);
+    ctx.log.info(to === current ? `re-applying ${to} (degraded)` : `rolling back ${current ?? '(none)'} -> ${to}`);
+    // Re-applying the current release falls back, if it fails again, to the last good other one
+    // (or to itself once more, never to nothing: that would remove the running units).
+    const previous = to === current ? ((await releaseFacts(ctx, ctx.history(), current)).rollbackTarget ?? current) : current;
     // Only an activation that changed nothing throws (e.g. a full disk while staging units).
-    const outcome = await switchVerified(ctx, { target: to, previous: current, journal, lock }).catch(failDeploy(ctx, journal));
+    const outcome = await switchVerified(ctx, { target: to, previous, journal, lock }).catch(failDeploy(ctx, journal));
     const base = { command: 'rollback' as const, from: current, to, deployId: journal.id, gate: outcome.gate, plan: [] };
     if (outcome.status === 'switched') {
       journal.finish('succeeded');
       killPoint('rollback-finished', ctx.env);
-      return { ...base, status: 'rolled-back' as const, failure: null, exitCode: ExitCode.ok };
+      return { ...base, status: 'rolled-back' as const, failure: null, faultOf: null, exitCode: ExitCode.ok };
     }
     const degraded = outcome.status === 'degraded';
     return {
       ...base,
       status: degraded ? ('degraded' as const) : ('reverted' as const),
       failure: degraded ? `${outcome.failure}; going back failed: ${outcome.rollback?.failure}` : (outcome.failure ?? null),
-      exitCode: degraded ? ExitCode.degraded : ExitCode.rolledBack,
+      faultOf: outcome.faultOf ?? null,
+      exitCode: degraded ? ExitCode.degraded : outcome.faultOf === 'environment' ? ExitCode.failed : ExitCode.rolledBack,
     };
   });
 }

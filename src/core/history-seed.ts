@@ -28,7 +28,7 @@ export function seedHistory(store: HistoryStore, layout: Layout, log: Logger, mo
   const current = completeCurrent(layout);
   const note = `history rebuilt from the filesystem; the unreadable file was moved to ${movedTo}${current ? `; ${current} (current) marked good` : ''}`;
   const id = store.beginDeploy({ kind: 'recover', fromVersion: current, toVersion: current, user: userName(), pid: process.pid });
-  if (current) store.setMark(current, 'good', null, id);
+  if (current) store.setMark(current, 'good', null, id, { source: 'rebuild' });
   store.finishDeploy(id, 'succeeded', note);
   log.debug(note); // openHistory has already said, once, that the file was moved aside
 }

@@ -8,12 +8,13 @@ import type { StatusResult } from '../commands/status.js';
 import type { KeygenResult } from '../commands/keygen.js';
 import type { PackResult } from '../commands/pack.js';
 import type { VerifyResult } from '../commands/verify.js';
+import type { MarkResult } from '../commands/mark.js';
 import { renderKeygen, renderPack, renderVerify } from './signing.js';
 import { dash, seconds, table } from './table.js';
 
 export type CommandResult =
   | InstallResult | RollbackResult | HistoryResult | ListResult | StatusResult | PruneResult | RecoverResult
-  | VerifyResult | KeygenResult | PackResult;
+  | VerifyResult | KeygenResult | PackResult | MarkResult;
 
 export const SCHEMA_VERSION = 1;
 
@@ -38,23 +39,39 @@ function renderInstall(r: InstallResult): string {
       if (r.pruned.length) lines.push(`pruned: ${r.pruned.join(', ')}`);
       return lines.join('\n');
     }
-    case 'rolled-back':
-      return `release ${r.version} FAILED its health gate: ${r.failure}\nrolled back to ${r.rolledBackTo ?? '(nothing installed before: units removed)'}; ${r.version} is marked bad`;
+    case 'rolled-back': {
+      const back = `rolled back to ${r.rolledBackTo ?? '(nothing installed before: units removed)'}`;
+      if (r.faultOf === 'environment') return `installing ${r.version} failed after its restart, not by its own fault: ${r.failure}\n${back}; nothing is marked bad`;
+      return `release ${r.version} FAILED its health gate: ${r.failure}\n${back}; ${r.version} is marked bad`;
+    }
     case 'degraded':
-      return `DEGRADED: ${r.failure}\nthe system is left as it is; see \`smolotchi release status\` and the README's "Recovering from degraded"`;
+      return `DEGRADED: ${r.failure}\nthe system is left as it is; see \`smolotchi release status\` for what to do (README: "Recovering from degraded")`;
   }
 }
 
 function renderRollback(r: RollbackResult): string {
   if (r.status === 'dry-run') return [`would roll back ${dash(r.from)} -> ${r.to}:`, ...r.plan.map((s, i) => `  ${i + 1}. ${s}`)].join('\n');
   if (r.status === 'rolled-back') return `rolled back ${dash(r.from)} -> ${r.to}`;
-  if (r.status === 'reverted') return `rollback to ${r.to} FAILED its health gate: ${r.failure}\nwent back to ${dash(r.from)}`;
-  return `DEGRADED: ${r.failure}`;
+  if (r.status === 'reverted' && r.faultOf === 'environment') return `rollback to ${r.to} failed after its restart, not by its own fault: ${r.failure}\nwent back to ${dash(r.from)}; nothing is marked bad`;
+  if (r.status === 'reverted') return `rollback to ${r.to} FAILED its health gate: ${r.failure}\nwent back to ${dash(r.from)}; ${r.to} is marked bad`;
+  return `DEGRADED: ${r.failure}\nthe system is left as it is; see \`smolotchi release status\` for what to do (README: "Recovering from degraded")`;
 }
+
+function renderMark(r: MarkResult): string {
+  const lines = [`marked ${r.version} ${r.state}${r.was && r.was !== r.state ? ` (was ${r.was})` : ''}${r.reason ? `: ${r.reason}` : ''}`];
+  if (r.state === 'bad' && r.current) lines.push(`${r.version} is still current: \`smolotchi release rollback\` switches to the last good release`);
+  if (r.state === 'bad' && !r.current) lines.push(`${r.version} will not be installed again without --force, nor be a rollback target`);
+  if (r.degradedCleared) lines.push('degraded state cleared: you vouched for the current release');
+  return lines.join('\n');
+}
+
+/** Who set a mark, as people say it. */
+const markedBy = (m: { markedBy: string | null; user?: string | null }) =>
+  m.markedBy === 'operator' ? `by ${m.user ?? 'an operator'}` : m.markedBy === 'gate' ? 'by the health gate' : m.markedBy === 'rebuild' ? 'by a history rebuild' : '';
 
 function renderHistory(r: HistoryResult): string {
   if (!r.available) return 'no deploy history yet';
-  return table(
+  const deploys = table(
     ['ID', 'STARTED', 'KIND', 'FROM', 'TO', 'STATUS', 'TOOK', 'USER', 'DETAIL'],
     r.deploys.map((d) => [
       String(d.id),
@@ -68,12 +85,20 @@ function renderHistory(r: HistoryResult): string {
       d.error ?? (d.commit ? `commit ${d.commit.slice(0, 12)}` : d.sha256 ? `sha256 ${d.sha256.slice(0, 12)}` : ''),
     ]),
   );
+  // Operator marks are decisions worth seeing beside the deploys; the gate's own marks are in the deploy rows.
+  const operator = r.marks.filter((m) => m.markedBy === 'operator');
+  if (operator.length === 0) return deploys;
+  const marks = table(
+    ['MARKED', 'VERSION', 'MARK', 'BY', 'REASON'],
+    operator.map((m) => [m.markedAt.replace('T', ' ').slice(0, 19), m.version, m.state, dash(m.user), dash(m.reason)]),
+  );
+  return `${deploys}\n\noperator marks:\n${marks}`;
 }
 
 function renderList(r: ListResult): string {
   if (r.releases.length === 0) return 'no releases installed';
   return table(
-    ['VERSION', 'STATE', 'INSTALLED', 'SOURCE'],
+    ['VERSION', 'STATE', 'INSTALLED', 'SOURCE', 'MARK'],
     r.releases.map((x) => [
       x.version,
       [x.current && 'current', x.lastGood && 'last-good', x.rollbackTarget && 'rollback-target', x.bad && 'bad', !x.complete && 'incomplete']
@@ -81,6 +106,7 @@ function renderList(r: ListResult): string {
         .join(',') || '-',
       dash(x.installedAt?.replace('T', ' ').slice(0, 19)),
       dash(x.source),
+      x.mark ? `${x.mark.state} ${markedBy(x.mark)}${x.mark.reason ? `: ${x.mark.reason}` : ''}`.trim() : '-',
     ]),
   );
 }
@@ -91,13 +117,19 @@ function renderStatus(r: StatusResult): string {
     `current:          ${dash(r.current)}${r.current && !r.currentComplete ? ' (INCOMPLETE)' : ''}`,
     `last good:        ${dash(r.lastGood)}`,
     `rollback target:  ${dash(r.rollbackTarget)}`,
-    `bad releases:     ${r.bad.length ? r.bad.join(', ') : '-'}`,
+    `bad releases:     ${r.badMarks.length ? r.badMarks.map((m) => `${m.version} (${[markedBy(m), m.reason].filter(Boolean).join(': ')})`).join(', ') : '-'}`,
     `state:            ${r.degraded ? `DEGRADED: ${r.degradedReason}` : 'ok'}`,
     `last deploy:      ${last ? `#${last.id} ${last.kind} ${dash(last.fromVersion)} -> ${dash(last.toVersion)} ${last.status}${last.error ? `: ${last.error}` : ''}` : '-'}`,
     `units:            ${r.drift ? `DRIFT (${r.driftFiles.join(', ')})` : 'match the current release'}`,
     `lock:             ${r.lock ? `held by pid ${r.lock.pid} (${r.lock.purpose}) since ${r.lock.since}${r.lock.alive ? '' : ' [holder is dead]'}` : 'free'}`,
   ];
   if (!r.historyAvailable) lines.push('history:          unavailable (no readable releases.db)');
+  if (r.degraded && r.current) {
+    lines.push(
+      `hint: fix the cause, then \`smolotchi release rollback --to ${r.current}\` re-applies its units and re-runs the gate;`,
+      `      or \`smolotchi release mark good ${r.current}\` once you have checked it yourself (README: "Recovering from degraded")`,
+    );
+  }
   return lines.join('\n');
 }
 
@@ -145,5 +177,7 @@ export function renderText(result: CommandResult): string {
       return renderKeygen(result);
     case 'pack':
       return renderPack(result);
+    case 'mark':
+      return renderMark(result);
   }
 }
