@@ -175,6 +175,11 @@ function buildProgram(): Command {
     .option('--all', 'every complete release on disk (default: the current one)')
     .action(action(async (o, [version], ctx) => (await import('./commands/verify.js')).verify({ version, all: Boolean(o.all) }, ctx)));
 
+  withGlobals(release.command('init'))
+    .description('prepare a device: the smolotchi user, folders with owners and modes, /etc/smolotchi/env, the boot-time check')
+    .option('--dry-run', 'print what would be created or changed, change nothing')
+    .action(action(async (o, _a, ctx) => (await import('./commands/init.js')).init({ dryRun: Boolean(o.dryRun) }, ctx)));
+
   withGlobals(release.command('keygen'))
     .description('make an ed25519 release signing key pair: smolotchi-<keyid>.key (0600) and .pub')
     .requiredOption('--out <dir>', 'folder for the two key files')
