@@ -5,6 +5,7 @@ import { ReleaseError, UsageError } from './errors.js';
 import { isDirectory } from './fsutil.js';
 import { DEVICE } from './layout.js';
 import { packageRoot } from './package-root.js';
+import { composeTmpfiles, readReleaseTmpfiles } from './tmpfiles-policy.js';
 import { byPath, OPERATOR_DROPIN, TOOL_UNIT, UNIT_NAME } from './unit-files.js';
 
 export { diffUnits, readInstalledUnits, writeUnits, OPERATOR_DROPIN, TOOL_UNIT, UNIT_NAME, type UnitDiff } from './unit-files.js';
@@ -223,8 +224,11 @@ export async function renderUnits(releaseDir: string | null, bundledDir: string,
     files,
     units: [...chosen, TOOL_UNIT].sort(),
     startOrder: startOrder(chosen),
-    // The tool owns /run/smolotchi (its lock lives there): always the bundled tmpfiles, never a release's.
-    tmpfiles: await readFile(path.join(bundledDir, 'tmpfiles', 'smolotchi.conf'), 'utf8'),
+    // The bundled tmpfiles first (the tool's run dirs), then the release's lines its policy lets through.
+    tmpfiles: composeTmpfiles(
+      await readFile(path.join(bundledDir, 'tmpfiles', 'smolotchi.conf'), 'utf8'),
+      fromRelease ? await readReleaseTmpfiles(releaseSystemd) : [],
+    ),
     templateHash: hashFiles(files),
   };
 }
