@@ -12,8 +12,11 @@ describe('the env file template', () => {
   });
 
   it('shows the real defaults: uncommenting every line changes no setting', () => {
-    const uncommented = envFileTemplate().replace(/^#(SMOLOTCHI_[A-Z_]+=)/gm, '$1');
+    const computed = documentedKeys().filter((k) => SETTING_DOCS[k]!.computed);
+    const uncommented = envFileTemplate().replace(/^#(SMOLOTCHI_[A-Z_]+)=/gm, (line, key: string) => (computed.includes(key) ? line : `${key}=`));
     expect(settingsFromEnv(parseEnvFile(uncommented))).toEqual(DEFAULT_SETTINGS);
+    // A computed default stays commented out: unset is what selects it.
+    for (const key of computed) expect(parseEnvFile(uncommented).has(key)).toBe(false);
     // As written (all commented out) it is read as no setting at all.
     expect(parseEnvFile(envFileTemplate()).size).toBe(0);
   });

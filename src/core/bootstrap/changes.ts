@@ -5,5 +5,4 @@ export interface InitChange {
   /** 'skipped': could not be done here (the detail says why); with --dry-run, what would happen. */
   action: 'created' | 'changed' | 'kept' | 'skipped';
   detail: string;
-  dryRun?: boolean;
 }

@@ -68,7 +68,7 @@ export async function ensureFolder(spec: FolderSpec, service: Account | null, dr
   if (info && !modeDiffers && (!ownerDiffers || !canChown)) return { kind: 'folder', path: spec.path, action: 'kept', detail: note ?? what };
   const action = info ? 'changed' : 'created';
   const before = info ? ` (was ${info.uid}:${info.gid} ${octal(info.mode)})` : '';
-  if (dryRun) return { kind: 'folder', path: spec.path, action, detail: `${what}${before}`, dryRun: true };
+  if (dryRun) return { kind: 'folder', path: spec.path, action, detail: `${what}${before}` };
   if (!info) {
     await mkdir(path.dirname(spec.path), { recursive: true });
     await mkdir(spec.path, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {

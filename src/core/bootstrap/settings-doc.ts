@@ -9,6 +9,8 @@ export interface SettingDoc {
   /** The value the tool uses when the key is absent, as it would be written in the file ('' = none). */
   default: string;
   help: string;
+  /** The default is computed when the key is unset (not a value one could write): `default` is an example. */
+  computed?: true;
 }
 
 export const SETTING_DOCS: Record<string, SettingDoc> = {
@@ -18,7 +20,12 @@ export const SETTING_DOCS: Record<string, SettingDoc> = {
   SMOLOTCHI_RELEASE_CORE_NET: { default: '0', help: 'run smolotchi-core-net (CAP_NET_ADMIN) instead of smolotchi-core' },
   SMOLOTCHI_RELEASE_PYTHON: { default: '/usr/bin/python3', help: 'base interpreter of the venvs (the system one: services cannot reach /root or /home)' },
   SMOLOTCHI_RELEASE_REQUIREMENTS: { default: '', help: 'extra requirement files, relative to the release, comma separated' },
-  SMOLOTCHI_RELEASE_EXTRAS: { default: '', help: 'extras to install, comma separated' },
+  SMOLOTCHI_RELEASE_EXTRAS: {
+    default: 'web,core',
+    computed: true,
+    help: "pyproject extras to install, comma separated; unset: web,core (+display with the display unit), those the release has; empty: none",
+  },
+  SMOLOTCHI_RELEASE_PROFILE: { default: 'auto', help: 'device profile: pi adds requirements/pi_zero.txt, generic does not, auto is pi on ARM Raspberry Pi hardware' },
   SMOLOTCHI_RELEASE_SETTLE_SECONDS: { default: '5', help: 'health gate: how long units must stay up with no restart' },
   SMOLOTCHI_RELEASE_START_TIMEOUT: { default: '60', help: 'health gate: how long units may take to become active' },
   SMOLOTCHI_RELEASE_HTTP_TIMEOUT: { default: '20', help: 'health gate: how long the web UI may take to answer' },
