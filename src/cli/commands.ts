@@ -129,6 +129,15 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     run: async (o, [version], ctx) => (await import('../commands/verify.js')).verify({ version, all: Boolean(o.all) }, ctx),
   },
   {
+    name: 'init',
+    summary: 'prepare a device: the smolotchi user, folders with owners and modes, /etc/smolotchi/env, the boot-time check',
+    uses: { systemctl: true },
+    options: (cmd) => dryRun(cmd, 'print what would be created or changed, change nothing'),
+    examples: ['sudo smolotchi release init --dry-run', 'sudo smolotchi release init && sudo smolotchi release install latest'],
+    exitCodes: [ok, failed, usage],
+    run: async (o, _a, ctx) => (await import('../commands/init.js')).init({ dryRun: Boolean(o.dryRun) }, ctx),
+  },
+  {
     name: 'keygen',
     summary: 'make an ed25519 release signing key pair: smolotchi-<keyid>.key (0600) and .pub',
     uses: { root: false },

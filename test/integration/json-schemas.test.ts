@@ -46,6 +46,7 @@ const SAMPLES: Record<string, { ok: Sample[]; fail: Sample[] }> = {
   prune: { ok: [{ args: () => ['--keep', '1', '--dry-run'], exit: 0 }, { args: () => ['--keep', '1'], exit: 0 }], fail: [{ args: () => ['--keep', '0'], exit: 2 }] },
   recover: { ok: [{ args: () => [], exit: 0 }], fail: [{ args: () => ['--wait=soon'], exit: 2 }] },
   verify: { ok: [{ args: () => [], exit: 0 }], fail: [{ args: () => ['8.8.8'], exit: 3 }] },
+  init: { ok: [{ args: () => ['--dry-run'], exit: 0 }, { args: () => [], exit: 0 }], fail: [{ args: () => ['--dry-run', 'now'], exit: 2 }] },
   keygen: { ok: [{ args: () => ['--out', keys], exit: 0 }], fail: [{ args: () => [], exit: 2 }] },
   pack: {
     ok: [{ args: () => ['--repo', repo, '--version', '1.0.0', '--key', keyFile(), '--out', path.join(work, 'packed')], exit: 0 }],
