@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { writeWheel } from './wheels.js';
 
 /**
  * The sample smolotchi app used by the tests, the demo and the bench: a tiny pure-stdlib Python
@@ -26,6 +27,10 @@ export interface SampleVersion {
   extraUnits?: boolean;
   /** Ship its own `packaging/systemd/` without this unit (e.g. 'smolotchi-ai.service'). */
   dropUnit?: string;
+  /** More files of the release (relative path -> content, or content and mode), written last. */
+  files?: Record<string, string | { content: string; mode: number }>;
+  /** Pure-Python wheels shipped in `wheels/` ([name, version]), for offline requirements. */
+  wheels?: Array<[string, string]>;
 }
 
 /** The long-running services of the app with default settings (no opt-in display or core-net). */
@@ -69,6 +74,17 @@ export async function writeSampleApp(dir: string, v: SampleVersion): Promise<voi
   }
   if (v.extraUnits || v.dropUnit || behaviour === 'watchdog-exceeded') {
     await writeOwnUnits(path.join(dir, 'packaging', 'systemd'), v.dropUnit, behaviour === 'watchdog-exceeded');
+  }
+  for (const [rel, spec] of Object.entries(v.files ?? {})) {
+    const file = path.join(dir, rel);
+    const { content, mode } = typeof spec === 'string' ? { content: spec, mode: 0o644 } : spec;
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await fs.writeFile(file, content);
+    await fs.chmod(file, mode);
+  }
+  if (v.wheels?.length) {
+    await fs.mkdir(path.join(dir, 'wheels'), { recursive: true });
+    for (const [name, version] of v.wheels) await writeWheel('/usr/bin/python3', path.join(dir, 'wheels'), name, version);
   }
 }
 
