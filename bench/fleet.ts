@@ -37,7 +37,7 @@ export async function fleetBench(write: (s: string) => void): Promise<void> {
     const repo = path.join(fleet.dir, 'work', 'repo');
     await makeBenchRepo('/usr/bin/python3', repo, ['1.0.0', '1.1.0', '1.2.0'].map((version) => ({ version })));
     const common = { smolotchi_release_cmd: `${process.execPath} ${CLI}`, smolotchi_release_source: repo };
-    await play(fleet, 'bootstrap', { ...common, ...SETTINGS, smolotchi_release_install_method: 'none', smolotchi_release_init: false /* TEMP */ });
+    await play(fleet, 'bootstrap', { ...common, ...SETTINGS, smolotchi_release_install_method: 'none' });
     await play(fleet, 'rollout', { ...common, smolotchi_release_version: '1.0.0', smolotchi_release_canary: '100%' });
 
     let single = 0;

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { REPO_ROOT, attachSandbox, baseDir, canRunSandbox, sandboxScriptEnv, type Sandbox, type SandboxCheck } from './systemd-sandbox.js';
+import { REPO_ROOT, attachSandbox, baseDir, canRunSandbox, requirableCheck, sandboxScriptEnv, type Sandbox, type SandboxCheck } from './systemd-sandbox.js';
 
 /**
  * A fleet of sandboxed devices (scripts/fleet-sandbox.sh: one real systemd per device, reached by
@@ -14,16 +14,8 @@ const FLEET_SCRIPT = path.join(REPO_ROOT, 'scripts', 'fleet-sandbox.sh');
 export const ANSIBLE_DIR = path.join(REPO_ROOT, 'packaging', 'ansible');
 const SSHD = '/usr/sbin/sshd';
 
-let check: SandboxCheck | undefined;
-
 /** Whether this machine can run a fleet (root, a bootable sandbox, ansible, sshd), and if not, why. */
-export function canRunFleet(): SandboxCheck {
-  check ??= probe();
-  if (!check.ok && process.env.SMOLOTCHI_E2E === 'require') {
-    throw new Error(`SMOLOTCHI_E2E=require but the fleet sandbox cannot run: ${check.reason}`);
-  }
-  return check;
-}
+export const canRunFleet = requirableCheck('the fleet sandbox', probe);
 
 function probe(): SandboxCheck {
   const sandbox = canRunSandbox();

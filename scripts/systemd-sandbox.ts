@@ -46,16 +46,23 @@ export interface Sandbox {
   stop(): Promise<void>;
 }
 
-let check: SandboxCheck | undefined;
+/**
+ * A cached machine check for a root-only suite: its answer (with the reason, for a skip message),
+ * or, under SMOLOTCHI_E2E=require (CI), an error instead of a skip.
+ */
+export function requirableCheck(what: string, probe: () => SandboxCheck): () => SandboxCheck {
+  let check: SandboxCheck | undefined;
+  return () => {
+    check ??= probe();
+    if (!check.ok && process.env.SMOLOTCHI_E2E === 'require') {
+      throw new Error(`SMOLOTCHI_E2E=require but ${what} cannot run: ${check.reason}`);
+    }
+    return check;
+  };
+}
 
 /** Whether this machine can boot the sandbox, and if not, why (for a skip message). Cached. */
-export function canRunSandbox(): SandboxCheck {
-  check ??= probe();
-  if (!check.ok && process.env.SMOLOTCHI_E2E === 'require') {
-    throw new Error(`SMOLOTCHI_E2E=require but the systemd sandbox cannot run: ${check.reason}`);
-  }
-  return check;
-}
+export const canRunSandbox = requirableCheck('the systemd sandbox', probe);
 
 function probe(): SandboxCheck {
   if (process.env.SMOLOTCHI_E2E === 'skip') return { ok: false, reason: 'SMOLOTCHI_E2E=skip' };

@@ -64,7 +64,6 @@ describe.skipIf(!check.ok)('fleet: rollouts with Ansible to 4 sandboxed devices'
     bootstrapVars = {
       ...common,
       smolotchi_release_install_method: 'none',
-      smolotchi_release_init: false, // TEMP until release init lands
       smolotchi_release_trusted_keys: [path.join(keys, key.replace(/\.key$/, '.pub'))],
       // Short gate windows: the fixture's units are up in well under a second.
       smolotchi_release_settle_seconds: 1,
@@ -84,6 +83,9 @@ describe.skipIf(!check.ok)('fleet: rollouts with Ansible to 4 sandboxed devices'
       const env = await fs.readFile(sb.fsPath('/etc/smolotchi/env'), 'utf8');
       expect(env).toMatch(/^SMOLOTCHI_RELEASE_SETTLE_SECONDS=1$/m);
       expect(env).not.toMatch(/SMOLOTCHI_RELEASE_KEEP/); // null: the tool's default applies
+      // `release init` ran: the boot-time check unit is enabled on the device.
+      const enabled = await sb.exec(['systemctl', 'is-enabled', 'smolotchi-release-check.service']);
+      expect(enabled.stdout.trim(), `${host}: ${enabled.stderr}`).toBe('enabled');
       const keys = await fs.readdir(sb.fsPath('/etc/smolotchi/keys'));
       expect(keys.filter((f) => f.endsWith('.pub'))).toHaveLength(1);
     }

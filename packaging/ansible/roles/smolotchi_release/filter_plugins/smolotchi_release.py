@@ -83,14 +83,12 @@ def verdict(result, command="install"):
 
 
 def init_changed(result):
-    """Whether `release init --json` changed the device (it is idempotent: a second run changes nothing)."""
-    answer = _answer(result)
-    if isinstance(answer.get("changed"), bool):
-        return answer["changed"]
-    for key in ("changes", "actions", "created", "applied"):
-        if isinstance(answer.get(key), list):
-            return len(answer[key]) > 0
-    return True
+    """Whether `release init --json` changed the device: an item it created or put right (it
+    converges, so a second run only keeps or skips)."""
+    changes = _answer(result).get("changes")
+    if not isinstance(changes, list):
+        return True
+    return any(isinstance(c, dict) and c.get("action") in ("created", "changed") for c in changes)
 
 
 def failed_in_batch(hostvars, batch, fact="smolotchi_release_outcome"):
