@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { constants } from 'node:os';
+import { appInvocation } from './core/app-argv.js';
 import { ReleaseError, UsageError } from './core/errors.js';
 import { ExitCode } from './core/exit-codes.js';
 import { TOOL_VERSION } from './core/package-root.js';
@@ -87,9 +89,17 @@ function action(run: (o: CliOptions, args: string[], ctx: import('./core/context
   };
 }
 
+const APP_HELP = `
+Commands of the app:
+  Every other command (status, prune, health, db migrate, ai, ...) belongs to the
+  smolotchi app: it runs in the current release, as the smolotchi user, with
+  /etc/smolotchi/env loaded (e.g. \`smolotchi status\`, \`smolotchi db migrate\`).
+  Only --root DIR may come before it; everything after it is the app's.`;
+
 function buildProgram(): Command {
   const program = withGlobals(new Command('smolotchi'))
     .description('Atomic, health-gated releases of the smolotchi app')
+    .addHelpText('after', APP_HELP)
     .version(TOOL_VERSION)
     .exitOverride()
     // Program options only before `release`: `pack --version X.Y.Z` is pack's, not the tool's -V.
@@ -219,9 +229,23 @@ function reportError(err: unknown, flags: { verbose: boolean; json: boolean }): 
   return exitCode;
 }
 
+/** `smolotchi <app command>`: the app's own CLI; we end as it ended (its code, or its signal). */
+async function passToApp(app: import('./core/app-argv.js').AppInvocation): Promise<void> {
+  const { passThrough } = await import('./commands/app.js');
+  const end = await passThrough(app);
+  if (end.signal) {
+    process.exitCode = 128 + (constants.signals[end.signal] ?? 0);
+    process.kill(process.pid, end.signal); // dies the same way, unless Node itself keeps that signal (SIGUSR1)
+    return;
+  }
+  process.exitCode = end.exitCode ?? ExitCode.failed;
+}
+
 async function main(argv: string[]): Promise<void> {
   const flags = { verbose: argv.includes('--verbose') || argv.includes('-v'), json: argv.includes('--json') };
   try {
+    const app = appInvocation(argv.slice(2));
+    if (app) return await passToApp(app);
     if (argv.length <= 2) throw new UsageError('no command given; try `smolotchi release --help`');
     await buildProgram().parseAsync(argv);
     await pending;
