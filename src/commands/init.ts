@@ -18,7 +18,8 @@ export interface InitOptions {
 
 export interface InitResult {
   command: 'init';
-  dryRun: boolean;
+  /** The same word as the other commands': 'dry-run' changed nothing. */
+  status: 'initialized' | 'dry-run';
   root: string;
   changes: InitChange[];
   exitCode: number;
@@ -66,5 +67,5 @@ export async function init(options: InitOptions, ctx: Context): Promise<InitResu
     changes.push({ kind: 'file', path: env, action: 'created', detail: 'every setting commented out at its default' });
   }
   changes.push(...(await ensureBootUnit(ctx, dryRun)));
-  return { command: 'init', dryRun, root: ctx.layout.root, changes, exitCode: ExitCode.ok };
+  return { command: 'init', status: dryRun ? 'dry-run' : 'initialized', root: ctx.layout.root, changes, exitCode: ExitCode.ok };
 }

@@ -56,7 +56,7 @@ function renderRollback(r: RollbackResult): string {
 }
 
 function renderHistory(r: HistoryResult): string {
-  if (!r.available) return 'no deploy history yet';
+  if (!r.historyAvailable) return 'no deploy history yet';
   return table(
     ['ID', 'STARTED', 'KIND', 'FROM', 'TO', 'STATUS', 'TOOK', 'USER', 'DETAIL'],
     r.deploys.map((d) => [
@@ -105,7 +105,7 @@ function renderStatus(r: StatusResult): string {
 }
 
 function renderPrune(r: PruneResult): string {
-  const verb = r.dryRun ? 'would remove' : 'removed';
+  const verb = r.status === 'dry-run' ? 'would remove' : 'removed';
   const prot = Object.entries(r.protected).map(([v, why]) => `${v} (${why})`);
   return [`${verb}: ${r.removed.length ? r.removed.join(', ') : 'nothing'}`, `kept: ${r.kept.join(', ') || '-'}`, prot.length ? `protected: ${prot.join(', ')}` : '']
     .filter(Boolean)

@@ -8,7 +8,7 @@ import { makeFakeSystemctl } from '../support/fake-systemctl.js';
 import { documentedKeys } from '../../src/core/bootstrap/settings-doc.js';
 
 interface InitJson {
-  dryRun: boolean;
+  status: 'initialized' | 'dry-run';
   changes: { kind: string; path: string; action: string; detail: string }[];
 }
 
@@ -86,7 +86,7 @@ describe('release init', () => {
     const before = tree(root);
     const r = await init('--dry-run');
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.json<InitJson>().dryRun).toBe(true);
+    expect(r.json<InitJson>().status).toBe('dry-run');
     expect(r.json<InitJson>().changes.filter((c) => c.action === 'created').length).toBeGreaterThan(5);
     expect(tree(root)).toEqual(before);
     const text = await runCli(['release', 'init', '--root', root, '--dry-run']);
