@@ -6,6 +6,8 @@ import type { CommandResult } from './render/render.js';
 import { RELEASE_COMMANDS, type CommandSpec } from './cli/commands.js';
 import { normalizeArgv, settingsOverrides, type CliOptions } from './cli/flags.js';
 import { buildProgram } from './cli/program.js';
+import { appInvocation, type AppInvocation } from './core/app-argv.js';
+import { constants } from 'node:os';
 
 /** What the error path needs to know about the run, filled in as parsing goes. */
 const state = { command: null as string | null, pending: Promise.resolve() };
@@ -40,9 +42,23 @@ async function reportError(err: unknown, argv: string[]): Promise<number> {
   return report.exitCode;
 }
 
+/** `smolotchi <app command>`: the app's own CLI; we end as it ended (its code, or its signal). */
+async function passToApp(app: AppInvocation): Promise<void> {
+  const { passThrough } = await import('./commands/app.js');
+  const end = await passThrough(app);
+  if (end.signal) {
+    process.exitCode = 128 + (constants.signals[end.signal] ?? 0);
+    process.kill(process.pid, end.signal); // dies the same way, unless Node itself keeps that signal (SIGUSR1)
+    return;
+  }
+  process.exitCode = end.exitCode ?? ExitCode.failed;
+}
+
 async function main(argv: string[]): Promise<void> {
   try {
     if (argv.length <= 2) throw new UsageError('no command given', '`smolotchi release --help` lists the commands');
+    const app = appInvocation(argv.slice(2));
+    if (app) return await passToApp(app);
     const program = buildProgram(runCommand);
     // Errors found before commander runs (argv checks) still name the command when argv does.
     const word = argv[argv.indexOf('release') + 1];
