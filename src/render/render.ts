@@ -9,12 +9,15 @@ import type { KeygenResult } from '../commands/keygen.js';
 import type { PackResult } from '../commands/pack.js';
 import type { VerifyResult } from '../commands/verify.js';
 import type { MarkResult } from '../commands/mark.js';
+import type { InitResult } from '../commands/init.js';
+import { renderInit } from './init.js';
+import { markedBy, renderMark } from './marks.js';
 import { renderKeygen, renderPack, renderVerify } from './signing.js';
 import { dash, seconds, table } from './table.js';
 
 export type CommandResult =
   | InstallResult | RollbackResult | HistoryResult | ListResult | StatusResult | PruneResult | RecoverResult
-  | VerifyResult | KeygenResult | PackResult | MarkResult;
+  | VerifyResult | KeygenResult | PackResult | InitResult | MarkResult;
 
 export const SCHEMA_VERSION = 1;
 
@@ -36,6 +39,7 @@ function renderInstall(r: InstallResult): string {
       const lines = [`installed ${r.version}${from}${id} in ${seconds(r.durationMs)}`];
       if (r.gate?.checks.length) lines.push(`health: ${r.gate.checks.join('; ')}`);
       if (r.venvReusedFrom) lines.push(`venv cloned from ${r.venvReusedFrom}`);
+      if (r.configSeeded) lines.push(`seeded ${r.configSeeded} from the release (web UI on 127.0.0.1; yours to edit)`);
       if (r.pruned.length) lines.push(`pruned: ${r.pruned.join(', ')}`);
       return lines.join('\n');
     }
@@ -57,20 +61,8 @@ function renderRollback(r: RollbackResult): string {
   return `DEGRADED: ${r.failure}\nthe system is left as it is; see \`smolotchi release status\` for what to do (README: "Recovering from degraded")`;
 }
 
-function renderMark(r: MarkResult): string {
-  const lines = [`marked ${r.version} ${r.state}${r.was && r.was !== r.state ? ` (was ${r.was})` : ''}${r.reason ? `: ${r.reason}` : ''}`];
-  if (r.state === 'bad' && r.current) lines.push(`${r.version} is still current: \`smolotchi release rollback\` switches to the last good release`);
-  if (r.state === 'bad' && !r.current) lines.push(`${r.version} will not be installed again without --force, nor be a rollback target`);
-  if (r.degradedCleared) lines.push('degraded state cleared: you vouched for the current release');
-  return lines.join('\n');
-}
-
-/** Who set a mark, as people say it. */
-const markedBy = (m: { markedBy: string | null; user?: string | null }) =>
-  m.markedBy === 'operator' ? `by ${m.user ?? 'an operator'}` : m.markedBy === 'gate' ? 'by the health gate' : m.markedBy === 'rebuild' ? 'by a history rebuild' : '';
-
 function renderHistory(r: HistoryResult): string {
-  if (!r.available) return 'no deploy history yet';
+  if (!r.historyAvailable) return 'no deploy history yet';
   const deploys = table(
     ['ID', 'STARTED', 'KIND', 'FROM', 'TO', 'STATUS', 'TOOK', 'USER', 'DETAIL'],
     r.deploys.map((d) => [
@@ -134,7 +126,7 @@ function renderStatus(r: StatusResult): string {
 }
 
 function renderPrune(r: PruneResult): string {
-  const verb = r.dryRun ? 'would remove' : 'removed';
+  const verb = r.status === 'dry-run' ? 'would remove' : 'removed';
   const prot = Object.entries(r.protected).map(([v, why]) => `${v} (${why})`);
   return [`${verb}: ${r.removed.length ? r.removed.join(', ') : 'nothing'}`, `kept: ${r.kept.join(', ') || '-'}`, prot.length ? `protected: ${prot.join(', ')}` : '']
     .filter(Boolean)
@@ -177,6 +169,8 @@ export function renderText(result: CommandResult): string {
       return renderKeygen(result);
     case 'pack':
       return renderPack(result);
+    case 'init':
+      return renderInit(result);
     case 'mark':
       return renderMark(result);
   }

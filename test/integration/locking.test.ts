@@ -89,7 +89,7 @@ describe('--wait', () => {
     box.useTemplate('one');
     const held = await acquireLock(lockFile, { purpose: 'test holder' });
     const pauses = uniqueDir(box.work, 'pause');
-    const run = spawnCli(['install', '1.1.0', '--wait', '600'], pauseEnv(pauses, 'lock-waiting'));
+    const run = spawnCli(['install', '1.1.0', '--wait=600'], pauseEnv(pauses, 'lock-waiting'));
     await waitFor(() => isPaused(pauses, 'lock-waiting'), 'the second install to start waiting');
     expect(readLock(lockFile)?.pid).toBe(process.pid); // still ours: the waiter did not take it
     held.release();
@@ -104,7 +104,7 @@ describe('--wait', () => {
     const held = await acquireLock(lockFile, { purpose: 'test holder' });
     try {
       const pauses = uniqueDir(box.work, 'pause');
-      const run = spawnCli(['rollback', '--wait', '1'], pauseEnv(pauses, 'lock-waiting'));
+      const run = spawnCli(['rollback', '--wait=1'], pauseEnv(pauses, 'lock-waiting'));
       await waitFor(() => isPaused(pauses, 'lock-waiting'), 'the rollback to start waiting');
       resume(pauses, 'lock-waiting');
       const r = await run;
