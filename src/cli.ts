@@ -123,11 +123,13 @@ function buildProgram(): Command {
   withGate(withWait(withGlobals(release.command('rollback'))))
     .description('switch back to the last good release (or --to a release on disk)')
     .option('--to <version>', 'a complete release already on this device')
+    .option('--restore-data', "also write back the app's data as the target last left it (newer data is lost)")
     .option('--dry-run', 'print the plan, change nothing')
     .action(
       action(async (o, _a, ctx) => {
         const { rollback } = await import('./commands/rollback.js');
-        return rollback({ to: o.to as string | undefined, dryRun: Boolean(o.dryRun), waitSeconds: waitSeconds(o.wait) }, ctx);
+        const restoreData = Boolean(o.restoreData);
+        return rollback({ to: o.to as string | undefined, dryRun: Boolean(o.dryRun), waitSeconds: waitSeconds(o.wait), restoreData }, ctx);
       }),
     );
 

@@ -15,6 +15,7 @@ import { readCurrent } from '../core/switch.js';
 import { switchVerified } from '../core/verified-switch.js';
 import { releaseFacts } from '../core/targets.js';
 import { pruneReleases } from './prune.js';
+import type { DataOutcome } from '../core/data-switch.js';
 
 export interface InstallOptions {
   target: string;
@@ -41,6 +42,8 @@ export interface InstallResult {
   failure: string | null;
   rolledBackTo: string | null;
   pruned: string[];
+  /** The app data: the snapshot taken before the switch, and what a failed gate wrote back. */
+  data: DataOutcome | null;
   plan: string[];
   durationMs: number;
   exitCode: number;
@@ -61,6 +64,7 @@ function baseResult(req: InstallRequest) {
     failure: null,
     rolledBackTo: null,
     pruned: [],
+    data: null,
     plan: [],
   };
 }
@@ -138,7 +142,7 @@ async function installLocked(ctx: Context, req: InstallRequest, options: Install
   const fallback = previous === req.version ? (await releaseFacts(ctx, history, previous)).rollbackTarget : previous;
   // Only a first activation that changed nothing throws (e.g. a full disk while staging units).
   const outcome = await switchVerified(ctx, { target: req.version, previous: fallback, journal, lock }).catch(failDeploy(ctx, journal));
-  const common = { ...base, previous, commit, sha256, reusedRelease, venvReusedFrom, deployId: journal.id, gate: outcome.gate };
+  const common = { ...base, previous, commit, sha256, reusedRelease, venvReusedFrom, deployId: journal.id, gate: outcome.gate, data: outcome.data };
   if (outcome.status !== 'switched') {
     const degraded = outcome.status === 'degraded';
     return {
