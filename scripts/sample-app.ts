@@ -291,10 +291,22 @@ def cmd_ai(args):
     return worker.main(["--loop"] if args.loop else [])
 
 
+def cmd_status(args):
+    """What an operator's "smolotchi status" reaches: who runs it, which release, which files."""
+    print(json.dumps({"app": "smolotchi", "version": __version__, "uid": os.getuid(), "db": args.db,
+                      "config": args.config, "artifact_root": args.artifact_root}))
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="smolotchi")
     parser.add_argument("--version", action="version", version=__version__)
+    # Global options as the real app's CLI has them (its wrapper passes all three).
+    parser.add_argument("--db")
+    parser.add_argument("--artifact-root")
+    parser.add_argument("--config")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("status")
     sub.add_parser("core")
     web = sub.add_parser("web")
     web.add_argument("--host")
@@ -305,7 +317,7 @@ def main(argv=None):
     ai.add_argument("ai_command", nargs="?")
     ai.add_argument("--loop", action="store_true")
     args = parser.parse_args(argv)
-    handler = {"core": cmd_core, "web": cmd_web, "prune": cmd_prune, "display": cmd_display, "ai": cmd_ai}
+    handler = {"status": cmd_status, "core": cmd_core, "web": cmd_web, "prune": cmd_prune, "display": cmd_display, "ai": cmd_ai}
     return handler[args.command](args)
 
 

@@ -24,7 +24,8 @@ export interface PruneResult {
   protected: PrunePlan['protectedReasons'];
   /** App data snapshots removed with them (deploy ids): only the newest of each kept release stays. */
   snapshotsRemoved: number[];
-  dryRun: boolean;
+  /** The same word as install's and rollback's: 'dry-run' changed nothing. */
+  status: 'pruned' | 'dry-run';
   exitCode: number;
 }
 
@@ -55,7 +56,7 @@ export async function prune(options: PruneOptions, ctx: Context): Promise<PruneR
   if (options.dryRun) {
     const p = await plan(ctx, keep);
     const snapshotsRemoved = await pruneSnapshots(ctx, p.keep, true);
-    return { command: 'prune', keep, kept: p.keep, removed: p.remove, protected: p.protectedReasons, snapshotsRemoved, dryRun: true, exitCode: ExitCode.ok };
+    return { command: 'prune', keep, kept: p.keep, removed: p.remove, protected: p.protectedReasons, snapshotsRemoved, status: 'dry-run', exitCode: ExitCode.ok };
   }
   return withMutation(ctx, 'prune', options.waitSeconds, async ({ recovery }) => {
     const current = await readCurrent(ctx.layout);
@@ -70,7 +71,7 @@ export async function prune(options: PruneOptions, ctx: Context): Promise<PruneR
       const snapshotsRemoved = before.filter((id) => !left.has(id));
       journal.finish('succeeded');
       killPoint('prune-finished', ctx.env);
-      return { command: 'prune' as const, keep, kept: p.keep, removed, protected: p.protectedReasons, snapshotsRemoved, dryRun: false, exitCode: ExitCode.ok };
+      return { command: 'prune' as const, keep, kept: p.keep, removed, protected: p.protectedReasons, snapshotsRemoved, status: 'pruned' as const, exitCode: ExitCode.ok };
     } catch (err) {
       journal.finish('failed', (err as Error).message);
       throw err;

@@ -125,6 +125,11 @@ const APP_KEYS: Record<string, Parser> = {
   SMOLOTCHI_DB: (v, key) => ({ appDb: dbPath(v, key) }),
 };
 
+/** The keys of the tool's own settings, in table order (the env file template lists them all). */
+export const RELEASE_SETTING_KEYS = (): string[] => Object.keys(RELEASE_KEYS);
+/** The app's keys the tool reads too. */
+export const APP_SETTING_KEYS = (): string[] => Object.keys(APP_KEYS);
+
 /** Parse KEY=VALUE lines the way systemd's EnvironmentFile= does (comments, optional quotes). */
 export function parseEnvFile(text: string, origin = 'env file'): Map<string, string> {
   const out = new Map<string, string>();

@@ -190,6 +190,12 @@ export function hashFiles(files: RenderedFile[]): string {
   return hash.digest('hex');
 }
 
+/** The tool's own boot-time check, naming the tool's command line: from the bundled template only. */
+export async function renderToolUnit(bundledDir: string, toolCommand: string): Promise<RenderedFile> {
+  const template = await readFile(path.join(bundledDir, 'systemd', TOOL_UNIT), 'utf8');
+  return { relPath: TOOL_UNIT, content: template.replaceAll('@TOOL@', toolLine(toolCommand)) };
+}
+
 /** Render the unit set of a release (its own packaging/systemd/ when present, else the bundled one). */
 export async function renderUnits(releaseDir: string | null, bundledDir: string, options: UnitOptions): Promise<RenderedUnits> {
   const tool = toolLine(options.toolCommand);
@@ -211,8 +217,7 @@ export async function renderUnits(releaseDir: string | null, bundledDir: string,
     for (const [name, content] of set.perUnit.get(unit) ?? []) dropins.set(name, content);
     for (const [name, content] of dropins) files.push({ relPath: `${unit}.d/${name}`, content });
   }
-  const checkUnit = await readFile(path.join(bundledSystemd, TOOL_UNIT), 'utf8');
-  files.push({ relPath: TOOL_UNIT, content: checkUnit.replaceAll('@TOOL@', tool) });
+  files.push(await renderToolUnit(bundledDir, tool));
   files.sort(byPath);
   return {
     source: fromRelease ? 'release' : 'bundled',
