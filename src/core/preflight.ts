@@ -106,7 +106,7 @@ export async function estimateSpace(ctx: Context, req: InstallRequest): Promise<
   const { filesystem, free } = await freeBytes(ctx.layout.optDir);
   const data = await snapshotSpace(ctx);
   // On one filesystem the release and the snapshot share the free space; elsewhere checkSnapshotSpace answers.
-  const snapshotBytes = data.filesystem === filesystem ? data.bytes : 0;
+  const snapshotBytes = (await sameFilesystem(data.filesystem, filesystem)) ? data.bytes : 0;
   const neededBytes = treeBytes + venvBytes + marginBytes + snapshotBytes;
   return { filesystem, freeBytes: free, treeBytes, venvBytes, marginBytes, snapshotBytes, neededBytes, basis: [treeBasis, venvBasis] };
 }
@@ -118,10 +118,12 @@ async function snapshotSpace(ctx: Context): Promise<{ filesystem: string; free: 
   return { filesystem, free, bytes };
 }
 
+const sameFilesystem = async (a: string, b: string) => (await stat(a)).dev === (await stat(b)).dev;
+
 /** A snapshot on another filesystem than the releases is checked on its own. */
 async function checkSnapshotSpace(ctx: Context, version: string, e: SpaceEstimate): Promise<void> {
   const data = await snapshotSpace(ctx);
-  if (data.filesystem === e.filesystem || data.free >= data.bytes + MARGIN_FIXED) return;
+  if ((await sameFilesystem(data.filesystem, e.filesystem)) || data.free >= data.bytes + MARGIN_FIXED) return;
   throw new ReleaseError(
     `not enough free space to snapshot the app's data before installing ${version}: about ${formatBytes(data.bytes + MARGIN_FIXED)} needed on ${data.filesystem}, ${formatBytes(data.free)} free`,
     undefined,
