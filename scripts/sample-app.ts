@@ -17,7 +17,8 @@ export type AppBehaviour =
   | 'core-crash-loop'
   | 'unimportable'
   | 'watchdog-exceeded'
-  | 'health-check-fails';
+  | 'health-check-fails'
+  | 'web-fails-on-marker';
 
 export interface SampleVersion {
   version: string;
@@ -40,6 +41,13 @@ export interface SampleVersion {
 /** The long-running services of the app with default settings (no opt-in display or core-net). */
 export const APP_SERVICES = ['smolotchi-core.service', 'smolotchi-ai.service', 'smolotchi-web.service'];
 
+/**
+ * A device-local file that makes a `web-fails-on-marker` release's web UI refuse to start, so one
+ * release fails on chosen devices only (a fleet rollout's failing batch). /etc/smolotchi is private
+ * to each sandboxed device.
+ */
+export const FAIL_WEB_MARKER = '/etc/smolotchi/fail-web';
+
 /** WatchdogSec of the core units a `watchdog-exceeded` release ships: the gate's settle window must exceed it. */
 export const SHORT_WATCHDOG_SEC = 2;
 
@@ -47,7 +55,7 @@ export const SHORT_WATCHDOG_SEC = 2;
 export async function writeSampleApp(dir: string, v: SampleVersion): Promise<void> {
   const behaviour = v.behaviour ?? 'good';
   const files: Record<string, string> = {
-    'smolotchi/__init__.py': `"""smolotchi sample app (test fixture)."""\n__version__ = ${JSON.stringify(v.version)}\nBEHAVIOUR = ${JSON.stringify(behaviour)}\nSCHEMA = ${v.schema ?? 0}\n`,
+    'smolotchi/__init__.py': `"""smolotchi sample app (test fixture)."""\n__version__ = ${JSON.stringify(v.version)}\nBEHAVIOUR = ${JSON.stringify(behaviour)}\nFAIL_WEB_MARKER = ${JSON.stringify(FAIL_WEB_MARKER)}\nSCHEMA = ${v.schema ?? 0}\n`,
     'smolotchi/cli.py':
       behaviour === 'unimportable'
         ? `raise ImportError("smolotchi ${v.version}: this fixture release is built to be unimportable")\n`
@@ -165,7 +173,7 @@ import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from smolotchi import BEHAVIOUR, SCHEMA, __version__
+from smolotchi import BEHAVIOUR, FAIL_WEB_MARKER, SCHEMA, __version__
 
 
 def log(msg):
@@ -263,6 +271,9 @@ class Handler(BaseHTTPRequestHandler):
 def cmd_web(args):
     if BEHAVIOUR == "web-never-starts":
         print(f"smolotchi {__version__}: web: refusing to start (fixture web-never-starts)", file=sys.stderr, flush=True)
+        return 1
+    if BEHAVIOUR == "web-fails-on-marker" and os.path.exists(FAIL_WEB_MARKER):
+        print(f"smolotchi {__version__}: web: refusing to start ({FAIL_WEB_MARKER} exists on this device)", file=sys.stderr, flush=True)
         return 1
     host = args.host or os.environ.get("SMOLOTCHI_WEB_HOST") or "127.0.0.1"
     port = int(args.port or os.environ.get("SMOLOTCHI_WEB_PORT") or "8080")
