@@ -13,7 +13,8 @@ import { parseVersion } from '../core/version.js';
 import { switchVerified } from '../core/verified-switch.js';
 import { age, compareWithSnapshot, describeNewer, type DataComparison } from '../core/data-compare.js';
 import { snapshotLeaving, type Snapshot } from '../core/data-snapshots.js';
-import type { DataOutcome } from '../core/data-switch.js';
+import { restoreInPlace, type DataOutcome } from '../core/data-switch.js';
+import { renderFor } from '../core/activate.js';
 
 export interface RollbackOptions {
   to?: string;
@@ -58,13 +59,14 @@ async function dataPlan(ctx: Context, to: string, restore: boolean | undefined):
 }
 
 /** Where to go: --to (must be complete on disk: rollback never fetches) or the last good release. */
-async function chooseTarget(ctx: Context, to: string | undefined, current: string | null): Promise<string> {
+async function chooseTarget(ctx: Context, to: string | undefined, current: string | null, restoreData?: boolean): Promise<string> {
   if (to !== undefined) {
     const version = parseVersion(to);
     if (!(await completeRelease(ctx.layout, version))) {
       throw new NotFoundError(`release ${version} is not installed on this device`, 'see `smolotchi release list`');
     }
-    if (version === current) throw new ReleaseError(`release ${version} is already current`, ExitCode.failed);
+    // With --restore-data the current release is a target too: its data goes back, its code stays.
+    if (version === current && !restoreData) throw new ReleaseError(`release ${version} is already current`, ExitCode.failed, 'with --restore-data its data goes back to its last snapshot');
     return version;
   }
   const facts = await releaseFacts(ctx, ctx.readHistory(), current);
@@ -77,21 +79,25 @@ export async function rollback(options: RollbackOptions, ctx: Context): Promise<
   if (options.to !== undefined) parseVersion(options.to);
   if (options.dryRun) {
     const current = await readCurrent(ctx.layout);
-    const to = await chooseTarget(ctx, options.to, current);
+    const to = await chooseTarget(ctx, options.to, current, options.restoreData);
     const { comparison } = await dataPlan(ctx, to, options.restoreData);
-    const plan = [
-      `render and write ${to}'s units`,
-      ...(options.restoreData ? [`stop the units, snapshot the app's data, write back ${to}'s snapshot of ${comparison?.takenAt}`] : []),
-      `switch current: ${current ?? '(none)'} -> ${to}`,
-      'restart units and run the health gate',
-    ];
+    const restore = options.restoreData ? [`stop the units, snapshot the app's data, write back ${to}'s snapshot of ${comparison?.takenAt}`] : [];
+    const plan =
+      to === current
+        ? [...restore, 'restart the units (the code stays)']
+        : [`render and write ${to}'s units`, ...restore, `switch current: ${current ?? '(none)'} -> ${to}`, 'restart units and run the health gate'];
     return { command: 'rollback', status: 'dry-run', from: current, to, deployId: null, gate: null, failure: null, plan, data: null, dataComparison: comparison, exitCode: ExitCode.ok };
   }
   return withMutation(ctx, `rollback${options.to ? ` to ${options.to}` : ''}`, options.waitSeconds, async ({ lock }) => {
     const current = await readCurrent(ctx.layout);
-    const to = await chooseTarget(ctx, options.to, current);
+    const to = await chooseTarget(ctx, options.to, current, options.restoreData);
     const { snapshot, comparison } = await dataPlan(ctx, to, options.restoreData);
     const journal = DeployJournal.begin(ctx, 'rollback', current, to);
+    if (to === current && snapshot) {
+      const data = await restoreInPlace(ctx, journal, to, snapshot, (await renderFor(ctx, to)).startOrder).catch(failDeploy(ctx, journal));
+      journal.finish('succeeded');
+      return { command: 'rollback' as const, status: 'rolled-back' as const, from: current, to, deployId: journal.id, gate: null, failure: null, plan: [], data, dataComparison: comparison, exitCode: ExitCode.ok };
+    }
     ctx.log.info(`rolling back ${current ?? '(none)'} -> ${to}`);
     // Only an activation that changed nothing throws (e.g. a full disk while staging units).
     const outcome = await switchVerified(ctx, { target: to, previous: current, journal, lock, restoreData: snapshot }).catch(failDeploy(ctx, journal));

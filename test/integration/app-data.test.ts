@@ -126,6 +126,17 @@ describe('app data across upgrade and rollback', () => {
     const forward = await cli('rollback', '--to', '2.1.0', '--restore-data');
     expect(forward.exitCode, forward.stderr).toBe(0);
     expect(dbState()).toMatchObject({ schema: 2, rows: 6 });
+
+    // Data only (what is left to do by hand when a crash made recovery undo a switch): the code stays.
+    addRows(1, '2.1.0');
+    const inPlace = await cli('rollback', '--to', '2.1.0', '--restore-data');
+    expect(inPlace.exitCode, inPlace.stderr).toBe(0);
+    expect(inPlace.stderr).toMatch(/1 rows written since will be lost \(1 events\)/);
+    expect(current()).toBe('2.1.0');
+    expect(dbState()).toMatchObject({ schema: 2, rows: 6 });
+    const same = await cli('rollback', '--to', '2.1.0');
+    expect(same.exitCode).toBe(1);
+    expect(same.stderr).toContain('already current');
   });
 
   it('prune keeps one snapshot per release on disk; --dry-run names the ones it would remove', async () => {
