@@ -1,8 +1,7 @@
 import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from './core/package-root.js';
-import { openHistory, openHistoryReadOnly } from './adapters/history-db.js';
-import { seedHistory } from './core/history-seed.js';
+import { openToolHistory, readToolHistory } from './core/tool-history.js';
 import { makeNoServiceManager, makeSystemd, type ServiceManager } from './adapters/systemctl.js';
 import type { Context } from './core/context.js';
 import type { HistoryStore } from './core/history.js';
@@ -50,9 +49,7 @@ export function createContext(opts: GlobalOptions, overrides: Partial<Settings> 
     env,
     history() {
       if (!store) {
-        const opened = openHistory(layout.historyDb, log);
-        store = opened.store;
-        if (opened.rebuiltFrom) seedHistory(store, layout, log, opened.rebuiltFrom);
+        store = openToolHistory(layout, log);
         readWarning = null; // the rebuild message says it all
       }
       return store;
@@ -60,7 +57,7 @@ export function createContext(opts: GlobalOptions, overrides: Partial<Settings> 
     readHistory() {
       if (store) return store;
       // Held back: a mutating command about to rebuild the file says so once, in its own words.
-      if (reader === undefined) reader = openHistoryReadOnly(layout.historyDb, { ...log, warn: (m) => void (readWarning = m) });
+      if (reader === undefined) reader = readToolHistory(layout, { ...log, warn: (m) => void (readWarning = m) });
       return reader;
     },
     close() {

@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import { diffUnits, readInstalledUnits, renderUnits, writeUnits, bundledPackagingDir, type RenderedUnits } from './units.js';
 import type { Context } from './context.js';
 import type { GateFailure } from './health.js';
@@ -42,7 +41,6 @@ export async function applyUnits(ctx: Context, rendered: RenderedUnits, journal:
     },
   });
   killPoint('units-written', ctx.env);
-  await mkdir(layout.locksDir, { recursive: true });
   journal?.step('daemon-reload');
   await services.tmpfilesCreate(layout.tmpfilesFile);
   await services.daemonReload();
