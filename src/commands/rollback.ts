@@ -9,6 +9,7 @@ import { withMutation } from '../core/mutation.js';
 import { completeRelease } from '../core/releases.js';
 import { readCurrent } from '../core/switch.js';
 import { releaseFacts } from '../core/targets.js';
+import { reverifyBeforeSwitch } from '../core/reverify.js';
 import { parseVersion } from '../core/version.js';
 import { switchVerified } from '../core/verified-switch.js';
 
@@ -38,6 +39,7 @@ async function chooseTarget(ctx: Context, to: string | undefined, current: strin
       throw new NotFoundError(`release ${version} is not installed on this device`, 'see `smolotchi release list`');
     }
     if (version === current) throw new ReleaseError(`release ${version} is already current`, ExitCode.failed);
+    await reverifyBeforeSwitch(ctx, version);
     return version;
   }
   const facts = await releaseFacts(ctx, ctx.readHistory(), current);
