@@ -5,6 +5,7 @@ import { ExitCode } from './core/exit-codes.js';
 import { TOOL_VERSION } from './core/package-root.js';
 import type { Settings } from './core/settings.js';
 import type { CommandResult } from './render/render.js';
+import { escapeControl } from './render/escape.js';
 
 interface CliOptions {
   root?: string;
@@ -78,7 +79,9 @@ function action(run: (o: CliOptions, args: string[], ctx: import('./core/context
       try {
         const result = await run(o, args, ctx);
         const { renderJson, renderText } = await import('./render/render.js');
-        process.stdout.write((o.json ? renderJson(result) : renderText(result)) + '\n');
+        const { escapeStrings } = await import('./render/escape.js');
+        // Human output never carries a release's or the history's control characters raw.
+        process.stdout.write((o.json ? renderJson(result) : renderText(escapeStrings(result))) + '\n');
         process.exitCode = (result as { exitCode?: number }).exitCode ?? ExitCode.ok;
       } finally {
         ctx.close();
@@ -101,7 +104,7 @@ function buildProgram(): Command {
     .description('install <ver|latest|./smolotchi-X.Y.Z.tar.gz>, switch to it and prove it healthy')
     .option('--source <source>', 'git URL or path, or a folder/URL of smolotchi-<ver>.tar.gz archives')
     .option('--dry-run', 'print the plan, change nothing')
-    .option('--force', 'install even if marked bad, already current, or its tag moved')
+    .option('--force', 'install even if marked bad, already current, or its tag moved; take over a lock from another host or boot')
     .option('--allow-downgrade', 'install a version older than the current one')
     .action(
       action(async (o, [target], ctx) => {
@@ -163,10 +166,11 @@ function buildProgram(): Command {
   withWait(withGlobals(release.command('recover')))
     .description('finish or undo an interrupted deploy (runs at boot and before every mutating command)')
     .option('--boot', 'running from the boot-time unit: repair, but do not restart units')
+    .option('--force', 'take over a release lock left by another host or boot')
     .action(
       action(async (o, _a, ctx) => {
         const { recover } = await import('./commands/recover.js');
-        return recover({ boot: Boolean(o.boot), waitSeconds: waitSeconds(o.wait) }, ctx);
+        return recover({ boot: Boolean(o.boot), force: Boolean(o.force), waitSeconds: waitSeconds(o.wait) }, ctx);
       }),
     );
 
@@ -207,8 +211,8 @@ function reportError(err: unknown, flags: { verbose: boolean; json: boolean }): 
   const message = known ? err.message : `unexpected error: ${(err as Error)?.message ?? String(err)}`;
   const exitCode = known ? err.exitCode : ExitCode.failed;
   const hint = known ? err.hint : undefined;
-  process.stderr.write(`smolotchi: ${message}\n`);
-  if (hint) process.stderr.write(`hint: ${hint}\n`);
+  process.stderr.write(`smolotchi: ${escapeControl(message)}\n`);
+  if (hint) process.stderr.write(`hint: ${escapeControl(hint)}\n`);
   if (flags.verbose && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
   if (flags.json) process.stdout.write(JSON.stringify({ schemaVersion: 1, error: { message, exitCode, hint: hint ?? null } }, null, 2) + '\n');
   return exitCode;
