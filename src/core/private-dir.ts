@@ -24,6 +24,8 @@ function openDir(dir: string, what: string): number | null {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return null;
+    // Not root: the folder is root's alone, as it should be; the caller decides what that means.
+    if (code === 'EACCES') throw err;
     // A symlink here would make root read or write wherever its owner points it.
     if (code === 'ELOOP' || code === 'ENOTDIR') throw new IntegrityError(`${what} ${dir} is a symlink or not a folder`, hintFor(dir));
     throw new IntegrityError(`cannot open ${what} ${dir}: ${(err as Error).message}`, hintFor(dir));

@@ -54,7 +54,15 @@ export function openToolHistory(layout: Layout, log: Logger): HistoryStore {
 
 /** For read-only commands: null when there is no history (yet) or it cannot be read; exit 4 when its folder is not root's. */
 export function readToolHistory(layout: Layout, log: Logger): HistoryStore | null {
-  if (!checkPrivateDir(layout.toolStateDir, HISTORY_FOLDER)) {
+  let present: boolean;
+  try {
+    present = checkPrivateDir(layout.toolStateDir, HISTORY_FOLDER);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EACCES') throw err;
+    log.warn(`the history is root's alone (${layout.toolStateDir}); run as root to see it`);
+    return null;
+  }
+  if (!present) {
     if (existsSync(layout.legacyHistoryDb)) log.warn(`the history is still at its old place (${layout.legacyHistoryDb}); the next mutating command (or boot) moves it`);
     return null;
   }
