@@ -3,7 +3,7 @@ import path from 'node:path';
 import { IntegrityError } from './errors.js';
 import type { Layout } from './layout.js';
 import { checkOwnerAndMode } from './ownership.js';
-import { lookupServiceUser } from './service-user.js';
+import { readAccountSync } from './bootstrap/accounts.js';
 
 /**
  * The tool's own folders, /var/lib/smolotchi/release (history) and /run/smolotchi-release (lock):
@@ -80,7 +80,7 @@ export function checkPrivateFile(file: string): void {
  */
 export function prepareStateParent(layout: Layout): void {
   mkdirSync(layout.stateDir, { recursive: true, mode: 0o755 });
-  const user = process.getuid?.() === 0 ? lookupServiceUser(layout.root) : null;
+  const user = process.getuid?.() === 0 ? readAccountSync(layout.root) : null;
   if (!user) return; // a sandbox without the user: nothing will chown it
   const fd = openDir(layout.stateDir, 'state folder');
   if (fd === null) return;

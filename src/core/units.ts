@@ -5,6 +5,7 @@ import { ReleaseError, UsageError } from './errors.js';
 import { isDirectory } from './fsutil.js';
 import { DEVICE } from './layout.js';
 import { packageRoot } from './package-root.js';
+import { composeTmpfiles, readReleaseTmpfiles } from './tmpfiles-policy.js';
 import { byPath, OPERATOR_DROPIN, TOOL_UNIT, UNIT_NAME } from './unit-files.js';
 
 export { diffUnits, readInstalledUnits, writeUnits, OPERATOR_DROPIN, TOOL_UNIT, UNIT_NAME, type UnitDiff } from './unit-files.js';
@@ -189,6 +190,12 @@ export function hashFiles(files: RenderedFile[]): string {
   return hash.digest('hex');
 }
 
+/** The tool's own boot-time check, naming the tool's command line: from the bundled template only. */
+export async function renderToolUnit(bundledDir: string, toolCommand: string): Promise<RenderedFile> {
+  const template = await readFile(path.join(bundledDir, 'systemd', TOOL_UNIT), 'utf8');
+  return { relPath: TOOL_UNIT, content: template.replaceAll('@TOOL@', toolLine(toolCommand)) };
+}
+
 /** Render the unit set of a release (its own packaging/systemd/ when present, else the bundled one). */
 export async function renderUnits(releaseDir: string | null, bundledDir: string, options: UnitOptions): Promise<RenderedUnits> {
   const tool = toolLine(options.toolCommand);
@@ -210,16 +217,18 @@ export async function renderUnits(releaseDir: string | null, bundledDir: string,
     for (const [name, content] of set.perUnit.get(unit) ?? []) dropins.set(name, content);
     for (const [name, content] of dropins) files.push({ relPath: `${unit}.d/${name}`, content });
   }
-  const checkUnit = await readFile(path.join(bundledSystemd, TOOL_UNIT), 'utf8');
-  files.push({ relPath: TOOL_UNIT, content: checkUnit.replaceAll('@TOOL@', tool) });
+  files.push(await renderToolUnit(bundledDir, tool));
   files.sort(byPath);
   return {
     source: fromRelease ? 'release' : 'bundled',
     files,
     units: [...chosen, TOOL_UNIT].sort(),
     startOrder: startOrder(chosen),
-    // The tool owns /run/smolotchi (its lock lives there): always the bundled tmpfiles, never a release's.
-    tmpfiles: await readFile(path.join(bundledDir, 'tmpfiles', 'smolotchi.conf'), 'utf8'),
+    // The bundled tmpfiles first (the tool's run dirs), then the release's lines its policy lets through.
+    tmpfiles: composeTmpfiles(
+      await readFile(path.join(bundledDir, 'tmpfiles', 'smolotchi.conf'), 'utf8'),
+      fromRelease ? await readReleaseTmpfiles(releaseSystemd) : [],
+    ),
     templateHash: hashFiles(files),
   };
 }
