@@ -3,6 +3,7 @@ import path from 'node:path';
 import { packageRoot } from './core/package-root.js';
 import { openHistory, openHistoryReadOnly } from './adapters/history-db.js';
 import { seedHistory } from './core/history-seed.js';
+import { resolveServiceIdentity, type ServiceIdentity } from './adapters/service-user.js';
 import { makeNoServiceManager, makeSystemd, type ServiceManager } from './adapters/systemctl.js';
 import type { Context } from './core/context.js';
 import type { HistoryStore } from './core/history.js';
@@ -41,6 +42,7 @@ export function createContext(opts: GlobalOptions, overrides: Partial<Settings> 
   let store: HistoryStore | null = null;
   let reader: HistoryStore | null | undefined;
   let readWarning: string | null = null;
+  let identity: ServiceIdentity | undefined;
   return {
     layout,
     settings,
@@ -48,6 +50,13 @@ export function createContext(opts: GlobalOptions, overrides: Partial<Settings> 
     log,
     toolCommand: toolCommandLine(),
     env,
+    serviceIdentity() {
+      if (!identity) {
+        identity = resolveServiceIdentity({ deviceRoot: isDeviceRoot(layout), env });
+        log.debug(`release code runs as ${identity.name} (uid ${identity.uid}): ${identity.reason}`);
+      }
+      return identity;
+    },
     history() {
       if (!store) {
         const opened = openHistory(layout.historyDb, log);

@@ -55,7 +55,7 @@ export async function buildRelease(ctx: Context, req: InstallRequest, journal: D
       .filter((r) => r.stamp && r.version !== req.version)
       .map((r) => ({ releaseDir: r.dir, requirementHash: r.stamp!.requirementHash }));
     const venv = await buildVenv(
-      { releaseDir: target, python: ctx.settings.python, requirementFiles: ctx.settings.requirementFiles, extras: ctx.settings.extras },
+      { releaseDir: target, python: ctx.settings.python, requirementFiles: ctx.settings.requirementFiles, extras: ctx.settings.extras, runAs: ctx.serviceIdentity() },
       { log: ctx.log, reuseCandidates: candidates },
     );
     // Root's and read-only to group/others (the service user), whatever umask pip or python had.
