@@ -1,6 +1,6 @@
 import { mkdir, rename } from 'node:fs/promises';
 import { syncFileSystem } from '../adapters/sync.js';
-import { renderFor } from './activate.js';
+import { renderFor, unitOptions } from './activate.js';
 import type { Context } from './context.js';
 import { IntegrityError } from './errors.js';
 import { fetchIntoStaging, type InstallRequest } from './fetch.js';
@@ -14,6 +14,7 @@ import { lockDownRelease } from './permissions.js';
 import { scanReleases } from './releases.js';
 import { writeStamp } from './stamp.js';
 import { buildVenv } from './venv.js';
+import { bundledPackagingDir, renderUnits } from './units.js';
 
 /**
  * A version names one commit forever: a tag that now points elsewhere than at its first install
@@ -38,6 +39,8 @@ export async function buildRelease(ctx: Context, req: InstallRequest, journal: D
     // History writes can fail too (a full disk): the staging folder must not outlive them.
     journal.annotate({ commit: fetched.commit, sha256: fetched.sha256 });
     checkTagCommit(ctx.history(), req.version, fetched.commit, force);
+    // Units that ask for more than the policy allows refuse the release before any of its code runs.
+    await renderUnits(staging, bundledPackagingDir(), unitOptions(ctx));
   } catch (err) {
     await removeViaTrash(staging, ctx.layout.trashDir);
     throw err;

@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
 import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { ReleaseError, UsageError } from './errors.js';
+import { IntegrityError, ReleaseError, UsageError } from './errors.js';
 import { isDirectory } from './fsutil.js';
 import { DEVICE } from './layout.js';
 import { packageRoot } from './package-root.js';
 import { byPath, OPERATOR_DROPIN, TOOL_UNIT, UNIT_NAME } from './unit-files.js';
+import { judgeUnit, POLICY_DROPIN, policyDropin, type UnitSource, type UnitVerdict } from './unit-policy.js';
 
-export { diffUnits, readInstalledUnits, writeUnits, OPERATOR_DROPIN, TOOL_UNIT, UNIT_NAME, type UnitDiff } from './unit-files.js';
+export { diffUnits, installChanged, readInstalledUnits, writeUnits, OPERATOR_DROPIN, TOOL_UNIT, UNIT_NAME, type UnitDiff } from './unit-files.js';
 
 export interface UnitOptions {
   display: boolean;
@@ -30,11 +31,16 @@ export interface RenderedUnits {
   /** Units to (re)start, in dependency order. */
   startOrder: string[];
   tmpfiles: string;
+  /** Per unit, the sandboxing its release turned off (empty units left out). */
+  loosened: Record<string, string[]>;
   /** sha256 over every file's relPath and content. */
   templateHash: string;
 }
 
 export const EXECSTART_DROPIN = '05-venv-execstart.conf';
+/** The bundled hardening, read first: a release's own drop-ins may loosen its sandboxing, never its privileges. */
+export const BASELINE_DROPIN = '00-smolotchi-hardening.conf';
+const RESERVED_DROPINS = new Set([EXECSTART_DROPIN, OPERATOR_DROPIN, BASELINE_DROPIN, POLICY_DROPIN]);
 const DROPIN_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*\.conf$/;
 // Anything a release ships with one of these suffixes is a unit and must carry one of our names.
 const UNIT_SUFFIX = /\.(?:service|socket|timer|path|mount|automount|swap|target|slice|scope|device)$/;
@@ -62,9 +68,9 @@ export function bundledPackagingDir(): string {
 /** A release may only ship units under our names: it must not replace unrelated units or escape the unit dir. */
 export function assertReleaseUnitName(name: string): void {
   if (!UNIT_NAME.test(name)) {
-    throw new ReleaseError(`release unit template ${JSON.stringify(name)} refused: names must match smolotchi-*.service or .timer`);
+    throw new IntegrityError(`release unit template ${JSON.stringify(name)} refused: names must match smolotchi-*.service or .timer`);
   }
-  if (name === TOOL_UNIT) throw new ReleaseError(`release unit template ${name} refused: that unit belongs to the release tool`);
+  if (name === TOOL_UNIT) throw new IntegrityError(`release unit template ${name} refused: that unit belongs to the release tool`);
 }
 
 interface TemplateSet {
@@ -114,9 +120,11 @@ async function readTemplateSet(dir: string, fromRelease: boolean): Promise<Templ
 }
 
 function checkDropinName(name: string, shown: string): string {
-  if (!DROPIN_NAME.test(name) || name === EXECSTART_DROPIN || name === OPERATOR_DROPIN) {
-    throw new ReleaseError(`drop-in dropins/${shown} refused: reserved or invalid name`);
+  if (!DROPIN_NAME.test(name) || RESERVED_DROPINS.has(name)) {
+    throw new IntegrityError(`drop-in dropins/${shown} refused: reserved or invalid name`);
   }
+  // systemd reads drop-ins in name order: the tool's policy must be read last.
+  if (name > POLICY_DROPIN) throw new IntegrityError(`drop-in dropins/${shown} refused: its name must sort before ${POLICY_DROPIN}`);
   return name;
 }
 
@@ -148,11 +156,9 @@ function execStartDropin(command: string): string {
     '[Service]',
     '# The empty assignment clears the template\'s ExecStart before ours.',
     'ExecStart=',
-    `ExecStart=${DEVICE.currentLink}/.venv/bin/python ${command}`,
+    '# -P: the working directory (the app\'s own, writable by it) is never on sys.path.',
+    `ExecStart=${DEVICE.currentLink}/.venv/bin/python -P ${command}`,
     `WorkingDirectory=${DEVICE.stateDir}`,
-    `Environment=PYTHONPATH=${DEVICE.currentLink}`,
-    '# Whatever the release templates say: stopping a unit must not delete the release lock\'s folder.',
-    'RuntimeDirectoryPreserve=yes',
     '',
   ].join('\n');
 }
@@ -189,6 +195,36 @@ export function hashFiles(files: RenderedFile[]): string {
   return hash.digest('hex');
 }
 
+/** The drop-ins of a release's (or the bundled) templates that apply to `unit`, by name. */
+function templateDropins(set: TemplateSet, unit: string): Map<string, string> {
+  const dropins = new Map<string, string>();
+  if (unit.endsWith('.service')) {
+    for (const [name, content] of set.shared) if (appliesTo(name, unit, [...set.units.keys()])) dropins.set(name, content);
+  }
+  for (const [name, content] of set.perUnit.get(unit) ?? []) dropins.set(name, content);
+  return dropins;
+}
+
+/** The files systemd will read for a unit from its templates, in its order, named as the release names them. */
+function templateSources(set: TemplateSet, unit: string, fromRelease: boolean): UnitSource[] {
+  const prefix = fromRelease ? 'packaging/systemd/' : 'bundled ';
+  const dropins = [...templateDropins(set, unit)].sort(([a], [b]) => (a < b ? -1 : 1));
+  const where = (name: string) => (set.perUnit.get(unit)?.has(name) ? `dropins/${unit}.d/${name}` : `dropins/${name}`);
+  return [{ shown: `${prefix}${unit}`, text: set.units.get(unit) ?? '' }, ...dropins.map(([name, text]) => ({ shown: `${prefix}${where(name)}`, text }))];
+}
+
+/** Baseline hardening first, the venv's ExecStart, the templates' drop-ins, the tool's policy last. */
+function unitDropins(set: TemplateSet, unit: string, template: string, verdict: UnitVerdict, baseline: string): Map<string, string> {
+  const dropins = new Map<string, string>();
+  if (!unit.endsWith('.service')) return templateDropins(set, unit);
+  dropins.set(BASELINE_DROPIN, baseline);
+  const command = appCommand(unit, template);
+  if (command) dropins.set(EXECSTART_DROPIN, execStartDropin(command));
+  for (const [name, content] of templateDropins(set, unit)) dropins.set(name, content);
+  dropins.set(POLICY_DROPIN, policyDropin(verdict));
+  return dropins;
+}
+
 /** Render the unit set of a release (its own packaging/systemd/ when present, else the bundled one). */
 export async function renderUnits(releaseDir: string | null, bundledDir: string, options: UnitOptions): Promise<RenderedUnits> {
   const tool = toolLine(options.toolCommand);
@@ -196,19 +232,18 @@ export async function renderUnits(releaseDir: string | null, bundledDir: string,
   const releaseSystemd = releaseDir === null ? null : path.join(releaseDir, 'packaging', 'systemd');
   const fromRelease = releaseSystemd !== null && (await isDirectory(releaseSystemd));
   const set = await readTemplateSet(fromRelease ? releaseSystemd : bundledSystemd, fromRelease);
+  const baseline = await readFile(path.join(bundledSystemd, 'hardening.conf'), 'utf8');
+  // Every unit the release ships is judged, chosen or not: one that asks for more refuses the release.
+  const verdicts = new Map([...set.units.keys()].filter((u) => u !== TOOL_UNIT).map((unit) => [unit, judgeUnit(unit, templateSources(set, unit, fromRelease))]));
   const chosen = selectUnits([...set.units.keys()], options);
   const files: RenderedFile[] = [];
+  const loosened: Record<string, string[]> = {};
   for (const unit of chosen) {
     const template = set.units.get(unit) ?? '';
     files.push({ relPath: unit, content: template });
-    const dropins = new Map<string, string>();
-    const command = unit.endsWith('.service') ? appCommand(unit, template) : null;
-    if (command) dropins.set(EXECSTART_DROPIN, execStartDropin(command));
-    if (unit.endsWith('.service')) {
-      for (const [name, content] of set.shared) if (appliesTo(name, unit, [...set.units.keys()])) dropins.set(name, content);
-    }
-    for (const [name, content] of set.perUnit.get(unit) ?? []) dropins.set(name, content);
-    for (const [name, content] of dropins) files.push({ relPath: `${unit}.d/${name}`, content });
+    const verdict = verdicts.get(unit)!;
+    for (const [name, content] of unitDropins(set, unit, template, verdict, baseline)) files.push({ relPath: `${unit}.d/${name}`, content });
+    if (unit.endsWith('.service') && verdict.loosened.length > 0) loosened[unit] = verdict.loosened;
   }
   const checkUnit = await readFile(path.join(bundledSystemd, TOOL_UNIT), 'utf8');
   files.push({ relPath: TOOL_UNIT, content: checkUnit.replaceAll('@TOOL@', tool) });
@@ -218,6 +253,7 @@ export async function renderUnits(releaseDir: string | null, bundledDir: string,
     files,
     units: [...chosen, TOOL_UNIT].sort(),
     startOrder: startOrder(chosen),
+    loosened,
     // The tool owns /run/smolotchi (its lock lives there): always the bundled tmpfiles, never a release's.
     tmpfiles: await readFile(path.join(bundledDir, 'tmpfiles', 'smolotchi.conf'), 'utf8'),
     templateHash: hashFiles(files),
