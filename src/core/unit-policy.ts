@@ -87,9 +87,13 @@ export function checkDirective(source: UnitSource, d: Directive, unit: string): 
   if (REFUSED[d.key]) refuse(source, d, REFUSED[d.key]!);
   const rule = VALUE_RULES[d.key];
   if (rule && !rule.ok(d.value)) refuse(source, d, rule.why);
-  if (EXEC_KEYS.has(d.key) && d.value !== '') {
-    const prefix = /^[-:+!@|]*/.exec(d.value)![0];
-    if (!ALLOWED_EXEC_PREFIX.test(prefix)) refuse(source, d, `the ${prefix} prefix runs the command with more privileges or another name`);
+  if (EXEC_KEYS.has(d.key)) {
+    // systemd reads ` ; ` as the start of another command line, each with its own prefixes.
+    const commands = d.value.split(/\s+;\s+/).filter(Boolean);
+    for (const command of commands) {
+      const prefix = /^[-:+!@|]*/.exec(command)![0];
+      if (!ALLOWED_EXEC_PREFIX.test(prefix)) refuse(source, d, `the ${prefix} prefix runs the command with more privileges or another name`);
+    }
   }
   if (DEPENDENCY_KEYS.has(d.key)) {
     const foreign = d.value.split(/\s+/).filter((u) => u && !OUR_UNIT.test(u) && !ALLOWED_DEPENDENCIES.has(u));
