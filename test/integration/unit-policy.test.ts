@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, promises as fs, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSampleApp } from '../../scripts/sample-app.js';
 import { runCli, writeEnvFile } from '../support/cli.js';
@@ -112,5 +113,31 @@ describe('unit policy on a sandbox root', () => {
     expect((await cli('status')).stdout).toContain('smolotchi-web.service loosens: PrivateNetwork=false');
     const policy = readFileSync(path.join(root(), 'etc/systemd/system/smolotchi-web.service.d/zz-smolotchi-policy.conf'), 'utf8');
     expect(policy).toMatch(/^User=smolotchi$/m);
+  });
+
+  it('a smolotchi package planted in the working directory is not imported by the units, and verify reports it', async () => {
+    const state = path.join(root(), 'var/lib/smolotchi');
+    await fs.mkdir(path.join(state, 'smolotchi'), { recursive: true });
+    await fs.writeFile(path.join(state, 'smolotchi', '__init__.py'), 'raise SystemExit("planted code ran")\n');
+    // The units' interpreter flags, from the installed drop-in: run the way systemd runs them.
+    const dropin = readFileSync(path.join(root(), 'etc/systemd/system/smolotchi-web.service.d/05-venv-execstart.conf'), 'utf8');
+    const flags = /^ExecStart=\S+\/python((?: -[A-Z])*) -m /m.exec(dropin)![1]!.trim().split(' ').filter(Boolean);
+    expect(flags).toContain('-P');
+    const current = path.join(root(), 'opt/smolotchi/current');
+    const probe = (extra: string[]) =>
+      execa(path.join(current, '.venv/bin/python'), [...extra, '-c', 'import smolotchi; print(smolotchi.__file__)'], {
+        cwd: state,
+        env: { PYTHONPATH: current },
+        extendEnv: false,
+        reject: false,
+      });
+    // Without -P the attack works (the working directory comes first); with the units' flags it does not.
+    expect((await probe([])).stderr).toContain('planted code ran');
+    expect((await probe(flags)).stdout).toBe(path.join(current, 'smolotchi/__init__.py'));
+    const r = await cli('verify');
+    expect(r.exitCode).toBe(4);
+    expect(r.stdout + r.stderr).toContain("/var/lib/smolotchi/smolotchi shadows the release's module smolotchi");
+    await fs.rm(path.join(state, 'smolotchi'), { recursive: true });
+    expect((await cli('verify')).exitCode).toBe(0);
   });
 });
