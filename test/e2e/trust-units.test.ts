@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSampleApp } from '../../scripts/sample-app.js';
 import { commitFiles, gitRepo, tag } from '../support/git-repo.js';
+import { attackingReleaseFiles } from '../support/release-code-attack.js';
 import {
   assertBuilt,
   currentVersion,
@@ -27,36 +28,6 @@ const available = sandboxAvailable();
 const WEB = 'packaging/systemd/smolotchi-web.service';
 const VICTIMS = ['/etc/smolotchi/victim', '/root/victim'];
 const WITNESS = '/var/tmp/witness';
-
-/** Python run by the release at install: records its uid, then tries to write root's files. */
-const attack = (step: string) => `
-import os
-with open("${WITNESS}/${step}", "w") as f:
-    f.write(str(os.getuid()))
-for victim in ${JSON.stringify(VICTIMS)}:
-    try:
-        with open(victim, "a") as f:
-            f.write("written by ${step}\\n")
-    except OSError:
-        pass
-`;
-
-// An in-tree PEP 517 backend: pip runs it to build the release's own local package.
-const BACKEND = `${attack('build-backend')}
-import base64, hashlib, zipfile
-def _d(b):
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b"=").decode()
-def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    name = "localpkg-1.0-py3-none-any.whl"
-    files = {"localpkg/__init__.py": b"", "localpkg-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\\nName: localpkg\\nVersion: 1.0\\n",
-             "localpkg-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\\nGenerator: t\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"}
-    rec = "".join(f"{p},{_d(b)},{len(b)}\\n" for p, b in files.items()) + "localpkg-1.0.dist-info/RECORD,,\\n"
-    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as z:
-        for p, b in files.items():
-            z.writestr(p, b)
-        z.writestr("localpkg-1.0.dist-info/RECORD", rec)
-    return name
-`;
 
 type Files = Record<string, string | { content: string; mode: number }>;
 const HOSTILE: Array<[string, string, (web: string) => string, Files?]> = [
@@ -86,13 +57,7 @@ describe.skipIf(!available)('e2e: trust boundaries of units and release code', (
     await release('1.0.0');
     for (const [version, , edit, extra] of HOSTILE) await release(version, edit, extra);
     const cli = await fs.readFile(path.join(repoDir, 'smolotchi/cli.py'), 'utf8');
-    await release('1.1.0', (t) => t, {
-      'smolotchi/cli.py': attack('smoke-import') + cli,
-      'packaging/health-check': { content: `#!/usr/bin/python3\n${attack('health-check')}`, mode: 0o755 },
-      'vendor/localpkg/pyproject.toml': '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
-      'vendor/localpkg/backend.py': BACKEND,
-      'requirements/base.txt': './vendor/localpkg\n',
-    });
+    await release('1.1.0', (t) => t, attackingReleaseFiles(cli, WITNESS, VICTIMS));
     await release('1.2.0');
     await writeEnvFile(sb, e2eSettings(repoDir));
     uid = Number((await sb.exec(['id', '-u', 'smolotchi'])).stdout.trim());
@@ -135,7 +100,7 @@ describe.skipIf(!available)('e2e: trust boundaries of units and release code', (
     const r = await smolotchi(sb, ['release', 'install', '1.1.0']);
     expect(r.exitCode, explain(r)).toBe(0);
     for (const step of ['build-backend', 'smoke-import', 'health-check']) {
-      expect(await fs.readFile(sb.fsPath(`${WITNESS}/${step}`), 'utf8'), step).toBe(String(uid));
+      expect(await fs.readFile(sb.fsPath(`${WITNESS}/${step}-uid`), 'utf8'), step).toBe(String(uid));
     }
     for (const victim of VICTIMS) expect(await fs.readFile(sb.fsPath(victim), 'utf8'), victim).toBe('root-only\n');
     // What smolotchi built is root's before the stamp.

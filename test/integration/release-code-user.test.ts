@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSampleApp } from '../../scripts/sample-app.js';
 import { runCli, writeEnvFile } from '../support/cli.js';
 import { commitFiles, gitRepo, tag } from '../support/git-repo.js';
+import { attackingReleaseFiles } from '../support/release-code-attack.js';
 
 // Release code (smoke import, pip build backend, packaging/health-check) runs as the service user,
 // never as root. Root is needed to switch users: `nobody` plays the service user under --root.
@@ -17,52 +18,6 @@ let work: string;
 let repo: string;
 let victim: string;
 let witness: string;
-
-/** Python that records who runs it and tries to write root's file. */
-const attack = (step: string) => `
-import json as _json, os
-with open(${JSON.stringify('@WITNESS@')} + "/${step}-uid", "w") as f:
-    f.write(str(os.getuid()))
-with open(${JSON.stringify('@WITNESS@')} + "/${step}-env", "w") as f:
-    f.write(_json.dumps(dict(os.environ)))
-try:
-    with open(${JSON.stringify('@VICTIM@')}, "a") as f:
-        f.write("written by ${step}\\n")
-except OSError:
-    pass
-`;
-
-/** An in-tree PEP 517 backend: pip runs it to build the release's own local package. */
-const BACKEND = `
-import base64, hashlib, os, zipfile
-${attack('build-backend')}
-# A link planted in the venv being built, aimed at a file root must never chown or chmod.
-try:
-    os.symlink(${JSON.stringify('@VICTIM@')}, "../../.venv/planted-link")
-except OSError:
-    pass
-
-def _digest(data):
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
-def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    name = "localpkg-1.0-py3-none-any.whl"
-    files = {
-        "localpkg/__init__.py": b"",
-        "localpkg-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\\nName: localpkg\\nVersion: 1.0\\n",
-        "localpkg-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
-    }
-    record = "".join(f"{p},{_digest(d)},{len(d)}\\n" for p, d in files.items()) + "localpkg-1.0.dist-info/RECORD,,\\n"
-    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as z:
-        for p, d in files.items():
-            z.writestr(p, d)
-        z.writestr("localpkg-1.0.dist-info/RECORD", record)
-    return name
-`;
-
-function fill(text: string): string {
-  return text.replaceAll('@WITNESS@', witness).replaceAll('@VICTIM@', victim);
-}
 
 beforeAll(async () => {
   if (!isRoot) return;
@@ -80,13 +35,9 @@ beforeAll(async () => {
   await writeSampleApp(app, { version: '1.0.0' });
   const r = await gitRepo(app);
   const cli = readFileSync(path.join(app, 'smolotchi/cli.py'), 'utf8');
-  const files: Record<string, string | { content: string; mode: number }> = {
-    'smolotchi/cli.py': fill(attack('smoke-import')) + cli,
-    'packaging/health-check': { content: `#!/usr/bin/python3\n${fill(attack('health-check'))}`, mode: 0o755 },
-    'vendor/localpkg/pyproject.toml': '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
-    'vendor/localpkg/backend.py': fill(BACKEND),
-    'requirements/base.txt': './vendor/localpkg\n',
-  };
+  // A link planted in the venv being built, aimed at a file root must never chown or chmod.
+  const plant = `try:\n    os.symlink(${JSON.stringify(victim)}, "../../.venv/planted-link")\nexcept OSError:\n    pass\n`;
+  const files = attackingReleaseFiles(cli, witness, [victim], plant);
   await commitFiles(r, files, 'release with hostile code');
   await tag(r, 'v1.0.0', { annotated: true });
   repo = app;
