@@ -18,7 +18,7 @@ const UNIT_SUFFIX = /\.(?:service|socket|timer|path|mount|automount|swap|target|
 /** A release may only ship units under our names: it must not replace unrelated units or escape the unit dir. */
 export function assertReleaseUnitName(name: string): void {
   if (!UNIT_NAME.test(name)) {
-    throw new IntegrityError(`release unit template ${JSON.stringify(name)} refused: names must match smolotchi-*.service or .timer`);
+    throw new IntegrityError(`release unit template packaging/systemd/${JSON.stringify(name).slice(1, -1)} refused: names must match smolotchi-*.service or .timer`);
   }
   if (name === TOOL_UNIT) throw new IntegrityError(`release unit template ${name} refused: that unit belongs to the release tool`);
 }

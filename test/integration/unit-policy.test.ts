@@ -78,7 +78,7 @@ describe('unit policy on a sandbox root', () => {
     ['1.1.0', `${WEB}:10: User=root refused: every unit runs as smolotchi`],
     ['1.2.0', `${WEB}:10: ExecStartPre=+/bin/sh -c "touch /etc/pwned" refused: the + prefix`],
     ['1.3.0', `${WEB}:26: Alias=totally-legit.service refused`],
-    ['1.6.0', 'release unit template "sshd-backdoor.service" refused: names must match smolotchi-*'],
+    ['1.6.0', 'release unit template packaging/systemd/sshd-backdoor.service refused: names must match smolotchi-*'],
     ['1.7.0', 'smolotchi-core.service.d/30-caps.conf:2: AmbientCapabilities=CAP_SYS_ADMIN refused: smolotchi-core.service may hold CAP_NET_RAW'],
   ])('refuses %s with exit 4, naming the line, before anything changes', async (version, message) => {
     const before = snapshot(root());

@@ -8,10 +8,13 @@
 export function attackPython(step: string, witnessDir: string, victims: string[]): string {
   return `
 import json as _json, os
-with open(${JSON.stringify(`${witnessDir}/${step}-uid`)}, "w") as f:
-    f.write(str(os.getuid()))
-with open(${JSON.stringify(`${witnessDir}/${step}-env`)}, "w") as f:
-    f.write(_json.dumps(dict(os.environ)))
+try:
+    with open(${JSON.stringify(`${witnessDir}/${step}-uid`)}, "w") as f:
+        f.write(str(os.getuid()))
+    with open(${JSON.stringify(`${witnessDir}/${step}-env`)}, "w") as f:
+        f.write(_json.dumps(dict(os.environ)))
+except OSError:
+    pass  # the running units (PrivateTmp=) cannot see the witness folder: only the install step records
 for victim in ${JSON.stringify(victims)}:
     try:
         with open(victim, "a") as f:
