@@ -2,7 +2,8 @@
  * `npm run bench`: install, upgrade and rollback times of smolotchi-release next to a naive
  * baseline measured in the same run (venv with pip + pip install + copy + ln -sfn), as ratios.
  * Both sides install the same release offline from the same shipped wheels, on the same disk.
- * Then, where a real systemd can boot (root), the downtime of an upgrade (bench/downtime.ts).
+ * Then, where a real systemd can boot (root), the downtime of an upgrade (bench/downtime.ts), and
+ * where Ansible is there too, a fleet rollout against single-device installs (bench/fleet.ts).
  */
 import { execa } from 'execa';
 import { cpSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
@@ -10,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { downtimeBench } from './downtime.js';
+import { fleetBench } from './fleet.js';
 import { median } from './gaps.js';
 import { makeBenchRepo } from './bench-repo.js';
 
@@ -84,3 +86,4 @@ async function main(): Promise<void> {
 
 await main();
 await downtimeBench(RUNS, (s) => process.stdout.write(s));
+await fleetBench((s) => process.stdout.write(s));

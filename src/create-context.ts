@@ -1,6 +1,6 @@
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { packageRoot } from './core/package-root.js';
+import { ENTRY_POINT_FILE, packageRoot } from './core/package-root.js';
 import { openHistory, openHistoryReadOnly } from './adapters/history-db.js';
 import { seedHistory } from './core/history-seed.js';
 import { resolveServiceIdentity, type ServiceIdentity } from './adapters/service-user.js';
@@ -28,9 +28,19 @@ function chooseServices(layout: Layout, systemctl: string | undefined): ServiceM
   return makeSystemd({});
 }
 
-/** The installed CLI, however it was invoked (bin symlink, node path, tests): units name it stably. */
-function toolCommandLine(): string {
-  return `${realpathSync(process.execPath)} ${path.join(packageRoot(), 'dist', 'src', 'cli.js')}`;
+/**
+ * The command the boot-time unit runs. An installed package says it in its `entry-point` file
+ * (the .deb: /usr/bin/smolotchi), so moving node or the package never breaks boot recovery; a
+ * checkout (tests, the demo) names this node and this cli.js.
+ */
+export function toolCommandLine(root = packageRoot()): string {
+  try {
+    const entry = readFileSync(path.join(root, ENTRY_POINT_FILE), 'utf8').trim();
+    if (entry) return entry;
+  } catch {
+    // no entry-point file: a checkout
+  }
+  return `${realpathSync(process.execPath)} ${path.join(root, 'dist', 'src', 'cli.js')}`;
 }
 
 export function createContext(opts: GlobalOptions, overrides: Partial<Settings> = {}, env = process.env): Context {

@@ -125,6 +125,8 @@ export interface PipInstallOptions {
   venvDir: string;
   /** Absolute, or relative to cwd. */
   requirementFiles: string[];
+  /** Single requirement strings (a pyproject extra's), each checked to start with a project name. */
+  requirements?: string[];
   /** A release's own wheels folder: install from it alone, with no index. */
   findLinks: string | null;
   cwd: string;
@@ -140,11 +142,16 @@ const PIP_ENV = { PIP_CONFIG_FILE: os.devNull };
 export async function pipInstall(opts: PipInstallOptions): Promise<void> {
   const files = opts.requirementFiles.map((f) => path.resolve(opts.cwd, f));
   const texts = await Promise.all(files.map((f) => readFile(f, 'utf8')));
-  if (texts.every((t) => requirementLines(t).length === 0)) return;
+  const single = opts.requirements ?? [];
+  // An argument starting with '-' would be a pip option, not a requirement.
+  const option = single.find((r) => !/^[A-Za-z0-9]/.test(r));
+  if (option !== undefined) throw new ReleaseError(`refusing requirement ${JSON.stringify(option)}: not a project name`);
+  if (single.length === 0 && texts.every((t) => requirementLines(t).length === 0)) return;
   await hostPipVersion(opts.hostPython, opts.as);
   const args = ['-m', 'pip', '--python', venvPython(opts.venvDir), 'install', '--no-input', '--disable-pip-version-check', '--no-warn-script-location', '--no-cache-dir'];
   if (opts.findLinks) args.push('--no-index', '--find-links', opts.findLinks);
   for (const f of files) args.push('-r', f);
+  args.push(...single);
   await pythonStep('pip install', opts.hostPython, args, { as: opts.as, cwd: opts.cwd, env: PIP_ENV, timeoutMs: 30 * MINUTE });
 }
 

@@ -10,7 +10,7 @@ export interface HistoryResult {
   command: 'history';
   deploys: DeployRow[];
   /** False when there is no readable history (fresh device or unreadable file). */
-  available: boolean;
+  historyAvailable: boolean;
 }
 
 /** Read-only: never takes the lock, works during an install (WAL readers). */
@@ -18,5 +18,5 @@ export async function history(options: HistoryOptions, ctx: Context): Promise<Hi
   const limit = options.limit ?? 20;
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError('--limit must be a whole number from 1 to 10000');
   const store = ctx.readHistory();
-  return { command: 'history', deploys: store?.listDeploys(limit) ?? [], available: store !== null };
+  return { command: 'history', deploys: store?.listDeploys(limit) ?? [], historyAvailable: store !== null };
 }

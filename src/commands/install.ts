@@ -14,6 +14,9 @@ import { completeRelease } from '../core/releases.js';
 import { readCurrent } from '../core/switch.js';
 import { switchVerified } from '../core/verified-switch.js';
 import { releaseFacts } from '../core/targets.js';
+import { configFile, seedConfig } from '../core/bootstrap/config-seed.js';
+import { pathExists } from '../core/bootstrap/create-once.js';
+import { releaseDir } from '../core/layout.js';
 import { pruneReleases } from './prune.js';
 
 export interface InstallOptions {
@@ -41,6 +44,8 @@ export interface InstallResult {
   failure: string | null;
   rolledBackTo: string | null;
   pruned: string[];
+  /** /etc/smolotchi/config.toml when this install seeded it from the release (first install). */
+  configSeeded: string | null;
   plan: string[];
   durationMs: number;
   exitCode: number;
@@ -61,6 +66,7 @@ function baseResult(req: InstallRequest) {
     failure: null,
     rolledBackTo: null,
     pruned: [],
+    configSeeded: null,
     plan: [],
   };
 }
@@ -71,6 +77,7 @@ async function dryRun(ctx: Context, req: InstallRequest, started: number): Promi
   const plan = [
     onDisk ? `reuse complete release ${req.version} already on disk` : `fetch ${req.version} from ${req.source} (${req.kind}) into staging`,
     ...(onDisk ? [] : ['build its venv at its final path, byte-compile, smoke-import smolotchi.cli', 'write the completion stamp']),
+    ...((await pathExists(configFile(ctx.layout))) ? [] : [`seed ${configFile(ctx.layout)} from the release's config.toml, web UI bound to 127.0.0.1`]),
     'render and write its systemd units, daemon-reload',
     `switch current: ${previous ?? '(none)'} -> ${req.version}`,
     'restart units, run the health gate; on failure roll back automatically',
@@ -117,6 +124,7 @@ async function installLocked(ctx: Context, req: InstallRequest, options: Install
   let sha256: string | null = null;
   let venvReusedFrom: string | null = null;
   let reusedRelease = false;
+  let configSeeded: string | null = null;
   try {
     if (existing) {
       reusedRelease = true;
@@ -130,6 +138,9 @@ async function installLocked(ctx: Context, req: InstallRequest, options: Install
       sha256 = built.fetched.sha256 ?? null;
       venvReusedFrom = built.venvReusedFrom;
     }
+    // The app's own deploy flow: the operator's config is seeded once, then theirs.
+    const seed = await seedConfig(ctx.layout, releaseDir(ctx.layout, req.version), req.version, ctx.log);
+    if (seed.seeded) configSeeded = configFile(ctx.layout);
   } catch (err) {
     failDeploy(ctx, journal)(err); // records the failure, explained, and rethrows
   }
@@ -138,7 +149,7 @@ async function installLocked(ctx: Context, req: InstallRequest, options: Install
   const fallback = previous === req.version ? (await releaseFacts(ctx, history, previous)).rollbackTarget : previous;
   // Only a first activation that changed nothing throws (e.g. a full disk while staging units).
   const outcome = await switchVerified(ctx, { target: req.version, previous: fallback, journal, lock }).catch(failDeploy(ctx, journal));
-  const common = { ...base, previous, commit, sha256, reusedRelease, venvReusedFrom, deployId: journal.id, gate: outcome.gate };
+  const common = { ...base, previous, commit, sha256, reusedRelease, venvReusedFrom, configSeeded, deployId: journal.id, gate: outcome.gate };
   if (outcome.status !== 'switched') {
     const degraded = outcome.status === 'degraded';
     return {

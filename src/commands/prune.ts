@@ -21,7 +21,8 @@ export interface PruneResult {
   kept: string[];
   removed: string[];
   protected: PrunePlan['protectedReasons'];
-  dryRun: boolean;
+  /** The same word as install's and rollback's: 'dry-run' changed nothing. */
+  status: 'pruned' | 'dry-run';
   exitCode: number;
 }
 
@@ -49,7 +50,7 @@ export async function prune(options: PruneOptions, ctx: Context): Promise<PruneR
   const keep = options.keep ?? ctx.settings.keep;
   if (options.dryRun) {
     const p = await plan(ctx, keep);
-    return { command: 'prune', keep, kept: p.keep, removed: p.remove, protected: p.protectedReasons, dryRun: true, exitCode: ExitCode.ok };
+    return { command: 'prune', keep, kept: p.keep, removed: p.remove, protected: p.protectedReasons, status: 'dry-run', exitCode: ExitCode.ok };
   }
   return withMutation(ctx, 'prune', options.waitSeconds, async ({ recovery }) => {
     const current = await readCurrent(ctx.layout);
@@ -61,7 +62,7 @@ export async function prune(options: PruneOptions, ctx: Context): Promise<PruneR
       const removed = await pruneReleases(ctx, keep, false, journal);
       journal.finish('succeeded');
       killPoint('prune-finished', ctx.env);
-      return { command: 'prune' as const, keep, kept: p.keep, removed, protected: p.protectedReasons, dryRun: false, exitCode: ExitCode.ok };
+      return { command: 'prune' as const, keep, kept: p.keep, removed, protected: p.protectedReasons, status: 'pruned' as const, exitCode: ExitCode.ok };
     } catch (err) {
       journal.finish('failed', (err as Error).message);
       throw err;

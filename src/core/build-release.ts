@@ -13,7 +13,8 @@ import { TOOL_VERSION } from './package-root.js';
 import { lockDownRelease } from './permissions.js';
 import { scanReleases } from './releases.js';
 import { writeStamp } from './stamp.js';
-import { buildVenv } from './venv.js';
+import { resolveProfile } from './device-profile.js';
+import { buildVenv, type VenvSpec } from './venv.js';
 import { bundledPackagingDir, renderUnits } from './units.js';
 
 /**
@@ -27,6 +28,14 @@ function checkTagCommit(history: HistoryStore, version: string, commit: string |
     throw new IntegrityError(`tag of ${version} now points at ${commit.slice(0, 12)}, but it was ${known.slice(0, 12)} when first installed`, 'pass --force if the tag was moved on purpose');
   }
   if (!known) history.recordTagCommit(version, commit);
+}
+
+/** The venv a release gets on this device: its requirement files, the device's profile, the chosen extras. */
+export async function venvSpec(ctx: Context, target: string): Promise<VenvSpec> {
+  const { profile, why } = await resolveProfile(ctx.settings.profile, ctx.layout.root);
+  ctx.log.debug(`device profile ${profile} (${why})`);
+  const { python, requirementFiles, extras, display } = ctx.settings;
+  return { releaseDir: target, python, requirementFiles, extras, display, profile, runAs: ctx.serviceIdentity() };
 }
 
 /** DESIGN steps 3-7: fetch, promote, venv, stamp. Any failure removes the new folder; nothing else changed. */
@@ -57,10 +66,7 @@ export async function buildRelease(ctx: Context, req: InstallRequest, journal: D
     const candidates = (await scanReleases(ctx.layout))
       .filter((r) => r.stamp && r.version !== req.version)
       .map((r) => ({ releaseDir: r.dir, requirementHash: r.stamp!.requirementHash }));
-    const venv = await buildVenv(
-      { releaseDir: target, python: ctx.settings.python, requirementFiles: ctx.settings.requirementFiles, extras: ctx.settings.extras, runAs: ctx.serviceIdentity() },
-      { log: ctx.log, reuseCandidates: candidates },
-    );
+    const venv = await buildVenv(await venvSpec(ctx, target), { log: ctx.log, reuseCandidates: candidates });
     // Root's and read-only to group/others (the service user), whatever umask pip or python had.
     await lockDownRelease(target);
     journal.step('stamp');

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { ProfileSetting } from './device-profile.js';
 import { UsageError } from './errors.js';
 
 /** Operator settings: /etc/smolotchi/env (shared with the app), flags winning over the file. */
@@ -9,7 +10,9 @@ export interface Settings {
   coreNet: boolean;
   python: string;
   requirementFiles: string[];
-  extras: string[];
+  /** pyproject extras; null: the defaults (web, core, display when enabled) the release has. */
+  extras: string[] | null;
+  profile: ProfileSetting;
   webHost: string;
   webPort: number;
   settleSeconds: number;
@@ -27,7 +30,8 @@ export const DEFAULT_SETTINGS: Settings = {
   // The system interpreter: a venv links to its base, and services cannot reach /root or /home.
   python: '/usr/bin/python3',
   requirementFiles: [],
-  extras: [],
+  extras: null,
+  profile: 'auto',
   webHost: '127.0.0.1',
   webPort: 8080,
   settleSeconds: 5,
@@ -76,7 +80,11 @@ const RELEASE_KEYS: Record<string, Parser> = {
     return { python: v };
   },
   SMOLOTCHI_RELEASE_REQUIREMENTS: list('requirementFiles', /^[A-Za-z0-9_.][A-Za-z0-9_./-]*$/),
-  SMOLOTCHI_RELEASE_EXTRAS: list('extras', /^[A-Za-z0-9_][A-Za-z0-9_-]*$/),
+  SMOLOTCHI_RELEASE_EXTRAS: list('extras', /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/),
+  SMOLOTCHI_RELEASE_PROFILE: (v, key) => {
+    if (v !== 'auto' && v !== 'pi' && v !== 'generic') throw new UsageError(`${key}: expected auto, pi or generic, got ${JSON.stringify(v)}`);
+    return { profile: v };
+  },
   SMOLOTCHI_RELEASE_SETTLE_SECONDS: int('settleSeconds', 0, 3600),
   SMOLOTCHI_RELEASE_START_TIMEOUT: int('startTimeoutSeconds', 1, 3600),
   SMOLOTCHI_RELEASE_HTTP_TIMEOUT: int('httpTimeoutSeconds', 1, 3600),
@@ -92,6 +100,11 @@ const APP_KEYS: Record<string, Parser> = {
   },
   SMOLOTCHI_WEB_PORT: int('webPort', 1, 65535),
 };
+
+/** The keys of the tool's own settings, in table order (the env file template lists them all). */
+export const RELEASE_SETTING_KEYS = (): string[] => Object.keys(RELEASE_KEYS);
+/** The app's keys the tool reads too. */
+export const APP_SETTING_KEYS = (): string[] => Object.keys(APP_KEYS);
 
 /** Parse KEY=VALUE lines the way systemd's EnvironmentFile= does (comments, optional quotes). */
 export function parseEnvFile(text: string, origin = 'env file'): Map<string, string> {

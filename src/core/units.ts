@@ -5,6 +5,7 @@ import { ReleaseError, UsageError } from './errors.js';
 import { isDirectory } from './fsutil.js';
 import { DEVICE } from './layout.js';
 import { packageRoot } from './package-root.js';
+import { composeTmpfiles, readReleaseTmpfiles } from './tmpfiles-policy.js';
 import { byPath, TOOL_UNIT } from './unit-files.js';
 import { judgeUnit, POLICY_DROPIN, policyDropin, type UnitVerdict } from './unit-policy.js';
 import { BASELINE_DROPIN, EXECSTART_DROPIN, readTemplateSet, templateDropins, templateSources, type TemplateSet } from './unit-templates.js';
@@ -125,6 +126,12 @@ function unitDropins(set: TemplateSet, unit: string, template: string, verdict: 
   return dropins;
 }
 
+/** The tool's own boot-time check, naming the tool's command line: from the bundled template only. */
+export async function renderToolUnit(bundledDir: string, toolCommand: string): Promise<RenderedFile> {
+  const template = await readFile(path.join(bundledDir, 'systemd', TOOL_UNIT), 'utf8');
+  return { relPath: TOOL_UNIT, content: template.replaceAll('@TOOL@', toolLine(toolCommand)) };
+}
+
 /** Render the unit set of a release (its own packaging/systemd/ when present, else the bundled one). */
 export async function renderUnits(releaseDir: string | null, bundledDir: string, options: UnitOptions): Promise<RenderedUnits> {
   const tool = toolLine(options.toolCommand);
@@ -145,8 +152,7 @@ export async function renderUnits(releaseDir: string | null, bundledDir: string,
     for (const [name, content] of unitDropins(set, unit, template, verdict, baseline)) files.push({ relPath: `${unit}.d/${name}`, content });
     if (unit.endsWith('.service') && verdict.loosened.length > 0) loosened[unit] = verdict.loosened;
   }
-  const checkUnit = await readFile(path.join(bundledSystemd, TOOL_UNIT), 'utf8');
-  files.push({ relPath: TOOL_UNIT, content: checkUnit.replaceAll('@TOOL@', tool) });
+  files.push(await renderToolUnit(bundledDir, tool));
   files.sort(byPath);
   return {
     source: fromRelease ? 'release' : 'bundled',
@@ -154,8 +160,11 @@ export async function renderUnits(releaseDir: string | null, bundledDir: string,
     units: [...chosen, TOOL_UNIT].sort(),
     startOrder: startOrder(chosen),
     loosened,
-    // The tool owns /run/smolotchi (its lock lives there): always the bundled tmpfiles, never a release's.
-    tmpfiles: await readFile(path.join(bundledDir, 'tmpfiles', 'smolotchi.conf'), 'utf8'),
+    // The bundled tmpfiles first (the tool's run dirs), then the release's lines its policy lets through.
+    tmpfiles: composeTmpfiles(
+      await readFile(path.join(bundledDir, 'tmpfiles', 'smolotchi.conf'), 'utf8'),
+      fromRelease ? await readReleaseTmpfiles(releaseSystemd) : [],
+    ),
     templateHash: hashFiles(files),
   };
 }

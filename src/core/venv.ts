@@ -5,6 +5,8 @@ import { performance } from 'node:perf_hooks';
 import * as py from '../adapters/python.js';
 import type { ServiceIdentity } from '../adapters/service-user.js';
 import { grantFolder, grantPycacheFolders, reclaimFromService } from './build-ownership.js';
+import { extraRequirements } from './app-extras.js';
+import { PI_REQUIREMENTS, type Profile } from './device-profile.js';
 import { ReleaseError } from './errors.js';
 import { killPoint } from './killpoint.js';
 import type { Logger } from './log.js';
@@ -14,10 +16,21 @@ export interface VenvSpec {
   python: string;
   /** Relative to releaseDir, installed in addition to the default file; each must exist. */
   requirementFiles: string[];
-  /** Each maps to requirements/<extra>.txt, which must exist. */
-  extras: string[];
+  /** Extras of the release's pyproject.toml; null: the defaults it has (see app-extras.ts). */
+  extras: string[] | null;
+  /** Whether the display unit is enabled: the default extras then include `display`. */
+  display?: boolean;
+  /** `pi` adds requirements/pi_zero.txt when the release ships it. */
+  profile?: Profile;
   /** Who runs pip, build backends, byte-compile and the smoke import (never root). */
   runAs: ServiceIdentity;
+}
+
+/** Everything pip installs for a spec: requirement files and the extras' requirement strings. */
+export interface RequirementSet {
+  files: string[];
+  extras: string[];
+  requirements: string[];
 }
 
 export interface ReuseCandidate {
@@ -33,14 +46,17 @@ export interface BuiltVenv {
 }
 
 export const VENV_DIR = '.venv';
-const EXTRA_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 async function exists(file: string): Promise<boolean> {
   return stat(file).then(() => true, () => false);
 }
 
-/** The files pip reads, relative to the release: its default file (if any), named files, extras. */
-export async function resolveRequirementFiles(spec: VenvSpec): Promise<string[]> {
+/**
+ * What pip installs, as the app's deploy flow does: requirements/base.txt (or requirements.txt),
+ * requirements/pi_zero.txt on the `pi` profile, files named in the settings, and the requirements
+ * of the chosen pyproject extras.
+ */
+export async function resolveRequirements(spec: VenvSpec): Promise<RequirementSet> {
   const root = path.resolve(spec.releaseDir);
   const files: string[] = [];
   for (const fallback of ['requirements/base.txt', 'requirements.txt']) {
@@ -49,18 +65,15 @@ export async function resolveRequirementFiles(spec: VenvSpec): Promise<string[]>
       break;
     }
   }
-  const named = [...spec.requirementFiles];
-  for (const extra of spec.extras) {
-    if (!EXTRA_NAME.test(extra)) throw new ReleaseError(`invalid extra name ${JSON.stringify(extra)}`);
-    named.push(`requirements/${extra}.txt`);
-  }
-  for (const name of named) {
+  if (spec.profile === 'pi' && (await exists(path.join(root, PI_REQUIREMENTS)))) files.push(PI_REQUIREMENTS);
+  for (const name of spec.requirementFiles) {
     const rel = path.relative(root, path.resolve(root, name));
     if (rel.startsWith('..') || path.isAbsolute(rel)) throw new ReleaseError(`requirement file ${name} is outside the release`);
     if (!(await exists(path.join(root, rel)))) throw new ReleaseError(`requirement file ${rel} is named but missing from the release`);
     if (!files.includes(rel)) files.push(rel);
   }
-  return files;
+  const { extras, requirements } = await extraRequirements(root, spec.extras, spec.display ?? false);
+  return { files, extras, requirements };
 }
 
 /** Nested `-r`/`-c` files change what pip installs, so they belong in the hash too. */
@@ -73,12 +86,12 @@ function nestedFiles(text: string, fromFile: string): string[] {
   return out;
 }
 
-async function requirementHashFor(spec: VenvSpec, version: string, files: string[]): Promise<string> {
+async function requirementHashFor(spec: VenvSpec, version: string, set: RequirementSet): Promise<string> {
   const root = path.resolve(spec.releaseDir);
   const hash = createHash('sha256');
   // The interpreter path counts too: a venv links to its base interpreter.
   hash.update(`python ${spec.python} ${version}\n`);
-  const queue = files.map((f) => path.join(root, f));
+  const queue = set.files.map((f) => path.join(root, f));
   const seen = new Set<string>();
   while (queue.length > 0) {
     const file = queue.shift()!;
@@ -89,7 +102,8 @@ async function requirementHashFor(spec: VenvSpec, version: string, files: string
     hash.update(`file ${path.relative(root, file)} ${Buffer.byteLength(content)}\n${content}\n`);
     queue.push(...nestedFiles(content, file));
   }
-  hash.update(`extras ${spec.extras.join(',')}\n`);
+  hash.update(`extras ${set.extras.join(',')}\n`);
+  for (const req of set.requirements) hash.update(`requirement ${req}\n`);
   for (const [name, size] of await wheelListing(path.join(root, 'wheels'))) hash.update(`wheel ${name} ${size}\n`);
   return hash.digest('hex');
 }
@@ -103,7 +117,7 @@ async function wheelListing(dir: string): Promise<Array<[string, number]>> {
 /** Same hash, same venv contents: the key under which a release's venv can be shared. */
 export async function requirementHash(spec: VenvSpec): Promise<string> {
   const version = await py.pythonVersion(spec.python, spec.runAs);
-  return requirementHashFor(spec, version, await resolveRequirementFiles(spec));
+  return requirementHashFor(spec, version, await resolveRequirements(spec));
 }
 
 /**
@@ -197,8 +211,8 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
   const venvDir = path.join(releaseDir, VENV_DIR);
   const version = await py.pythonVersion(spec.python, spec.runAs);
   py.assertSafePathSupport(version, spec.python);
-  const files = await resolveRequirementFiles(spec);
-  const hash = await requirementHashFor(spec, version, files);
+  const set = await resolveRequirements(spec);
+  const hash = await requirementHashFor(spec, version, set);
   // A venv shipped in the archive or left half-built is never trusted.
   if (await lstat(venvDir).then(() => true, () => false)) await rm(venvDir, { recursive: true, force: true });
 
@@ -213,10 +227,11 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
     killPoint('venv-created');
     const wheels = path.join(releaseDir, 'wheels');
     const findLinks = (await exists(wheels)) ? wheels : null;
-    const reqs = files.map((f) => path.join(releaseDir, f));
-    await py.pipInstall({ hostPython: spec.python, venvDir, requirementFiles: reqs, findLinks, cwd: releaseDir, as: spec.runAs });
+    const reqs = set.files.map((f) => path.join(releaseDir, f));
+    await py.pipInstall({ hostPython: spec.python, venvDir, requirementFiles: reqs, requirements: set.requirements, findLinks, cwd: releaseDir, as: spec.runAs });
     killPoint('venv-pip-done');
-    opts.log.info(`venv: built with ${files.length ? files.join(', ') : 'no requirements'}${findLinks ? ' from wheels/' : ''} (${since()} ms)`);
+    const what = [...set.files, ...(set.extras.length ? [`extras ${set.extras.join(', ')}`] : [])];
+    opts.log.info(`venv: built with ${what.length ? what.join(', ') : 'no requirements'}${findLinks ? ' from wheels/' : ''} (${since()} ms)`);
   }
 
   const python = py.venvPython(venvDir);

@@ -8,12 +8,14 @@ import type { StatusResult } from '../commands/status.js';
 import type { KeygenResult } from '../commands/keygen.js';
 import type { PackResult } from '../commands/pack.js';
 import type { VerifyResult } from '../commands/verify.js';
+import type { InitResult } from '../commands/init.js';
+import { renderInit } from './init.js';
 import { renderKeygen, renderPack, renderVerify } from './signing.js';
 import { dash, seconds, table } from './table.js';
 
 export type CommandResult =
   | InstallResult | RollbackResult | HistoryResult | ListResult | StatusResult | PruneResult | RecoverResult
-  | VerifyResult | KeygenResult | PackResult;
+  | VerifyResult | KeygenResult | PackResult | InitResult;
 
 export const SCHEMA_VERSION = 1;
 
@@ -35,6 +37,7 @@ function renderInstall(r: InstallResult): string {
       const lines = [`installed ${r.version}${from}${id} in ${seconds(r.durationMs)}`];
       if (r.gate?.checks.length) lines.push(`health: ${r.gate.checks.join('; ')}`);
       if (r.venvReusedFrom) lines.push(`venv cloned from ${r.venvReusedFrom}`);
+      if (r.configSeeded) lines.push(`seeded ${r.configSeeded} from the release (web UI on 127.0.0.1; yours to edit)`);
       if (r.pruned.length) lines.push(`pruned: ${r.pruned.join(', ')}`);
       return lines.join('\n');
     }
@@ -53,7 +56,7 @@ function renderRollback(r: RollbackResult): string {
 }
 
 function renderHistory(r: HistoryResult): string {
-  if (!r.available) return 'no deploy history yet';
+  if (!r.historyAvailable) return 'no deploy history yet';
   return table(
     ['ID', 'STARTED', 'KIND', 'FROM', 'TO', 'STATUS', 'TOOK', 'USER', 'DETAIL'],
     r.deploys.map((d) => [
@@ -103,7 +106,7 @@ function renderStatus(r: StatusResult): string {
 }
 
 function renderPrune(r: PruneResult): string {
-  const verb = r.dryRun ? 'would remove' : 'removed';
+  const verb = r.status === 'dry-run' ? 'would remove' : 'removed';
   const prot = Object.entries(r.protected).map(([v, why]) => `${v} (${why})`);
   return [`${verb}: ${r.removed.length ? r.removed.join(', ') : 'nothing'}`, `kept: ${r.kept.join(', ') || '-'}`, prot.length ? `protected: ${prot.join(', ')}` : '']
     .filter(Boolean)
@@ -146,5 +149,7 @@ export function renderText(result: CommandResult): string {
       return renderKeygen(result);
     case 'pack':
       return renderPack(result);
+    case 'init':
+      return renderInit(result);
   }
 }

@@ -228,7 +228,7 @@ describe('bad input is refused with exit 2 before anything changes', () => {
   it('with --json a refusal is also a JSON error object on stdout', async () => {
     const r = await box.cli('install', '1.0', '--json');
     expect(r.exitCode).toBe(2);
-    expect(r.json()).toEqual({ schemaVersion: 1, error: { message: expect.stringContaining('not a version'), exitCode: 2, hint: null } });
+    expect(r.json()).toEqual({ schemaVersion: 1, command: 'install', error: { message: expect.stringContaining('not a version'), exitCode: 2, hint: null } });
   });
 
   it('an unknown version is exit 3 and changes nothing', async () => {

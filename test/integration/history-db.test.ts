@@ -104,7 +104,7 @@ describe('a corrupted or unreadable releases.db', () => {
     expect(JSON.parse(list.stdout).releases.map((r: { version: string }) => r.version)).toEqual(['1.1.0', '1.0.0', '0.9.0']);
     const history = await box.cli(['history', '--json']);
     expect(history.exitCode).toBe(0);
-    expect(JSON.parse(history.stdout)).toMatchObject({ available: false, deploys: [] });
+    expect(JSON.parse(history.stdout)).toMatchObject({ historyAvailable: false, deploys: [] });
 
     // Mutating: moved aside (never deleted), a fresh history seeded from the filesystem, said once.
     const back = await box.cli(['rollback']);

@@ -90,7 +90,7 @@ describe('--wait', () => {
     box.useTemplate('one');
     const held = await acquireLock(lockFile, { purpose: 'test holder' });
     const t0 = Date.now();
-    const run = spawnCli(['install', '1.1.0', '--wait', '20']);
+    const run = spawnCli(['install', '1.1.0', '--wait=20']);
     await sleep(1500);
     expect(readLock(lockFile)?.pid).toBe(process.pid); // still ours: the waiter did not take it
     held.release();
@@ -105,7 +105,7 @@ describe('--wait', () => {
     const held = await acquireLock(lockFile, { purpose: 'test holder' });
     try {
       const t0 = Date.now();
-      const r = await spawnCli(['rollback', '--wait', '1']);
+      const r = await spawnCli(['rollback', '--wait=1']);
       const ms = Date.now() - t0;
       expect(r.exitCode, r.stderr).toBe(75);
       expect(r.stderr).toMatch(new RegExp(`pid ${process.pid} \\(test holder\\)`));

@@ -172,17 +172,24 @@ describe.skipIf(skipReason !== null)('buildVenv with real venvs', () => {
     warnings.length = 0;
   });
 
-  it('installs requirements/<extra>.txt for each extra and refuses a missing one', async () => {
+  it('installs the chosen pyproject extras and requirements/pi_zero.txt on the pi profile; the hash follows both', async () => {
     const dir = await makeRelease('3.0.0', {
-      files: { 'requirements/base.txt': 'demopkg==1.0.0\n', 'requirements/ai.txt': 'otherpkg==2.0.0\n' },
-      wheels: [['demopkg', '1.0.0'], ['otherpkg', '2.0.0']],
+      files: {
+        'requirements/base.txt': 'demopkg==1.0.0\n',
+        'requirements/pi_zero.txt': '-r base.txt\ngpiopkg==1.0.0\n',
+        'pyproject.toml': '[project]\nname = "smolotchi"\n[project.optional-dependencies]\nweb = ["otherpkg==2.0.0"]\ncore = []\n',
+      },
+      wheels: [['demopkg', '1.0.0'], ['otherpkg', '2.0.0'], ['gpiopkg', '1.0.0']],
     });
-    const plain = await requirementHash(spec(dir));
-    expect(await requirementHash(spec(dir, { extras: ['ai'] }))).not.toBe(plain);
-    await buildVenv(spec(dir, { extras: ['ai'] }), { log, reuseCandidates: [] });
-    await execa(path.join(dir, '.venv/bin/python'), ['-c', 'import demopkg, otherpkg']);
-    const err = await failure(buildVenv(spec(dir, { extras: ['gpu'] }), { log, reuseCandidates: [] }));
-    expect(err.message).toContain('requirements/gpu.txt');
+    const none = await requirementHash(spec(dir));
+    const withDefaults = await requirementHash(spec(dir, { extras: null }));
+    const onPi = await requirementHash(spec(dir, { extras: null, profile: 'pi' }));
+    expect(new Set([none, withDefaults, onPi]).size).toBe(3);
+    await buildVenv(spec(dir, { extras: null, profile: 'pi' }), { log, reuseCandidates: [] });
+    await execa(path.join(dir, '.venv/bin/python'), ['-c', 'import demopkg, otherpkg, gpiopkg']);
+    const err = await buildVenv(spec(dir, { extras: ['gpu'] }), { log, reuseCandidates: [] }).then(() => null, (e: Error) => e);
+    expect(err?.message).toContain('"gpu"');
+    expect((err as ReleaseError).exitCode).toBe(2);
   });
 
   it('fails an unknown requirement with one line naming it', async () => {

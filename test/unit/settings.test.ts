@@ -30,6 +30,17 @@ describe('env file', () => {
     expect(s).toMatchObject({ keep: 5, display: true, coreNet: true, webPort: 8099, extras: ['ai', 'display'] });
   });
 
+  it('extras: unset means the defaults (null), empty means none; the profile parses', () => {
+    expect(settingsFromEnv(new Map()).extras).toBeNull();
+    expect(settingsFromEnv(new Map([['SMOLOTCHI_RELEASE_EXTRAS', '']])).extras).toEqual([]);
+    const s = settingsFromEnv(
+      new Map([
+        ['SMOLOTCHI_RELEASE_PROFILE', 'pi'],
+      ]),
+    );
+    expect(s).toMatchObject({ profile: 'pi' });
+  });
+
   it.each([
     ['SMOLOTCHI_RELEASE_KEEP', '0'],
     ['SMOLOTCHI_RELEASE_KEEP', 'three'],
@@ -41,6 +52,7 @@ describe('env file', () => {
     ['SMOLOTCHI_RELEASE_REQUIREMENTS', '../../etc/shadow'],
     ['SMOLOTCHI_RELEASE_REQUIREMENTS', '/etc/shadow'],
     ['SMOLOTCHI_RELEASE_EXTRAS', '../x'],
+    ['SMOLOTCHI_RELEASE_PROFILE', 'raspberry'],
     ['SMOLOTCHI_RELEASE_KEPE', '3'],
   ])('refuses %s=%s naming the key (exit 2)', (key, value) => {
     expect(() => settingsFromEnv(new Map([[key, value]]))).toThrow(expect.objectContaining({ exitCode: 2, message: expect.stringContaining(key) }));

@@ -120,7 +120,7 @@ describe('renderUnits', () => {
       'smolotchi-ai-worker.service': '[Service]\nExecStart=/usr/local/bin/smolotchi ai\n',
       'smolotchi-prune.service': '[Service]\nType=oneshot\nExecStart=/usr/local/bin/smolotchi prune\n',
       'README.md': 'not a unit',
-      'tmpfiles.d/smolotchi.conf': 'd /run/elsewhere 0777 root root -\n',
+      'tmpfiles.d/smolotchi.conf': 'd /run/smolotchi 0700 smolotchi smolotchi -\nd /var/lib/smolotchi/artifacts 0775 smolotchi smolotchi -\n',
       'dropins/10-hardening.conf': '[Service]\nProtectSystem=strict\n',
       'dropins/10-hardening-prune.conf': '[Service]\nPrivateNetwork=true\n',
       'dropins/smolotchi-core.service.d/20-paths.conf': '[Service]\nReadWritePaths=/var/lib/smolotchi\n',
@@ -134,10 +134,19 @@ describe('renderUnits', () => {
     // A drop-in named after one unit belongs to that unit only.
     expect(file(r, 'smolotchi-prune.service.d/10-hardening-prune.conf')).toContain('PrivateNetwork');
     expect(file(r, 'smolotchi-core.service.d/10-hardening-prune.conf')).toBeUndefined();
-    // The tool owns its check unit and the tmpfiles that create its lock folder.
+    // The tool owns its check unit and the tmpfiles lines of its own run folders; the release's others follow.
     expect(file(r, 'smolotchi-release-check.service')).toContain(TOOL);
-    expect(r.tmpfiles).not.toContain('/run/elsewhere');
+    expect(r.tmpfiles).not.toContain('0700');
+    expect(r.tmpfiles).toContain('d /var/lib/smolotchi/artifacts 0775 smolotchi smolotchi -');
     expect(r.startOrder).toEqual(['smolotchi-core.service', 'smolotchi-ai-worker.service', 'smolotchi-prune.service']);
+  });
+
+  it("refuses a release whose tmpfiles.d reaches outside the app's folders", async () => {
+    const release = path.join(tmp, 'hostile-tmpfiles');
+    await fs.mkdir(path.join(release, 'packaging/systemd/tmpfiles.d'), { recursive: true });
+    await fs.writeFile(path.join(release, 'packaging/systemd/smolotchi-core.service'), '[Service]\nExecStart=/usr/local/bin/smolotchi core\n');
+    await fs.writeFile(path.join(release, 'packaging/systemd/tmpfiles.d/smolotchi.conf'), 'd /run/elsewhere 0777 root root -\n');
+    await expect(renderUnits(release, bundled, opts())).rejects.toThrow(/tmpfiles line refused/);
   });
 
   it('falls back to the bundled templates when a release ships none', async () => {

@@ -1,0 +1,40 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+
+/** The app's service account: owns /var/lib/smolotchi and /run/smolotchi, never root. */
+export const SERVICE_USER = 'smolotchi';
+
+export interface Account {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+  /** Supplementary groups (gpio, i2c, spi on a Pi) from the group file, the primary one excluded. */
+  groups: number[];
+}
+
+async function lines(file: string): Promise<string[][]> {
+  try {
+    return (await readFile(file, 'utf8')).split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+/**
+ * Look an account up in `<root>/etc/passwd` and `<root>/etc/group` directly (not NSS): under a
+ * sandbox --root the account lives in the sandbox's files, and on a device both are root-owned.
+ */
+export async function readAccount(root: string, name = SERVICE_USER): Promise<Account | null> {
+  const entry = (await lines(path.join(root, 'etc', 'passwd'))).find((f) => f[0] === name && f.length >= 7);
+  if (!entry) return null;
+  const uid = Number(entry[2]);
+  const gid = Number(entry[3]);
+  if (!Number.isInteger(uid) || !Number.isInteger(gid)) return null;
+  const groups = (await lines(path.join(root, 'etc', 'group')))
+    .filter((f) => f.length >= 4 && (f[3] ?? '').split(',').includes(name))
+    .map((f) => Number(f[2]))
+    .filter((g) => Number.isInteger(g) && g !== gid);
+  return { name, uid, gid, home: entry[5] ?? '/', groups: [...new Set(groups)].sort((a, b) => a - b) };
+}
