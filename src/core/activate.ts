@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { diffUnits, installChanged, readInstalledUnits, renderUnits, writeUnits, bundledPackagingDir, type RenderedUnits } from './units.js';
 import type { Context } from './context.js';
+import type { BeforeSwitch } from './data-switch.js';
 import type { GateFailure } from './health.js';
 import type { DeployJournal } from './journal.js';
 import { releaseDir } from './layout.js';
@@ -70,10 +71,14 @@ async function restartAll(ctx: Context, order: string[]): Promise<GateFailure | 
   return undefined;
 }
 
-/** DESIGN steps 8-10 for a complete release: its units, the flip, the restarts. */
-export async function activate(ctx: Context, version: string, journal: DeployJournal, lock: ReleaseLock): Promise<Activation> {
+/**
+ * DESIGN steps 8-10 for a complete release: its units, the flip, the restarts. `beforeSwitch`
+ * (the app-data step) runs once the units are rendered and before anything is written.
+ */
+export async function activate(ctx: Context, version: string, journal: DeployJournal, lock: ReleaseLock, beforeSwitch?: BeforeSwitch): Promise<Activation> {
   journal.step('render-units');
   const rendered = await renderFor(ctx, version);
+  await beforeSwitch?.();
   const removedUnits = await applyUnits(ctx, rendered, journal);
   journal.step('flip');
   await flipCurrent(ctx.layout, version);

@@ -14,6 +14,8 @@ export interface Layout {
   trashDir: string;
   stateDir: string;
   historyDb: string;
+  /** Root-only: snapshots of the app's databases, one folder per deploy. */
+  snapshotsDir: string;
   cacheDir: string;
   mirrorDir: string;
   runDir: string;
@@ -53,6 +55,7 @@ export function makeLayout(root = '/'): Layout {
     trashDir: path.join(optDir, '.trash'),
     stateDir,
     historyDb: path.join(stateDir, 'releases.db'),
+    snapshotsDir: path.join(stateDir, 'release', 'snapshots'),
     cacheDir,
     mirrorDir: path.join(cacheDir, 'repo.git'),
     runDir,
