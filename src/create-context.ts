@@ -2,6 +2,7 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { ENTRY_POINT_FILE, packageRoot } from './core/package-root.js';
 import { openToolHistory, readToolHistory } from './core/tool-history.js';
+import { resolveServiceIdentity, type ServiceIdentity } from './adapters/service-user.js';
 import { makeNoServiceManager, makeSystemd, type ServiceManager } from './adapters/systemctl.js';
 import type { Context } from './core/context.js';
 import type { HistoryStore } from './core/history.js';
@@ -50,6 +51,7 @@ export function createContext(opts: GlobalOptions, overrides: Partial<Settings> 
   let store: HistoryStore | null = null;
   let reader: HistoryStore | null | undefined;
   let readWarning: string | null = null;
+  let identity: ServiceIdentity | undefined;
   return {
     layout,
     settings,
@@ -57,6 +59,13 @@ export function createContext(opts: GlobalOptions, overrides: Partial<Settings> 
     log,
     toolCommand: toolCommandLine(),
     env,
+    serviceIdentity() {
+      if (!identity) {
+        identity = resolveServiceIdentity({ deviceRoot: isDeviceRoot(layout), env });
+        log.debug(`release code runs as ${identity.name} (uid ${identity.uid}): ${identity.reason}`);
+      }
+      return identity;
+    },
     history() {
       if (!store) {
         store = openToolHistory(layout, log);

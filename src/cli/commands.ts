@@ -64,12 +64,16 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     uses: { systemctl: true, wait: true, gate: true },
     options: (cmd) => {
       cmd.option('--to <version>', 'a complete release already on this device');
+      cmd.option('--restore-data', "also write back the app's data as the target last left it (newer data is lost)");
       dryRun(cmd, 'print the plan, change nothing');
     },
-    examples: ['smolotchi release rollback', 'smolotchi release rollback --to 1.3.0 --settle 10'],
+    examples: ['smolotchi release rollback', 'smolotchi release rollback --to 1.3.0 --settle 10', 'smolotchi release rollback --restore-data'],
     exitCodes: [ok, failed, usage, notFound, rolledBack, degraded, locked],
     run: async (o, _a, ctx) =>
-      (await import('../commands/rollback.js')).rollback({ to: o.to as string | undefined, dryRun: Boolean(o.dryRun), waitSeconds: waitSeconds(o) }, ctx),
+      (await import('../commands/rollback.js')).rollback(
+        { to: o.to as string | undefined, dryRun: Boolean(o.dryRun), waitSeconds: waitSeconds(o), restoreData: Boolean(o.restoreData) },
+        ctx,
+      ),
   },
   {
     name: 'history',

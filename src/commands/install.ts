@@ -19,6 +19,7 @@ import { configFile, seedConfig } from '../core/bootstrap/config-seed.js';
 import { pathExists } from '../core/bootstrap/create-once.js';
 import { releaseDir } from '../core/layout.js';
 import { pruneReleases } from './prune.js';
+import type { DataOutcome } from '../core/data-switch.js';
 
 export interface InstallOptions {
   target: string;
@@ -45,6 +46,8 @@ export interface InstallResult {
   failure: string | null;
   rolledBackTo: string | null;
   pruned: string[];
+  /** The app data: the snapshot taken before the switch, and what a failed gate wrote back. */
+  data: DataOutcome | null;
   /** /etc/smolotchi/config.toml when this install seeded it from the release (first install). */
   configSeeded: string | null;
   plan: string[];
@@ -67,6 +70,7 @@ function baseResult(req: InstallRequest) {
     failure: null,
     rolledBackTo: null,
     pruned: [],
+    data: null,
     configSeeded: null,
     plan: [],
   };
@@ -151,7 +155,7 @@ async function installLocked(ctx: Context, req: InstallRequest, options: Install
   const fallback = previous === req.version ? (await releaseFacts(ctx, history, previous)).rollbackTarget : previous;
   // Only a first activation that changed nothing throws (e.g. a full disk while staging units).
   const outcome = await switchVerified(ctx, { target: req.version, previous: fallback, journal, lock }).catch(failDeploy(ctx, journal));
-  const common = { ...base, previous, commit, sha256, reusedRelease, venvReusedFrom, configSeeded, deployId: journal.id, gate: outcome.gate };
+  const common = { ...base, previous, commit, sha256, reusedRelease, venvReusedFrom, configSeeded, deployId: journal.id, gate: outcome.gate, data: outcome.data };
   if (outcome.status !== 'switched') {
     const degraded = outcome.status === 'degraded';
     return {

@@ -21,6 +21,8 @@ export interface Layout {
   legacyHistoryDb: string;
   /** Bad marks again, beside the history: a rebuilt history must not forget them. */
   badMarksFile: string;
+  /** Root-only: snapshots of the app's databases, one folder per deploy. */
+  snapshotsDir: string;
   cacheDir: string;
   mirrorDir: string;
   /** The app's runtime folder and its locks (the service user's). */
@@ -70,6 +72,7 @@ export function makeLayout(root = '/'): Layout {
     historyDb: path.join(toolStateDir, 'releases.db'),
     legacyHistoryDb: path.join(stateDir, 'releases.db'),
     badMarksFile: path.join(toolStateDir, 'bad-marks.json'),
+    snapshotsDir: path.join(toolStateDir, 'snapshots'),
     cacheDir,
     mirrorDir: path.join(cacheDir, 'repo.git'),
     runDir,

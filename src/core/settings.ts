@@ -15,6 +15,11 @@ export interface Settings {
   /** pyproject extras; null: the defaults (web, core, display when enabled) the release has. */
   extras: string[] | null;
   profile: ProfileSetting;
+  /** The app's databases (device paths): SMOLOTCHI_DB, then SMOLOTCHI_RELEASE_DATA_DBS. */
+  appDb: string;
+  dataDbs: string[];
+  /** Snapshot the app's databases before every switch (and restore them when a gate fails). */
+  dataSnapshots: boolean;
   webHost: string;
   webPort: number;
   settleSeconds: number;
@@ -34,6 +39,9 @@ export const DEFAULT_SETTINGS: Settings = {
   requirementFiles: [],
   extras: null,
   profile: 'auto',
+  appDb: '/var/lib/smolotchi/events.db',
+  dataDbs: [],
+  dataSnapshots: true,
   webHost: '127.0.0.1',
   webPort: 8080,
   settleSeconds: 5,
@@ -45,7 +53,7 @@ export const DEFAULT_SETTINGS: Settings = {
 
 type Parser = (value: string, key: string) => Partial<Settings>;
 
-const bool = (field: 'display' | 'coreNet' | 'httpCheck'): Parser => (v, key) => {
+const bool = (field: 'display' | 'coreNet' | 'httpCheck' | 'dataSnapshots'): Parser => (v, key) => {
   if (/^(1|yes|true|on)$/i.test(v)) return { [field]: true };
   if (/^(0|no|false|off)$/i.test(v)) return { [field]: false };
   throw new UsageError(`${key}: expected yes/no (1/0), got ${JSON.stringify(v)}`);
@@ -67,6 +75,17 @@ const list = (field: 'requirementFiles' | 'extras', pattern: RegExp): Parser => 
   return { [field]: items };
 };
 
+/**
+ * A database the tool snapshots and restores as root: an absolute, normalized device path of a
+ * plain file name, so a setting cannot aim the restore at a folder or climb out with '..'.
+ */
+function dbPath(v: string, key: string): string {
+  if (!v.startsWith('/') || path.posix.normalize(v) !== v || v.endsWith('/') || /[\0\n%]/.test(v)) {
+    throw new UsageError(`${key}: expected an absolute, normalized path to a database file, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
 /** Our keys. Other SMOLOTCHI_* keys belong to the app and are passed over. */
 const RELEASE_KEYS: Record<string, Parser> = {
   SMOLOTCHI_RELEASE_SOURCE: (v, key) => {
@@ -87,6 +106,8 @@ const RELEASE_KEYS: Record<string, Parser> = {
     if (v !== 'auto' && v !== 'pi' && v !== 'generic') throw new UsageError(`${key}: expected auto, pi or generic, got ${JSON.stringify(v)}`);
     return { profile: v };
   },
+  SMOLOTCHI_RELEASE_DATA_DBS: (v, key) => ({ dataDbs: v.split(/[,\s]+/).filter(Boolean).map((p) => dbPath(p, key)) }),
+  SMOLOTCHI_RELEASE_DATA_SNAPSHOTS: bool('dataSnapshots'),
   SMOLOTCHI_RELEASE_SETTLE_SECONDS: int('settleSeconds', 0, 3600),
   SMOLOTCHI_RELEASE_START_TIMEOUT: int('startTimeoutSeconds', 1, 3600),
   SMOLOTCHI_RELEASE_HTTP_TIMEOUT: int('httpTimeoutSeconds', 1, 3600),
@@ -101,6 +122,8 @@ const APP_KEYS: Record<string, Parser> = {
     return { webHost: v };
   },
   SMOLOTCHI_WEB_PORT: int('webPort', 1, 65535),
+  // The app's database: snapshotted before a switch, restored when a gate fails.
+  SMOLOTCHI_DB: (v, key) => ({ appDb: dbPath(v, key) }),
 };
 
 /** The keys of the tool's own settings, in table order (the env file template lists them all). */
