@@ -35,7 +35,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     options: (cmd) => {
       cmd.option('--source <source>', 'git URL or path, or a folder/URL of smolotchi-<ver>.tar.gz archives');
       dryRun(cmd, 'resolve the version and print the plan, change nothing');
-      cmd.option('--force', 'install even if marked bad, already current, or its tag moved');
+      cmd.option('--force', 'install even if marked bad, already current, or its tag moved; take over a lock from another host or boot');
       cmd.option('--allow-downgrade', 'install a version older than the current one');
     },
     examples: [
@@ -117,10 +117,18 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     name: 'recover',
     summary: 'finish or undo an interrupted deploy (runs at boot and before every mutating command)',
     uses: { systemctl: true, wait: true },
-    options: (cmd) => cmd.option('--boot', 'running from the boot-time unit: repair, but do not restart units'),
-    examples: ['smolotchi release recover', 'smolotchi release recover --boot    # what smolotchi-release-check.service runs'],
-    exitCodes: [ok, failed, locked],
-    run: async (o, _a, ctx) => (await import('../commands/recover.js')).recover({ boot: Boolean(o.boot), waitSeconds: waitSeconds(o) }, ctx),
+    options: (cmd) =>
+      cmd
+        .option('--boot', 'running from the boot-time unit: repair, but do not restart units')
+        .option('--force', 'take over a release lock left by another host or boot'),
+    examples: [
+      'smolotchi release recover',
+      'smolotchi release recover --boot    # what smolotchi-release-check.service runs',
+      'smolotchi release recover --force   # the lock names another host or boot, and nothing runs there',
+    ],
+    exitCodes: [ok, failed, integrity, locked],
+    run: async (o, _a, ctx) =>
+      (await import('../commands/recover.js')).recover({ boot: Boolean(o.boot), force: Boolean(o.force), waitSeconds: waitSeconds(o) }, ctx),
   },
   {
     name: 'verify',

@@ -14,6 +14,7 @@ import { completeRelease } from '../core/releases.js';
 import { readCurrent } from '../core/switch.js';
 import { switchVerified } from '../core/verified-switch.js';
 import { releaseFacts } from '../core/targets.js';
+import { reverifyBeforeSwitch } from '../core/reverify.js';
 import { configFile, seedConfig } from '../core/bootstrap/config-seed.js';
 import { pathExists } from '../core/bootstrap/create-once.js';
 import { releaseDir } from '../core/layout.js';
@@ -103,7 +104,7 @@ export async function install(options: InstallOptions, ctx: Context): Promise<In
     refuseDowngrade(await readCurrent(ctx.layout), asked.version, options.allowDowngrade);
     refuseBadRelease(ctx.readHistory(), asked.version, options.force);
   }
-  return withMutation(ctx, `install ${asked.version ?? 'latest'}`, options.waitSeconds, async ({ lock }) => {
+  return withMutation(ctx, `install ${asked.version ?? 'latest'}`, { waitSeconds: options.waitSeconds, force: options.force }, async ({ lock }) => {
     // `latest` asks the source under the lock: the git mirror is shared with other installs.
     const req = await resolveRequest(ctx, asked);
     return installLocked(ctx, req, options, lock, started);
@@ -131,6 +132,7 @@ async function installLocked(ctx: Context, req: InstallRequest, options: Install
   let configSeeded: string | null = null;
   try {
     if (existing) {
+      await reverifyBeforeSwitch(ctx, req.version);
       reusedRelease = true;
       ({ commit, sha256 } = existing);
       ctx.log.info(`release ${req.version} is already complete on disk; switching to it`);

@@ -9,6 +9,7 @@ import { withMutation } from '../core/mutation.js';
 import { completeRelease } from '../core/releases.js';
 import { readCurrent } from '../core/switch.js';
 import { releaseFacts } from '../core/targets.js';
+import { reverifyBeforeSwitch } from '../core/reverify.js';
 import { parseVersion } from '../core/version.js';
 import { switchVerified } from '../core/verified-switch.js';
 import { age, compareWithSnapshot, describeNewer, type DataComparison } from '../core/data-compare.js';
@@ -67,6 +68,7 @@ async function chooseTarget(ctx: Context, to: string | undefined, current: strin
     }
     // With --restore-data the current release is a target too: its data goes back, its code stays.
     if (version === current && !restoreData) throw new ReleaseError(`release ${version} is already current`, ExitCode.failed, 'with --restore-data its data goes back to its last snapshot');
+    if (version !== current) await reverifyBeforeSwitch(ctx, version);
     return version;
   }
   const facts = await releaseFacts(ctx, ctx.readHistory(), current);

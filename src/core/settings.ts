@@ -1,7 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ProfileSetting } from './device-profile.js';
-import { UsageError } from './errors.js';
+import { IntegrityError, UsageError } from './errors.js';
+import { checkOwnerAndMode } from './ownership.js';
 
 /** Operator settings: /etc/smolotchi/env (shared with the app), flags winning over the file. */
 export interface Settings {
@@ -160,14 +161,45 @@ export function settingsFromEnv(pairs: Map<string, string>, base: Settings = DEF
   return settings;
 }
 
+const ENV_HINT = 'it names the interpreter and the sources root uses: it and /etc/smolotchi must be root-owned and not writable by group or others (chown root:root, chmod go-w)';
+
+/**
+ * The env file's text, or '' when there is none. It decides which interpreter and which source
+ * root uses, so it and its folder must be root's (or, in a sandbox, the invoking user's) and
+ * writable by nobody else, and a link in its place is refused (exit 4).
+ */
+export function readEnvFile(envFile: string): string {
+  const dir = path.dirname(envFile);
+  try {
+    const st = lstatSync(dir);
+    if (!st.isDirectory()) throw new IntegrityError(`${dir} is a symlink or not a folder`, ENV_HINT);
+    checkOwnerAndMode(st, dir, ENV_HINT);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw err;
+  }
+  let fd: number;
+  try {
+    fd = openSync(envFile, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return '';
+    if (code === 'ELOOP') throw new IntegrityError(`${envFile} is a symlink`, ENV_HINT);
+    throw new UsageError(`cannot read ${envFile}: ${(err as Error).message}`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new IntegrityError(`${envFile} is not a regular file`, ENV_HINT);
+    checkOwnerAndMode(st, envFile, ENV_HINT);
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Settings = defaults (`base`), then the env file, then flags (`overrides`). */
 export function loadSettings(envFile: string, overrides: Partial<Settings> = {}, base: Settings = DEFAULT_SETTINGS): Settings {
-  let text = '';
-  try {
-    text = readFileSync(envFile, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UsageError(`cannot read ${envFile}: ${(err as Error).message}`);
-  }
+  const text = readEnvFile(envFile);
   const fromFile = settingsFromEnv(parseEnvFile(text, envFile), base);
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
   return { ...fromFile, ...defined };

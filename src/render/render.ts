@@ -105,6 +105,7 @@ function renderStatus(r: StatusResult): string {
     `state:            ${r.degraded ? `DEGRADED: ${r.degradedReason}` : 'ok'}`,
     `last deploy:      ${last ? `#${last.id} ${last.kind} ${dash(last.fromVersion)} -> ${dash(last.toVersion)} ${last.status}${last.error ? `: ${last.error}` : ''}` : '-'}`,
     `units:            ${r.drift ? `DRIFT (${r.driftFiles.join(', ')})` : 'match the current release'}`,
+    ...Object.entries(r.loosened).map(([unit, what]) => `  ${unit} loosens: ${what.join(', ')}`),
     `lock:             ${r.lock ? `held by pid ${r.lock.pid} (${r.lock.purpose}) since ${r.lock.since}${r.lock.alive ? '' : ' [holder is dead]'}` : 'free'}`,
   ];
   if (!r.historyAvailable) lines.push('history:          unavailable (no readable releases.db)');

@@ -1,3 +1,4 @@
+import { makeLayout } from '../../src/core/layout.js';
 import Database from 'better-sqlite3';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, renameSync } from 'node:fs';
 import os from 'node:os';
@@ -98,7 +99,7 @@ describe('app data across upgrade and rollback', () => {
     const deployId = (await cli('history', '--json', '--limit', '5')).json<{ deploys: { id: number; kind: string; toVersion: string }[] }>().deploys.find((d) => d.kind === 'install' && d.toVersion === '2.0.0')!.id;
     expect(statSync(snapshots()).mode & 0o777).toBe(0o700);
     expect(readdirSync(path.join(snapshots(), String(deployId))).sort()).toEqual(['1-events.db', 'snapshot.json']);
-    const history = new Database(path.join(root, 'var/lib/smolotchi/releases.db'), { readonly: true });
+    const history = new Database(makeLayout(root).historyDb, { readonly: true });
     const row = history.prepare('SELECT from_version, to_version, restored_by FROM data_snapshots WHERE deploy_id = ?').get(deployId);
     history.close();
     expect(row).toMatchObject({ from_version: '1.0.0', to_version: '2.0.0' });
