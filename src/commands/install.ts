@@ -14,10 +14,12 @@ import { completeRelease } from '../core/releases.js';
 import { readCurrent } from '../core/switch.js';
 import { switchVerified } from '../core/verified-switch.js';
 import { releaseFacts } from '../core/targets.js';
+import { reverifyBeforeSwitch } from '../core/reverify.js';
 import { configFile, seedConfig } from '../core/bootstrap/config-seed.js';
 import { pathExists } from '../core/bootstrap/create-once.js';
 import { releaseDir } from '../core/layout.js';
 import { pruneReleases } from './prune.js';
+import type { DataOutcome } from '../core/data-switch.js';
 
 export interface InstallOptions {
   target: string;
@@ -44,6 +46,8 @@ export interface InstallResult {
   failure: string | null;
   rolledBackTo: string | null;
   pruned: string[];
+  /** The app data: the snapshot taken before the switch, and what a failed gate wrote back. */
+  data: DataOutcome | null;
   /** /etc/smolotchi/config.toml when this install seeded it from the release (first install). */
   configSeeded: string | null;
   plan: string[];
@@ -66,6 +70,7 @@ function baseResult(req: InstallRequest) {
     failure: null,
     rolledBackTo: null,
     pruned: [],
+    data: null,
     configSeeded: null,
     plan: [],
   };
@@ -99,7 +104,7 @@ export async function install(options: InstallOptions, ctx: Context): Promise<In
     refuseDowngrade(await readCurrent(ctx.layout), asked.version, options.allowDowngrade);
     refuseBadRelease(ctx.readHistory(), asked.version, options.force);
   }
-  return withMutation(ctx, `install ${asked.version ?? 'latest'}`, options.waitSeconds, async ({ lock }) => {
+  return withMutation(ctx, `install ${asked.version ?? 'latest'}`, { waitSeconds: options.waitSeconds, force: options.force }, async ({ lock }) => {
     // `latest` asks the source under the lock: the git mirror is shared with other installs.
     const req = await resolveRequest(ctx, asked);
     return installLocked(ctx, req, options, lock, started);
@@ -127,6 +132,7 @@ async function installLocked(ctx: Context, req: InstallRequest, options: Install
   let configSeeded: string | null = null;
   try {
     if (existing) {
+      await reverifyBeforeSwitch(ctx, req.version);
       reusedRelease = true;
       ({ commit, sha256 } = existing);
       ctx.log.info(`release ${req.version} is already complete on disk; switching to it`);
@@ -149,7 +155,7 @@ async function installLocked(ctx: Context, req: InstallRequest, options: Install
   const fallback = previous === req.version ? (await releaseFacts(ctx, history, previous)).rollbackTarget : previous;
   // Only a first activation that changed nothing throws (e.g. a full disk while staging units).
   const outcome = await switchVerified(ctx, { target: req.version, previous: fallback, journal, lock }).catch(failDeploy(ctx, journal));
-  const common = { ...base, previous, commit, sha256, reusedRelease, venvReusedFrom, configSeeded, deployId: journal.id, gate: outcome.gate };
+  const common = { ...base, previous, commit, sha256, reusedRelease, venvReusedFrom, configSeeded, deployId: journal.id, gate: outcome.gate, data: outcome.data };
   if (outcome.status !== 'switched') {
     const degraded = outcome.status === 'degraded';
     return {

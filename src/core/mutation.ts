@@ -18,14 +18,15 @@ export interface MutationScope {
 export async function withMutation<T>(
   ctx: Context,
   purpose: string,
-  waitSeconds: number | undefined,
+  lockOptions: number | undefined | { waitSeconds?: number; force?: boolean },
   body: (scope: MutationScope) => Promise<T>,
 ): Promise<T> {
+  const { waitSeconds, force } = typeof lockOptions === 'object' ? lockOptions : { waitSeconds: lockOptions, force: false };
   // On the device, releases must be root-owned so the service user cannot rewrite the code it runs.
   if (isDeviceRoot(ctx.layout) && process.getuid?.() !== 0) {
     throw new ReleaseError(`${purpose.split(' ')[0]} must run as root on the device`, ExitCode.failed, 'run it with sudo, or use --root DIR for a sandbox');
   }
-  const lock = await acquireLock(ctx.layout.lockFile, { purpose, waitSeconds });
+  const lock = await acquireLock(ctx.layout.lockFile, { purpose, waitSeconds, force });
   try {
     killPoint('lock-acquired', ctx.env);
     const recovery = await recover(ctx, null);

@@ -1,5 +1,8 @@
 import { activate, deactivateAll } from './activate.js';
 import type { Context } from './context.js';
+import { snapshotOfDeploy, type Snapshot } from './data-snapshots.js';
+import { emptyDataOutcome, restoreOnReturn, snapshotOnLeave, type BeforeSwitch, type DataOutcome } from './data-switch.js';
+import { readCurrent } from './switch.js';
 import { describeFailure, healthGate, type GateFailure, type GateResult } from './health.js';
 import { DEGRADED_KEY } from './history.js';
 import { DeployJournal } from './journal.js';
@@ -16,18 +19,20 @@ export interface SwitchOutcome {
   /** Why the target failed, when it did. */
   failure?: string;
   rollback?: { to: string | null; ok: boolean; gate?: GateResult; failure?: string };
+  /** The app data: the snapshot taken on leaving, and what was written back. */
+  data: DataOutcome;
 }
 
 /**
  * Activate a release and run its gate; an exception while activating counts as a failed gate,
  * except, for the deploy's first activation, a failure that changed nothing: that is rethrown.
  */
-async function activateAndGate(ctx: Context, version: string, journal: DeployJournal, lock: ReleaseLock, first = false): Promise<GateResult> {
+async function activateAndGate(ctx: Context, version: string, journal: DeployJournal, lock: ReleaseLock, first: boolean, beforeSwitch: BeforeSwitch): Promise<GateResult> {
   const started = Date.now();
   let failure: GateFailure | undefined;
   let units: string[] = [];
   try {
-    const act = await activate(ctx, version, journal, lock);
+    const act = await activate(ctx, version, journal, lock, beforeSwitch);
     failure = act.restartFailure;
     units = act.rendered.startOrder;
   } catch (err) {
@@ -49,18 +54,23 @@ async function activateAndGate(ctx: Context, version: string, journal: DeployJou
  */
 export async function switchVerified(
   ctx: Context,
-  opts: { target: string; previous: string | null; journal: DeployJournal; lock: ReleaseLock },
+  opts: { target: string; previous: string | null; journal: DeployJournal; lock: ReleaseLock; restoreData?: Snapshot | null },
 ): Promise<SwitchOutcome> {
   const { target, previous, journal, lock } = opts;
   const history = ctx.history();
-  const gate = await activateAndGate(ctx, target, journal, lock, true);
+  const data = emptyDataOutcome();
+  const leaving = await readCurrent(ctx.layout);
+  const enter = snapshotOnLeave(ctx, journal, { from: leaving, to: target, restore: opts.restoreData ?? null }, data);
+  const gate = await activateAndGate(ctx, target, journal, lock, true, enter);
   if (gate.ok) {
     journal.step('mark');
     history.setMark(target, 'good', null, journal.id);
     history.setState(DEGRADED_KEY, null);
     killPoint('marked', ctx.env);
-    return { status: 'switched', target, previous, gate };
+    return { status: 'switched', target, previous, gate, data };
   }
+  // The data this deploy snapshotted goes back with the code (read from disk: the folder is the truth).
+  const snapshot = data.snapshot ? await snapshotOfDeploy(ctx, journal.id) : null;
 
   const failure = describeFailure(gate.failure!);
   ctx.log.warn(`release ${target} failed its health gate: ${failure}`);
@@ -70,24 +80,25 @@ export async function switchVerified(
   if (previous === null) {
     // Nothing was installed before: going back means removing what this deploy put in place.
     await deactivateAll(ctx, journal);
+    await restoreOnReturn(ctx, journal, snapshot, data)();
     lock.reassert();
     journal.finish('rolled-back', failure);
-    return { status: 'rolled-back', target, previous, gate, failure, rollback: { to: null, ok: true } };
+    return { status: 'rolled-back', target, previous, gate, failure, rollback: { to: null, ok: true }, data };
   }
 
   ctx.log.info(`rolling back to ${previous}`);
-  const back = DeployJournal.begin(ctx, 'auto-rollback', target, previous, { parentId: journal.id });
-  const backGate = await activateAndGate(ctx, previous, back, lock);
+  const way = DeployJournal.begin(ctx, 'auto-rollback', target, previous, { parentId: journal.id });
+  const backGate = await activateAndGate(ctx, previous, way, lock, false, restoreOnReturn(ctx, way, snapshot, data));
   if (backGate.ok) {
-    history.setMark(previous, 'good', null, back.id);
-    back.finish('succeeded');
+    history.setMark(previous, 'good', null, way.id);
+    way.finish('succeeded');
     journal.finish('rolled-back', failure);
-    return { status: 'rolled-back', target, previous, gate, failure, rollback: { to: previous, ok: true, gate: backGate } };
+    return { status: 'rolled-back', target, previous, gate, failure, rollback: { to: previous, ok: true, gate: backGate }, data };
   }
   const backFailure = describeFailure(backGate.failure!);
   const reason = `${target} failed its gate (${failure}); rollback to ${previous} failed too (${backFailure})`;
   history.setState(DEGRADED_KEY, reason);
-  back.finish('degraded', backFailure);
+  way.finish('degraded', backFailure);
   journal.finish('degraded', failure);
-  return { status: 'degraded', target, previous, gate, failure, rollback: { to: previous, ok: false, gate: backGate, failure: backFailure } };
+  return { status: 'degraded', target, previous, gate, failure, rollback: { to: previous, ok: false, gate: backGate, failure: backFailure }, data };
 }

@@ -4,6 +4,7 @@ import type { ListResult } from '../commands/list.js';
 import type { PruneResult } from '../commands/prune.js';
 import type { RecoverResult } from '../commands/recover.js';
 import type { RollbackResult } from '../commands/rollback.js';
+import { dataLines } from './data.js';
 import type { StatusResult } from '../commands/status.js';
 import type { KeygenResult } from '../commands/keygen.js';
 import type { PackResult } from '../commands/pack.js';
@@ -39,10 +40,15 @@ function renderInstall(r: InstallResult): string {
       if (r.venvReusedFrom) lines.push(`venv cloned from ${r.venvReusedFrom}`);
       if (r.configSeeded) lines.push(`seeded ${r.configSeeded} from the release (web UI on 127.0.0.1; yours to edit)`);
       if (r.pruned.length) lines.push(`pruned: ${r.pruned.join(', ')}`);
+      lines.push(...dataLines(r.data));
       return lines.join('\n');
     }
     case 'rolled-back':
-      return `release ${r.version} FAILED its health gate: ${r.failure}\nrolled back to ${r.rolledBackTo ?? '(nothing installed before: units removed)'}; ${r.version} is marked bad`;
+      return [
+        `release ${r.version} FAILED its health gate: ${r.failure}`,
+        `rolled back to ${r.rolledBackTo ?? '(nothing installed before: units removed)'}; ${r.version} is marked bad`,
+        ...dataLines(r.data),
+      ].join('\n');
     case 'degraded':
       return `DEGRADED: ${r.failure}\nthe system is left as it is; see \`smolotchi release status\` and the README's "Recovering from degraded"`;
   }
@@ -50,8 +56,9 @@ function renderInstall(r: InstallResult): string {
 
 function renderRollback(r: RollbackResult): string {
   if (r.status === 'dry-run') return [`would roll back ${dash(r.from)} -> ${r.to}:`, ...r.plan.map((s, i) => `  ${i + 1}. ${s}`)].join('\n');
-  if (r.status === 'rolled-back') return `rolled back ${dash(r.from)} -> ${r.to}`;
-  if (r.status === 'reverted') return `rollback to ${r.to} FAILED its health gate: ${r.failure}\nwent back to ${dash(r.from)}`;
+  const data = dataLines(r.data, r.dataComparison);
+  if (r.status === 'rolled-back') return [`rolled back ${dash(r.from)} -> ${r.to}`, ...data].join('\n');
+  if (r.status === 'reverted') return [`rollback to ${r.to} FAILED its health gate: ${r.failure}`, `went back to ${dash(r.from)}`, ...data].join('\n');
   return `DEGRADED: ${r.failure}`;
 }
 
@@ -98,6 +105,7 @@ function renderStatus(r: StatusResult): string {
     `state:            ${r.degraded ? `DEGRADED: ${r.degradedReason}` : 'ok'}`,
     `last deploy:      ${last ? `#${last.id} ${last.kind} ${dash(last.fromVersion)} -> ${dash(last.toVersion)} ${last.status}${last.error ? `: ${last.error}` : ''}` : '-'}`,
     `units:            ${r.drift ? `DRIFT (${r.driftFiles.join(', ')})` : 'match the current release'}`,
+    ...Object.entries(r.loosened).map(([unit, what]) => `  ${unit} loosens: ${what.join(', ')}`),
     `lock:             ${r.lock ? `held by pid ${r.lock.pid} (${r.lock.purpose}) since ${r.lock.since}${r.lock.alive ? '' : ' [holder is dead]'}` : 'free'}`,
   ];
   if (!r.historyAvailable) lines.push('history:          unavailable (no readable releases.db)');
@@ -107,7 +115,8 @@ function renderStatus(r: StatusResult): string {
 function renderPrune(r: PruneResult): string {
   const verb = r.status === 'dry-run' ? 'would remove' : 'removed';
   const prot = Object.entries(r.protected).map(([v, why]) => `${v} (${why})`);
-  return [`${verb}: ${r.removed.length ? r.removed.join(', ') : 'nothing'}`, `kept: ${r.kept.join(', ') || '-'}`, prot.length ? `protected: ${prot.join(', ')}` : '']
+  const snaps = r.snapshotsRemoved.length ? `${verb} app data snapshots: ${r.snapshotsRemoved.join(', ')}` : '';
+  return [`${verb}: ${r.removed.length ? r.removed.join(', ') : 'nothing'}`, `kept: ${r.kept.join(', ') || '-'}`, prot.length ? `protected: ${prot.join(', ')}` : '', snaps]
     .filter(Boolean)
     .join('\n');
 }
