@@ -1,8 +1,8 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { ENTRY_POINT_FILE, packageRoot } from './core/package-root.js';
-import { openHistory, openHistoryReadOnly } from './adapters/history-db.js';
-import { seedHistory } from './core/history-seed.js';
+import { openToolHistory, readToolHistory } from './core/tool-history.js';
+import { resolveServiceIdentity, type ServiceIdentity } from './adapters/service-user.js';
 import { makeNoServiceManager, makeSystemd, type ServiceManager } from './adapters/systemctl.js';
 import type { Context } from './core/context.js';
 import type { HistoryStore } from './core/history.js';
@@ -56,6 +56,7 @@ export function createContext(opts: GlobalOptions, overrides: Partial<Settings> 
   let store: HistoryStore | null = null;
   let reader: HistoryStore | null | undefined;
   let readWarning: string | null = null;
+  let identity: ServiceIdentity | undefined;
   return {
     layout,
     settings,
@@ -63,11 +64,16 @@ export function createContext(opts: GlobalOptions, overrides: Partial<Settings> 
     log,
     toolCommand: toolCommandLine(),
     env,
+    serviceIdentity() {
+      if (!identity) {
+        identity = resolveServiceIdentity({ deviceRoot: isDeviceRoot(layout), env });
+        log.debug(`release code runs as ${identity.name} (uid ${identity.uid}): ${identity.reason}`);
+      }
+      return identity;
+    },
     history() {
       if (!store) {
-        const opened = openHistory(layout.historyDb, log);
-        store = opened.store;
-        if (opened.rebuiltFrom) seedHistory(store, layout, log, opened.rebuiltFrom);
+        store = openToolHistory(layout, log);
         readWarning = null; // the rebuild message says it all
       }
       return store;
@@ -75,7 +81,7 @@ export function createContext(opts: GlobalOptions, overrides: Partial<Settings> 
     readHistory() {
       if (store) return store;
       // Held back: a mutating command about to rebuild the file says so once, in its own words.
-      if (reader === undefined) reader = openHistoryReadOnly(layout.historyDb, { ...log, warn: (m) => void (readWarning = m) });
+      if (reader === undefined) reader = readToolHistory(layout, { ...log, warn: (m) => void (readWarning = m) });
       return reader;
     },
     close() {

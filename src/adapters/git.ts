@@ -21,15 +21,27 @@ const ALLOWED_SCHEMES = ['https', 'http', 'ssh', 'git', 'file'];
 const STRIPPED_ENV = [
   'GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_COMMON_DIR', 'GIT_OBJECT_DIRECTORY',
   'GIT_ALTERNATE_OBJECT_DIRECTORIES', 'GIT_NAMESPACE', 'GIT_CONFIG', 'GIT_CONFIG_PARAMETERS',
-  'GIT_CONFIG_COUNT', 'GIT_PROTOCOL_FROM_USER',
+  'GIT_CONFIG_COUNT', 'GIT_PROTOCOL_FROM_USER', 'GIT_CONFIG_SYSTEM', 'GIT_ATTR_SOURCE',
+  'XDG_CONFIG_HOME', 'GIT_TEMPLATE_DIR', 'GIT_EXTERNAL_DIFF',
 ];
 
+/** HOME for git: a folder that does not exist, so no ~/.gitconfig, ~/.config/git/attributes or the like is ever read. */
+export const GIT_HOME = '/nonexistent';
+
+/**
+ * Root's git runs with no configuration but the mirror's own: a filter, smudge command or
+ * attributes file in root's global or the system config would run or change what a release
+ * contains (git archive applies attributes). ssh finds root's keys through the password
+ * database, not HOME, so ssh sources keep working.
+ */
 export function gitEnv(): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = Object.fromEntries(STRIPPED_ENV.map((k) => [k, undefined]));
   return {
     ...env,
     GIT_TERMINAL_PROMPT: '0', // a service never has anyone to type a password: fail, don't hang
     GIT_CONFIG_NOSYSTEM: '1', // the host's /etc/gitconfig is not part of our contract
+    GIT_CONFIG_GLOBAL: '/dev/null', // nor is root's ~/.gitconfig
+    HOME: GIT_HOME,
     GIT_PAGER: 'cat',
     // Second fence behind checkSource: also covers redirects, insteadOf rewrites and submodules.
     GIT_ALLOW_PROTOCOL: ALLOWED_SCHEMES.join(':'),
@@ -41,9 +53,10 @@ export function gitEnv(): Record<string, string | undefined> {
  * git's safe.directory ownership check does not apply to the root-owned mirror and no
  * `-c safe.directory=*` is needed.
  */
-function gitArgs(mirrorDir: string | null, args: string[]): string[] {
+export function gitArgs(mirrorDir: string | null, args: string[]): string[] {
   const pre = mirrorDir === null ? [] : [`--git-dir=${path.resolve(mirrorDir)}`];
-  return ['--no-pager', ...pre, ...args];
+  // No attributes file outside the tree: its filters would run, or change what `git archive` writes.
+  return ['--no-pager', '-c', 'core.attributesFile=/dev/null', ...pre, ...args];
 }
 
 function git(mirrorDir: string | null, args: string[], timeoutMs = QUERY_TIMEOUT_MS, what?: string) {

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { DeployKind, DeployRow, DeployStatus, HistoryStore, MarkEvent, MarkSource, NewDeploy, ReleaseMark } from '../core/history.js';
+import type { DeployKind, DeployRow, DeployStatus, HistoryStore, MarkEvent, MarkSource, NewDeploy, ReleaseMark, SnapshotRecord } from '../core/history.js';
 
 type Db = Database.Database;
 
@@ -157,6 +157,17 @@ export class SqliteHistory implements HistoryStore {
 
   recordTagCommit(version: string, commit: string): void {
     this.db.prepare('INSERT OR IGNORE INTO tag_commits (version, commit_sha, first_seen) VALUES (?, ?, ?)').run(version, commit, nowIso());
+  }
+
+  recordSnapshot(s: SnapshotRecord): void {
+    const dbs = s.databases.map((d) => ({ path: d.path, schemaVersion: d.schemaVersion, bytes: d.bytes }));
+    this.db
+      .prepare('INSERT OR REPLACE INTO data_snapshots (deploy_id, from_version, to_version, taken_at, databases) VALUES (?, ?, ?, ?, ?)')
+      .run(s.deployId, s.fromVersion, s.toVersion, s.takenAt, JSON.stringify(dbs));
+  }
+
+  markSnapshotRestored(deployId: number, byDeploy: number): void {
+    this.db.prepare('UPDATE data_snapshots SET restored_at = ?, restored_by = ? WHERE deploy_id = ?').run(nowIso(), byDeploy, deployId);
   }
 
   getState(key: string): string | null {

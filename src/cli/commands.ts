@@ -36,7 +36,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
       cmd.option('--source <source>', 'git URL or path, or a folder/URL of smolotchi-<ver>.tar.gz archives');
       cmd.addOption(new Option('--source-kind <kind>', 'what --source is (default: auto, from its text or by asking an http(s) URL)').choices(['git', 'tarball', 'auto']));
       dryRun(cmd, 'resolve the version and print the plan, change nothing');
-      cmd.option('--force', 'install even if marked bad, already current, or its tag moved');
+      cmd.option('--force', 'install even if marked bad, already current, or its tag moved; take over a lock from another host or boot');
       cmd.option('--allow-downgrade', 'install a version older than the current one');
     },
     examples: [
@@ -66,12 +66,16 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     uses: { systemctl: true, wait: true, gate: true },
     options: (cmd) => {
       cmd.option('--to <version>', 'a complete release already on this device');
+      cmd.option('--restore-data', "also write back the app's data as the target last left it (newer data is lost)");
       dryRun(cmd, 'print the plan, change nothing');
     },
-    examples: ['smolotchi release rollback', 'smolotchi release rollback --to 1.3.0 --settle 10'],
+    examples: ['smolotchi release rollback', 'smolotchi release rollback --to 1.3.0 --settle 10', 'smolotchi release rollback --restore-data'],
     exitCodes: [ok, failed, usage, notFound, rolledBack, degraded, locked],
     run: async (o, _a, ctx) =>
-      (await import('../commands/rollback.js')).rollback({ to: o.to as string | undefined, dryRun: Boolean(o.dryRun), waitSeconds: waitSeconds(o) }, ctx),
+      (await import('../commands/rollback.js')).rollback(
+        { to: o.to as string | undefined, dryRun: Boolean(o.dryRun), waitSeconds: waitSeconds(o), restoreData: Boolean(o.restoreData) },
+        ctx,
+      ),
   },
   {
     name: 'history',
@@ -115,10 +119,18 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     name: 'recover',
     summary: 'finish or undo an interrupted deploy (runs at boot and before every mutating command)',
     uses: { systemctl: true, wait: true },
-    options: (cmd) => cmd.option('--boot', 'running from the boot-time unit: repair, but do not restart units'),
-    examples: ['smolotchi release recover', 'smolotchi release recover --boot    # what smolotchi-release-check.service runs'],
-    exitCodes: [ok, failed, locked],
-    run: async (o, _a, ctx) => (await import('../commands/recover.js')).recover({ boot: Boolean(o.boot), waitSeconds: waitSeconds(o) }, ctx),
+    options: (cmd) =>
+      cmd
+        .option('--boot', 'running from the boot-time unit: repair, but do not restart units')
+        .option('--force', 'take over a release lock left by another host or boot'),
+    examples: [
+      'smolotchi release recover',
+      'smolotchi release recover --boot    # what smolotchi-release-check.service runs',
+      'smolotchi release recover --force   # the lock names another host or boot, and nothing runs there',
+    ],
+    exitCodes: [ok, failed, integrity, locked],
+    run: async (o, _a, ctx) =>
+      (await import('../commands/recover.js')).recover({ boot: Boolean(o.boot), force: Boolean(o.force), waitSeconds: waitSeconds(o) }, ctx),
   },
   {
     name: 'verify',

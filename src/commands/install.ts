@@ -16,10 +16,12 @@ import { completeRelease } from '../core/releases.js';
 import { readCurrent } from '../core/switch.js';
 import { switchVerified } from '../core/verified-switch.js';
 import { releaseFacts } from '../core/targets.js';
+import { reverifyBeforeSwitch } from '../core/reverify.js';
 import { configFile, seedConfig } from '../core/bootstrap/config-seed.js';
 import { pathExists } from '../core/bootstrap/create-once.js';
 import { releaseDir } from '../core/layout.js';
 import { pruneReleases } from './prune.js';
+import type { DataOutcome } from '../core/data-switch.js';
 
 export interface InstallOptions {
   target: string;
@@ -50,6 +52,8 @@ export interface InstallResult {
   faultOf: 'release' | 'environment' | null;
   rolledBackTo: string | null;
   pruned: string[];
+  /** The app data: the snapshot taken before the switch, and what a failed gate wrote back. */
+  data: DataOutcome | null;
   /** /etc/smolotchi/config.toml when this install seeded it from the release (first install). */
   configSeeded: string | null;
   plan: string[];
@@ -73,6 +77,7 @@ function baseResult(req: InstallRequest) {
     faultOf: null,
     rolledBackTo: null,
     pruned: [],
+    data: null,
     configSeeded: null,
     plan: [],
   };
@@ -122,7 +127,7 @@ export async function install(options: InstallOptions, ctx: Context): Promise<In
   // An http(s) URL that does not say its kind is asked (read-only) whether it speaks git.
   const asked = await settleKind(parsed);
   if (options.dryRun) return dryRun(ctx, asked, options, started);
-  return withMutation(ctx, `install ${asked.version ?? 'latest'}`, options.waitSeconds, async ({ lock }) => {
+  return withMutation(ctx, `install ${asked.version ?? 'latest'}`, { waitSeconds: options.waitSeconds, force: options.force }, async ({ lock }) => {
     // `latest` asks the source under the lock: the git mirror is shared with other installs.
     const req = await resolveRequest(ctx, asked);
     return installLocked(ctx, req, options, lock, started);
@@ -150,6 +155,7 @@ async function installLocked(ctx: Context, req: InstallRequest, options: Install
   let configSeeded: string | null = null;
   try {
     if (existing) {
+      await reverifyBeforeSwitch(ctx, req.version);
       reusedRelease = true;
       ({ commit, sha256 } = existing);
       ctx.log.info(`release ${req.version} is already complete on disk; switching to it`);
@@ -172,7 +178,7 @@ async function installLocked(ctx: Context, req: InstallRequest, options: Install
   const fallback = previous === req.version ? (await releaseFacts(ctx, history, previous)).rollbackTarget : previous;
   // Only a first activation that changed nothing throws (e.g. a full disk while staging units).
   const outcome = await switchVerified(ctx, { target: req.version, previous: fallback, journal, lock }).catch(failDeploy(ctx, journal));
-  const common = { ...base, previous, commit, sha256, reusedRelease, venvReusedFrom, configSeeded, deployId: journal.id, gate: outcome.gate };
+  const common = { ...base, previous, commit, sha256, reusedRelease, venvReusedFrom, configSeeded, deployId: journal.id, gate: outcome.gate, data: outcome.data };
   if (outcome.status !== 'switched') {
     const degraded = outcome.status === 'degraded';
     return {

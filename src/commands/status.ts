@@ -1,5 +1,6 @@
 import { renderFor } from '../core/activate.js';
 import type { Context } from '../core/context.js';
+import { IntegrityError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
 import { DEGRADED_KEY, type DeployRow, type ReleaseMark } from '../core/history.js';
 import { readLock, type LockInfo } from '../core/lock.js';
@@ -22,6 +23,8 @@ export interface StatusResult {
   lastDeploy: Pick<DeployRow, 'id' | 'kind' | 'status' | 'fromVersion' | 'toVersion' | 'error' | 'startedAt' | 'finishedAt'> | null;
   drift: boolean;
   driftFiles: string[];
+  /** Per unit of the current release: the sandboxing its own unit files turned off (the privileges are the tool's). */
+  loosened: Record<string, string[]>;
   lock: (LockInfo & { alive: boolean }) | null;
   historyAvailable: boolean;
   exitCode: number;
@@ -36,10 +39,22 @@ export async function status(_options: object, ctx: Context): Promise<StatusResu
   const currentComplete = facts.releases.some((r) => r.version === current && r.stamp);
   let drift = false;
   let driftFiles: string[] = [];
+  let loosened: Record<string, string[]> = {};
   if (current && currentComplete) {
-    const diff = diffUnits(await renderFor(ctx, current), await readInstalledUnits(ctx.layout.unitDir));
-    drift = diff.drift;
-    driftFiles = [...diff.added, ...diff.changed, ...diff.removed];
+    // Installed by an older tool, the current release's units may fail today's policy: say so, still answer.
+    const rendered = await renderFor(ctx, current).catch((err: unknown) => {
+      if (!(err instanceof IntegrityError)) throw err;
+      return err;
+    });
+    if (rendered instanceof IntegrityError) {
+      drift = true;
+      driftFiles = [`(refused by the unit policy: ${rendered.message})`];
+    } else {
+      loosened = rendered.loosened;
+      const diff = diffUnits(rendered, await readInstalledUnits(ctx.layout.unitDir));
+      drift = diff.drift;
+      driftFiles = [...diff.added, ...diff.changed, ...diff.removed];
+    }
   }
   // The last deploy a user started (an automatic rollback is part of its parent's story).
   const last = store?.listDeploys(20).find((d) => d.parentId === null) ?? null;
@@ -67,6 +82,7 @@ export async function status(_options: object, ctx: Context): Promise<StatusResu
     },
     drift,
     driftFiles,
+    loosened,
     lock: holder && { ...holder, alive: isSameLiveProcess(holder.pid, holder.startTime, holder.bootId) },
     historyAvailable: store !== null,
     exitCode: degradedReason !== null ? ExitCode.degraded : ExitCode.ok,

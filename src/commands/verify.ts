@@ -3,6 +3,7 @@ import { NotFoundError, UsageError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
 import { releaseDir } from '../core/layout.js';
 import { scanReleases } from '../core/releases.js';
+import { shadowingModules } from '../core/shadow-check.js';
 import { readCurrent } from '../core/switch.js';
 import { loadTrust } from '../core/trust.js';
 import { requireInstalled } from '../core/targets.js';
@@ -48,7 +49,13 @@ export async function verify(options: VerifyOptions, ctx: Context): Promise<Veri
   // A keys folder that fails its own checks is a finding too (exit 4), reported by loadTrust.
   const trust = await loadTrust(ctx.layout.keysDir);
   const releases: ReleaseCheck[] = [];
-  for (const version of versions) releases.push(await verifyRelease(releaseDir(ctx.layout, version), version, trust));
+  for (const version of versions) {
+    const dir = releaseDir(ctx.layout, version);
+    const check = await verifyRelease(dir, version, trust);
+    const shadows = check.status === 'incomplete' ? [] : await shadowingModules(ctx.layout, dir);
+    if (shadows.length > 0) releases.push({ ...check, status: 'tampered', problems: [...check.problems, ...shadows] });
+    else releases.push(check);
+  }
   const ok = releases.every((r) => r.status === 'ok');
   return { command: 'verify', releases, ok, exitCode: ok ? ExitCode.ok : ExitCode.integrity };
 }

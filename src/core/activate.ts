@@ -1,7 +1,8 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { diffUnits, readInstalledUnits, renderUnits, writeUnits, bundledPackagingDir, type RenderedUnits } from './units.js';
+import { diffUnits, installChanged, readInstalledUnits, renderUnits, writeUnits, bundledPackagingDir, type RenderedUnits } from './units.js';
 import type { Context } from './context.js';
+import type { BeforeSwitch } from './data-switch.js';
 import type { GateFailure } from './health.js';
 import type { DeployJournal } from './journal.js';
 import { releaseDir } from './layout.js';
@@ -34,10 +35,15 @@ export function renderFor(ctx: Context, version: string | null): Promise<Rendere
  */
 export async function applyUnits(ctx: Context, rendered: RenderedUnits, journal: DeployJournal | null): Promise<string[]> {
   const { layout, services } = ctx;
-  const diff = diffUnits(rendered, await readInstalledUnits(layout.unitDir));
+  const installed = await readInstalledUnits(layout.unitDir);
+  const diff = diffUnits(rendered, installed);
+  // Links made from an [Install] section (WantedBy=, an old release's Alias=) are removed while
+  // systemd still reads the old file; enable below makes the new ones.
+  const relink = installChanged(rendered, installed);
   journal?.step('write-units');
   await writeUnits(layout.unitDir, layout.tmpfilesFile, rendered, {
     beforeCommit: async () => {
+      if (relink.length > 0) await services.disable(relink);
       if (diff.removedUnits.length === 0) return;
       journal?.step('stop-removed-units');
       await services.stop(diff.removedUnits);
@@ -45,7 +51,6 @@ export async function applyUnits(ctx: Context, rendered: RenderedUnits, journal:
     },
   });
   killPoint('units-written', ctx.env);
-  await mkdir(layout.locksDir, { recursive: true });
   journal?.step('daemon-reload');
   await services.tmpfilesCreate(layout.tmpfilesFile);
   await services.daemonReload();
@@ -96,17 +101,23 @@ export interface ActivationProgress {
   restarted: boolean;
 }
 
-/** DESIGN steps 8-10 for a complete release: its units, the flip, the restarts. */
+/**
+ * DESIGN steps 8-10 for a complete release: its units, the flip, the restarts. `beforeSwitch`
+ * (the app-data step) runs once the units are rendered and the folders proven writable, before
+ * anything is written.
+ */
 export async function activate(
   ctx: Context,
   version: string,
   journal: DeployJournal,
   lock: ReleaseLock,
+  beforeSwitch?: BeforeSwitch,
   progress: ActivationProgress = { unitsTouched: false, flipped: false, restarted: false },
 ): Promise<Activation> {
   journal.step('render-units');
   const rendered = await renderFor(ctx, version);
   await probeWritable(ctx.layout);
+  await beforeSwitch?.();
   progress.unitsTouched = true;
   const removedUnits = await applyUnits(ctx, rendered, journal);
   journal.step('flip');
@@ -124,7 +135,7 @@ export async function activate(
 }
 
 /** The unit set of "nothing installed": applying it stops, disables and removes every unit we own. */
-export const NO_UNITS: RenderedUnits = { source: 'bundled', files: [], units: [], startOrder: [], tmpfiles: '', templateHash: '' };
+export const NO_UNITS: RenderedUnits = { source: 'bundled', files: [], units: [], startOrder: [], loosened: {}, tmpfiles: '', templateHash: '' };
 
 /**
  * Undo a first install (its gate failed, or a crash left it unproven): nothing was installed

@@ -1,7 +1,7 @@
 import { refuseMovedTag } from './install-rules.js';
 import { mkdir, rename } from 'node:fs/promises';
 import { syncFileSystem } from '../adapters/sync.js';
-import { renderFor } from './activate.js';
+import { renderFor, unitOptions } from './activate.js';
 import type { Context } from './context.js';
 import { fetchIntoStaging, type InstallRequest } from './fetch.js';
 import { fsyncDir, removeViaTrash } from './fsutil.js';
@@ -15,6 +15,7 @@ import { scanReleases } from './releases.js';
 import { writeStamp } from './stamp.js';
 import { resolveProfile } from './device-profile.js';
 import { buildVenv, type VenvSpec } from './venv.js';
+import { bundledPackagingDir, renderUnits } from './units.js';
 
 /** Refuse a moved tag; remember the commit of a version seen for the first time. */
 function checkTagCommit(history: HistoryStore, version: string, commit: string | undefined, force: boolean | undefined): void {
@@ -28,7 +29,7 @@ export async function venvSpec(ctx: Context, target: string): Promise<VenvSpec> 
   const { profile, why } = await resolveProfile(ctx.settings.profile, ctx.layout.root);
   ctx.log.debug(`device profile ${profile} (${why})`);
   const { python, requirementFiles, extras, display } = ctx.settings;
-  return { releaseDir: target, python, requirementFiles, extras, display, profile };
+  return { releaseDir: target, python, requirementFiles, extras, display, profile, runAs: ctx.serviceIdentity() };
 }
 
 /** DESIGN steps 3-7: fetch, promote, venv, stamp. Any failure removes the new folder; nothing else changed. */
@@ -41,6 +42,8 @@ export async function buildRelease(ctx: Context, req: InstallRequest, journal: D
     // History writes can fail too (a full disk): the staging folder must not outlive them.
     journal.annotate({ commit: fetched.commit, sha256: fetched.sha256 });
     checkTagCommit(ctx.history(), req.version, fetched.commit, force);
+    // Units that ask for more than the policy allows refuse the release before any of its code runs.
+    await renderUnits(staging, bundledPackagingDir(), unitOptions(ctx));
   } catch (err) {
     await removeViaTrash(staging, ctx.layout.trashDir);
     throw err;

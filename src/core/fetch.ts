@@ -4,7 +4,7 @@ import type { Context } from './context.js';
 import { UsageError, NotFoundError } from './errors.js';
 import { randomSuffix } from './fsutil.js';
 import { recordReleaseFiles } from './release-files.js';
-import { loadTrust } from './trust.js';
+import { gitSignersRequired, loadTrust } from './trust.js';
 import { killPoint } from './killpoint.js';
 import { fetchGit, listGitVersions } from './sources/git.js';
 import { fetchTarball, fetchTarballFile, listTarballVersions } from './sources/tarball.js';
@@ -75,6 +75,7 @@ export async function resolveRequest(ctx: Context, req: ParsedRequest): Promise<
 export async function fetchIntoStaging(ctx: Context, req: InstallRequest): Promise<{ staging: string; fetched: FetchedRelease }> {
   // Read and permission-checked before staging exists: a bad keys folder leaves nothing behind.
   const trust = await loadTrust(ctx.layout.keysDir);
+  const allowedSigners = req.kind === 'git' ? gitSignersRequired(trust) : null;
   const name = `${req.version}.${randomSuffix()}`;
   const staging = path.join(ctx.layout.stagingDir, name);
   const workDir = path.join(ctx.layout.stagingDir, `${name}.work`);
@@ -83,7 +84,6 @@ export async function fetchIntoStaging(ctx: Context, req: InstallRequest): Promi
   killPoint('staging-created', ctx.env);
   try {
     let fetched: FetchedRelease;
-    const allowedSigners = trust?.gitAllowedSigners;
     if (req.kind === 'git') fetched = await fetchGit({ source: req.source, mirrorDir: ctx.layout.mirrorDir, version: req.version, stagingDir: staging, allowedSigners });
     else if (req.kind === 'tarball') fetched = await fetchTarball({ source: req.source, version: req.version, stagingDir: staging, workDir, trust });
     else fetched = await fetchTarballFile({ file: req.source, stagingDir: staging, workDir, trust });

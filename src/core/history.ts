@@ -50,6 +50,15 @@ export interface MarkEvent extends ReleaseMark {
   deployId: number | null;
 }
 
+/** A data snapshot as the history records it (the files are in the snapshots folder). */
+export interface SnapshotRecord {
+  deployId: number;
+  fromVersion: string | null;
+  toVersion: string;
+  takenAt: string;
+  databases: Array<{ path: string; schemaVersion: number; bytes: number }>;
+}
+
 export interface HistoryStore {
   beginDeploy(d: NewDeploy): number;
   step(id: number, step: string): void;
@@ -66,6 +75,8 @@ export interface HistoryStore {
   goodHistory(): string[];
   tagCommit(version: string): string | null;
   recordTagCommit(version: string, commit: string): void;
+  recordSnapshot(s: SnapshotRecord): void;
+  markSnapshotRestored(deployId: number, byDeploy: number): void;
   getState(key: string): string | null;
   setState(key: string, value: string | null): void;
   close(): void;

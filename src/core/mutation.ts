@@ -25,11 +25,12 @@ export function requireRootOnDevice(ctx: Context, command: string): void {
 export async function withMutation<T>(
   ctx: Context,
   purpose: string,
-  waitSeconds: number | undefined,
+  lockOptions: number | undefined | { waitSeconds?: number; force?: boolean },
   body: (scope: MutationScope) => Promise<T>,
 ): Promise<T> {
+  const { waitSeconds, force } = typeof lockOptions === 'object' ? lockOptions : { waitSeconds: lockOptions, force: false };
   requireRootOnDevice(ctx, purpose.split(' ')[0]!);
-  const lock = await acquireLock(ctx.layout.lockFile, { purpose, waitSeconds });
+  const lock = await acquireLock(ctx.layout.lockFile, { purpose, waitSeconds, force });
   try {
     killPoint('lock-acquired', ctx.env);
     const recovery = await recover(ctx, null);

@@ -1,5 +1,7 @@
 import { activate, applyUnits, deactivateAll, NO_UNITS, renderFor, type ActivationProgress } from './activate.js';
 import type { Context } from './context.js';
+import { snapshotOfDeploy, type Snapshot } from './data-snapshots.js';
+import { emptyDataOutcome, restoreOnReturn, snapshotOnLeave, type BeforeSwitch, type DataOutcome } from './data-switch.js';
 import { EnvironmentFault, environmentFault } from './environment-fault.js';
 import { describeFailure, healthGate, type GateFailure, type GateResult } from './health.js';
 import { DEGRADED_KEY } from './history.js';
@@ -20,6 +22,8 @@ export interface SwitchOutcome {
   /** Whose fault the failure was: only 'release' marks the target bad. */
   faultOf?: 'release' | 'environment';
   rollback?: { to: string | null; ok: boolean; gate?: GateResult; failure?: string };
+  /** The app data: the snapshot taken on leaving, and what was written back. */
+  data: DataOutcome;
 }
 
 interface Attempt {
@@ -33,7 +37,7 @@ interface Attempt {
  * Activate a release and run its gate. An exception is a failed gate, except a fault of the
  * environment (returned as such) and, for the first activation, a failure that changed nothing.
  */
-async function activateAndGate(ctx: Context, version: string, journal: DeployJournal, lock: ReleaseLock, first = false): Promise<Attempt> {
+async function activateAndGate(ctx: Context, version: string, journal: DeployJournal, lock: ReleaseLock, first: boolean, beforeSwitch: BeforeSwitch): Promise<Attempt> {
   const started = Date.now();
   const progress: ActivationProgress = { unitsTouched: false, flipped: false, restarted: false };
   const failed = (failure: GateFailure, fault: EnvironmentFault | null = null): Attempt => ({
@@ -41,20 +45,17 @@ async function activateAndGate(ctx: Context, version: string, journal: DeployJou
     fault,
     progress,
   });
-  const asFault = (err: unknown): Attempt | null => {
-    const fault = environmentFault(err);
-    return fault && failed({ check: 'environment', reason: fault.message, journal: [] }, fault);
-  };
+  const asFault = (fault: EnvironmentFault): Attempt => failed({ check: 'environment', reason: fault.message, journal: [] }, fault);
   let units: string[] = [];
   try {
-    const act = await activate(ctx, version, journal, lock, progress);
+    const act = await activate(ctx, version, journal, lock, beforeSwitch, progress);
     if (act.restartFailure) return failed(act.restartFailure);
     units = act.rendered.startOrder;
   } catch (err) {
     // A first activation that changed nothing (a full disk while staging units) is the caller's to report.
     if (first && err instanceof NothingChangedError) throw err;
-    const fault = asFault(err);
-    if (fault) return fault;
+    const fault = environmentFault(err);
+    if (fault) return asFault(fault);
     return failed({ check: 'restart', reason: `activation failed: ${(err as Error).message}`, journal: [] });
   }
   journal.step('health-gate');
@@ -63,10 +64,10 @@ async function activateAndGate(ctx: Context, version: string, journal: DeployJou
     gate = await healthGate(ctx, { version, releaseDir: releaseDir(ctx.layout, version), units });
   } catch (err) {
     // The gate only throws when it cannot ask (systemctl show failing): never the release's failure.
-    const fault =
+    return asFault(
       environmentFault(err) ??
-      new EnvironmentFault(`the health gate could not run: ${(err as Error).message}`, 'check that systemd runs (`systemctl is-system-running`), then run the command again', err);
-    return failed({ check: 'environment', reason: fault.message, journal: [] }, fault);
+        new EnvironmentFault(`the health gate could not run: ${(err as Error).message}`, 'check that systemd runs (`systemctl is-system-running`), then run the command again', err),
+    );
   }
   killPoint(gate.ok ? 'gate-passed' : 'gate-failed', ctx.env);
   return { gate, fault: null, progress };
@@ -99,17 +100,20 @@ async function undoUnrestarted(ctx: Context, previous: string | null, progress: 
  */
 export async function switchVerified(
   ctx: Context,
-  opts: { target: string; previous: string | null; journal: DeployJournal; lock: ReleaseLock },
+  opts: { target: string; previous: string | null; journal: DeployJournal; lock: ReleaseLock; restoreData?: Snapshot | null },
 ): Promise<SwitchOutcome> {
   const { target, previous, journal, lock } = opts;
   const history = ctx.history();
-  const { gate, fault, progress } = await activateAndGate(ctx, target, journal, lock, true);
+  const data = emptyDataOutcome();
+  const leaving = await readCurrent(ctx.layout);
+  const enter = snapshotOnLeave(ctx, journal, { from: leaving, to: target, restore: opts.restoreData ?? null }, data);
+  const { gate, fault, progress } = await activateAndGate(ctx, target, journal, lock, true, enter);
   if (gate.ok) {
     journal.step('mark');
     history.setMark(target, 'good', null, journal.id);
     history.setState(DEGRADED_KEY, null);
     killPoint('marked', ctx.env);
-    return { status: 'switched', target, previous, gate };
+    return { status: 'switched', target, previous, gate, data };
   }
 
   const failure = describeFailure(gate.failure!);
@@ -118,6 +122,8 @@ export async function switchVerified(
     journal.finish('failed', failure);
     throw fault;
   }
+  // The data this deploy snapshotted goes back with the code (read from disk: the folder is the truth).
+  const snapshot = data.snapshot ? await snapshotOfDeploy(ctx, journal.id) : null;
   const faultOf = fault ? 'environment' : 'release';
   if (fault) ctx.log.warn(`${target} was restarted, then the environment failed: ${failure}; going back, marking nothing bad`);
   else {
@@ -129,25 +135,26 @@ export async function switchVerified(
   if (previous === null) {
     // Nothing was installed before: going back means removing what this deploy put in place.
     await deactivateAll(ctx, journal);
+    await restoreOnReturn(ctx, journal, snapshot, data)();
     lock.reassert();
     journal.finish('rolled-back', failure);
-    return { status: 'rolled-back', target, previous, gate, failure, faultOf, rollback: { to: null, ok: true } };
+    return { status: 'rolled-back', target, previous, gate, failure, faultOf, rollback: { to: null, ok: true }, data };
   }
 
   ctx.log.info(`rolling back to ${previous}`);
-  const back = DeployJournal.begin(ctx, 'auto-rollback', target, previous, { parentId: journal.id });
-  const { gate: backGate } = await activateAndGate(ctx, previous, back, lock);
+  const way = DeployJournal.begin(ctx, 'auto-rollback', target, previous, { parentId: journal.id });
+  const { gate: backGate } = await activateAndGate(ctx, previous, way, lock, false, restoreOnReturn(ctx, way, snapshot, data));
   if (backGate.ok) {
-    history.setMark(previous, 'good', null, back.id);
-    back.finish('succeeded');
+    history.setMark(previous, 'good', null, way.id);
+    way.finish('succeeded');
     journal.finish('rolled-back', failure);
-    return { status: 'rolled-back', target, previous, gate, failure, faultOf, rollback: { to: previous, ok: true, gate: backGate } };
+    return { status: 'rolled-back', target, previous, gate, failure, faultOf, rollback: { to: previous, ok: true, gate: backGate }, data };
   }
   const backFailure = describeFailure(backGate.failure!);
   const what = fault ? `${target} was stopped by the environment (${failure})` : `${target} failed its gate (${failure})`;
   const reason = `${what}; rollback to ${previous} failed too (${backFailure})`;
   history.setState(DEGRADED_KEY, reason);
-  back.finish('degraded', backFailure);
+  way.finish('degraded', backFailure);
   journal.finish('degraded', failure);
-  return { status: 'degraded', target, previous, gate, failure, faultOf, rollback: { to: previous, ok: false, gate: backGate, failure: backFailure } };
+  return { status: 'degraded', target, previous, gate, failure, faultOf, rollback: { to: previous, ok: false, gate: backGate, failure: backFailure }, data };
 }

@@ -4,6 +4,7 @@ import type { ListResult } from '../commands/list.js';
 import type { PruneResult } from '../commands/prune.js';
 import type { RecoverResult } from '../commands/recover.js';
 import type { RollbackResult } from '../commands/rollback.js';
+import { dataLines } from './data.js';
 import type { StatusResult } from '../commands/status.js';
 import type { KeygenResult } from '../commands/keygen.js';
 import type { PackResult } from '../commands/pack.js';
@@ -41,12 +42,16 @@ function renderInstall(r: InstallResult): string {
       if (r.venvReusedFrom) lines.push(`venv cloned from ${r.venvReusedFrom}`);
       if (r.configSeeded) lines.push(`seeded ${r.configSeeded} from the release (web UI on 127.0.0.1; yours to edit)`);
       if (r.pruned.length) lines.push(`pruned: ${r.pruned.join(', ')}`);
+      lines.push(...dataLines(r.data));
       return lines.join('\n');
     }
     case 'rolled-back': {
       const back = `rolled back to ${r.rolledBackTo ?? '(nothing installed before: units removed)'}`;
-      if (r.faultOf === 'environment') return `installing ${r.version} failed after its restart, not by its own fault: ${r.failure}\n${back}; nothing is marked bad`;
-      return `release ${r.version} FAILED its health gate: ${r.failure}\n${back}; ${r.version} is marked bad`;
+      const head =
+        r.faultOf === 'environment'
+          ? [`installing ${r.version} failed after its restart, not by its own fault: ${r.failure}`, `${back}; nothing is marked bad`]
+          : [`release ${r.version} FAILED its health gate: ${r.failure}`, `${back}; ${r.version} is marked bad`];
+      return [...head, ...dataLines(r.data)].join('\n');
     }
     case 'degraded':
       return `DEGRADED: ${r.failure}\nthe system is left as it is; see \`smolotchi release status\` for what to do (README: "Recovering from degraded")`;
@@ -55,9 +60,12 @@ function renderInstall(r: InstallResult): string {
 
 function renderRollback(r: RollbackResult): string {
   if (r.status === 'dry-run') return [`would roll back ${dash(r.from)} -> ${r.to}:`, ...r.plan.map((s, i) => `  ${i + 1}. ${s}`)].join('\n');
-  if (r.status === 'rolled-back') return `rolled back ${dash(r.from)} -> ${r.to}`;
-  if (r.status === 'reverted' && r.faultOf === 'environment') return `rollback to ${r.to} failed after its restart, not by its own fault: ${r.failure}\nwent back to ${dash(r.from)}; nothing is marked bad`;
-  if (r.status === 'reverted') return `rollback to ${r.to} FAILED its health gate: ${r.failure}\nwent back to ${dash(r.from)}; ${r.to} is marked bad`;
+  const data = dataLines(r.data, r.dataComparison);
+  if (r.status === 'rolled-back') return [`rolled back ${dash(r.from)} -> ${r.to}`, ...data].join('\n');
+  if (r.status === 'reverted' && r.faultOf === 'environment') {
+    return [`rollback to ${r.to} failed after its restart, not by its own fault: ${r.failure}`, `went back to ${dash(r.from)}; nothing is marked bad`, ...data].join('\n');
+  }
+  if (r.status === 'reverted') return [`rollback to ${r.to} FAILED its health gate: ${r.failure}`, `went back to ${dash(r.from)}; ${r.to} is marked bad`, ...data].join('\n');
   return `DEGRADED: ${r.failure}\nthe system is left as it is; see \`smolotchi release status\` for what to do (README: "Recovering from degraded")`;
 }
 
@@ -113,6 +121,7 @@ function renderStatus(r: StatusResult): string {
     `state:            ${r.degraded ? `DEGRADED: ${r.degradedReason}` : 'ok'}`,
     `last deploy:      ${last ? `#${last.id} ${last.kind} ${dash(last.fromVersion)} -> ${dash(last.toVersion)} ${last.status}${last.error ? `: ${last.error}` : ''}` : '-'}`,
     `units:            ${r.drift ? `DRIFT (${r.driftFiles.join(', ')})` : 'match the current release'}`,
+    ...Object.entries(r.loosened).map(([unit, what]) => `  ${unit} loosens: ${what.join(', ')}`),
     `lock:             ${r.lock ? `held by pid ${r.lock.pid} (${r.lock.purpose}) since ${r.lock.since}${r.lock.alive ? '' : ' [holder is dead]'}` : 'free'}`,
   ];
   if (!r.historyAvailable) lines.push('history:          unavailable (no readable releases.db)');
@@ -128,7 +137,8 @@ function renderStatus(r: StatusResult): string {
 function renderPrune(r: PruneResult): string {
   const verb = r.status === 'dry-run' ? 'would remove' : 'removed';
   const prot = Object.entries(r.protected).map(([v, why]) => `${v} (${why})`);
-  return [`${verb}: ${r.removed.length ? r.removed.join(', ') : 'nothing'}`, `kept: ${r.kept.join(', ') || '-'}`, prot.length ? `protected: ${prot.join(', ')}` : '']
+  const snaps = r.snapshotsRemoved.length ? `${verb} app data snapshots: ${r.snapshotsRemoved.join(', ')}` : '';
+  return [`${verb}: ${r.removed.length ? r.removed.join(', ') : 'nothing'}`, `kept: ${r.kept.join(', ') || '-'}`, prot.length ? `protected: ${prot.join(', ')}` : '', snaps]
     .filter(Boolean)
     .join('\n');
 }

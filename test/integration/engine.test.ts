@@ -72,7 +72,7 @@ describe('install, upgrade, rollback, prune on a sandbox root', () => {
     expect(stamp).toMatchObject({ version: '1.0.0', kind: 'git', commit: tags['1.0.0'] });
     const unitDir = path.join(root, 'etc/systemd/system');
     expect(readFileSync(path.join(unitDir, 'smolotchi-web.service.d/05-venv-execstart.conf'), 'utf8')).toContain(
-      'ExecStart=/opt/smolotchi/current/.venv/bin/python -m smolotchi.cli web',
+      'ExecStart=/opt/smolotchi/current/.venv/bin/python -P -m smolotchi.cli web',
     );
     const calls = fake.log().map((c) => c.join(' '));
     expect(calls.some((c) => c.includes('daemon-reload'))).toBe(true);

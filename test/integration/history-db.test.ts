@@ -117,7 +117,7 @@ describe('a corrupted or unreadable releases.db', () => {
     const said = historyWarnings(back.stderr);
     expect(said, back.stderr).toHaveLength(1);
     expect(said[0]).toMatch(/moved it to .*releases\.db\.corrupt-\d{4}-\d\d-\d\dT[\d-]+Z and started a new one/);
-    const aside = readdirSync(layout.stateDir).filter((n) => /^releases\.db\.corrupt-/.test(n) && !/-(wal|shm)$/.test(n));
+    const aside = readdirSync(layout.toolStateDir).filter((n) => /^releases\.db\.corrupt-/.test(n) && !/-(wal|shm)$/.test(n));
     expect(aside).toHaveLength(1);
 
     // From now on: quiet, and the history tells the story.
@@ -136,6 +136,6 @@ describe('a corrupted or unreadable releases.db', () => {
     expect(prune.exitCode, prune.stderr).toBe(0);
     expect(JSON.parse((await box.cli(['list', '--json'])).stdout).releases.map((r: { version: string }) => r.version)).toEqual(['2.0.0', '1.1.0']);
     expect(checkState(box.root)).toEqual([]);
-    expect(existsSync(path.join(layout.stateDir, aside[0]!))).toBe(true);
+    expect(existsSync(path.join(layout.toolStateDir, aside[0]!))).toBe(true);
   });
 });

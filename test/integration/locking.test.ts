@@ -151,7 +151,6 @@ describe('dead and live holders', () => {
   it.each([
     ['pid 1 with another start time (a reused pid)', () => ({ pid: 1, startTime: String(Number(processStartTime(1) ?? 0) + 12345) })],
     ['this live process with a fake start time', () => ({ pid: process.pid, startTime: '1' })],
-    ['a live pid recorded during another boot', () => ({ pid: process.pid, startTime: processStartTime(process.pid), bootId: '00000000-dead-beef-0000-000000000000' })],
     ['a pid that does not exist', () => ({ pid: 2 ** 22 + 17, startTime: '5' })],
   ])('a lock naming %s is recognised as dead', async (_what, info) => {
     box.useTemplate('one');
@@ -159,6 +158,27 @@ describe('dead and live holders', () => {
     const r = await box.cli(['install', '1.1.0']);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(existsSync(lockFile)).toBe(false);
+  });
+
+  it.each([
+    ['another boot', { bootId: '00000000-dead-beef-0000-000000000000' }],
+    ['another host', { host: 'other-device' }],
+  ])('a lock from %s is never taken over without --force; `recover --force` takes it', async (_what, where) => {
+    box.useTemplate('one');
+    writeLockFile({ pid: process.pid, startTime: processStartTime(process.pid), ...where });
+    const before = readFileSync(lockFile, 'utf8');
+    for (const args of [['install', '1.1.0'], ['rollback'], ['recover']]) {
+      const r = await box.cli(args);
+      expect(r.exitCode, `${args[0]}: ${r.stderr}`).toBe(75);
+      expect(r.stderr).toMatch(/taken on another host or boot: .*boot id/);
+      expect(r.stderr).toMatch(/recover --force/);
+    }
+    expect(readFileSync(lockFile, 'utf8')).toBe(before);
+    expect(currentOf(box.root)).toBe('1.0.0');
+    const forced = await box.cli(['recover', '--force']);
+    expect(forced.exitCode, forced.stderr).toBe(0);
+    expect(existsSync(lockFile)).toBe(false);
+    expect((await box.cli(['install', '1.1.0'])).exitCode).toBe(0);
   });
 
   it('a live holder is never robbed, however old its lock', async () => {
@@ -178,10 +198,12 @@ describe('dead and live holders', () => {
 });
 
 describe('runtime directories removed under a holder', () => {
-  it('ReleaseLock.reassert() puts the lock back after /run/smolotchi vanished', async () => {
+  it("the app's /run/smolotchi vanishing leaves the lock alone; reassert() puts it back if its own folder went", async () => {
     box.useTemplate('one');
     const lock = await acquireLock(lockFile, { purpose: 'install 1.1.0' });
     rmSync(makeLayout(box.root).runDir, { recursive: true, force: true }); // what systemd does on stop
+    expect(readLock(lockFile)).toEqual(lock.info);
+    rmSync(makeLayout(box.root).toolRunDir, { recursive: true, force: true });
     expect(existsSync(lockFile)).toBe(false);
     lock.reassert();
     expect(readLock(lockFile)).toEqual(lock.info);
