@@ -18,7 +18,7 @@ import { checkInvariants, currentOf } from '../support/invariants.js';
  * kills as a fast one. Seeded, so a failure can be replayed: SMOLOTCHI_RANDOM_SEED=<n>.
  */
 
-const KILLS = Number(process.env.SMOLOTCHI_RANDOM_KILLS ?? 12);
+const KILLS = Number(process.env.SMOLOTCHI_RANDOM_KILLS ?? 10);
 const SEED = Number(process.env.SMOLOTCHI_RANDOM_SEED ?? Date.now() % 100_000);
 
 /** mulberry32: small, seedable. */
@@ -164,5 +164,6 @@ describe('random SIGKILLs of the whole process group', () => {
       stats.survived++;
     }
     expect(stats.killed).toBe(KILLS);
-  });
+    // A count of kills, not a time budget: a loaded machine takes longer, never does less.
+  }, 900_000);
 });
