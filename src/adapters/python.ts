@@ -48,21 +48,22 @@ export function relevantLine(output: string, baseDir?: string): string {
   return `${exception} (${file}:${frame[2]})`;
 }
 
-async function pythonStep(step: string, file: string, args: string[], options: RunOptions, hint?: string): Promise<RunResult> {
+async function pythonStep(step: string | ((r: RunResult) => string), file: string, args: string[], options: RunOptions, hint?: string): Promise<RunResult> {
+  const name = (r: RunResult) => (typeof step === 'string' ? step : step(r));
   let result: RunResult & { signal?: string };
   try {
     result = await runAllowingFailure(file, args, options);
   } catch (err) {
     // Only a program that could not start lands here (missing interpreter, bad cwd).
     const cause = err instanceof ProcessError ? err.stderrTail : String(err);
-    throw new ReleaseError(`${step} failed: cannot run ${file}: ${cause}`, undefined, hint ?? HOST_TOOLS_HINT);
+    throw new ReleaseError(`${typeof step === 'string' ? step : 'python'} failed: cannot run ${file}: ${cause}`, undefined, hint ?? HOST_TOOLS_HINT);
   }
   if (result.exitCode === 0) return result;
   const cause =
     result.signal && options.timeoutMs
       ? `no result within ${Math.round(options.timeoutMs / 1000)} s (killed by ${result.signal})`
       : relevantLine(`${result.stdout}\n${result.stderr}`, options.cwd);
-  throw new PythonStepError(step, [file, ...args], result, cause, hint);
+  throw new PythonStepError(name(result), [file, ...args], result, cause, hint);
 }
 
 /** `3.11.2`: recorded in the stamp and part of the requirement hash. */
@@ -140,12 +141,29 @@ export async function byteCompile(python: string, dirs: string[]): Promise<void>
   await pythonStep('byte-compile', python, ['-m', 'compileall', '-q', '-j', '0', ...dirs], { cwd, timeoutMs: 10 * MINUTE });
 }
 
-/** Import the app the way its units will, without writing bytecode into the release. */
-export async function smokeImport(python: string, releaseDir: string, module = 'smolotchi.cli', timeoutMs = 2 * MINUTE): Promise<void> {
+// Compiles the release's own code (exit 3 if a file does not compile), then imports the app:
+// one interpreter start instead of two. py_compile writes the .pyc files whatever
+// PYTHONDONTWRITEBYTECODE says; the import itself writes nothing.
+const COMPILE_AND_IMPORT = [
+  'import compileall, importlib, os, sys',
+  'module, targets = sys.argv[1], sys.argv[2:]',
+  'ok = True',
+  'for t in targets:',
+  '    ok = bool(compileall.compile_dir(t, quiet=1) if os.path.isdir(t) else compileall.compile_file(t, quiet=1)) and ok',
+  'if not ok: sys.exit(3)',
+  'importlib.import_module(module)',
+].join('\n');
+const COMPILE_FAILED = 3;
+
+/**
+ * Byte-compile the release's code and import the app the way its units will (PYTHONPATH=release),
+ * in one Python process. A clone's site-packages already carry their .pyc files.
+ */
+export async function compileAndImport(python: string, releaseDir: string, targets: string[], module = 'smolotchi.cli', timeoutMs = 10 * MINUTE): Promise<void> {
   // The module name travels as an argument, never as code.
-  const code = 'import importlib, sys; importlib.import_module(sys.argv[1])';
   const env = { PYTHONPATH: releaseDir, PYTHONDONTWRITEBYTECODE: '1', PYTHONHOME: undefined, PYTHONSTARTUP: undefined };
-  await pythonStep(`smoke import of ${module}`, python, ['-c', code, module], { cwd: releaseDir, env, timeoutMs });
+  const step = (r: RunResult) => (r.exitCode === COMPILE_FAILED ? 'byte-compile' : `smoke import of ${module}`);
+  await pythonStep(step, python, ['-c', COMPILE_AND_IMPORT, module, ...targets], { cwd: releaseDir, env, timeoutMs });
 }
 
 /** Where a venv believes it lives: a cloned venv must answer with its own path. */

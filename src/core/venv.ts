@@ -6,6 +6,7 @@ import * as py from '../adapters/python.js';
 import { ReleaseError } from './errors.js';
 import { killPoint } from './killpoint.js';
 import type { Logger } from './log.js';
+import { applyVenvDiff, planVenvDiff } from './venv-diff.js';
 
 export interface VenvSpec {
   releaseDir: string;
@@ -24,7 +25,10 @@ export interface ReuseCandidate {
 export interface BuiltVenv {
   requirementHash: string;
   pythonVersion: string;
+  /** The release whose venv was cloned (identical or incremental), null for a fresh build. */
   reusedFrom: string | null;
+  /** clone: identical set, no pip; incremental: clone + pip for the difference; fresh: venv + pip. */
+  mode: 'clone' | 'incremental' | 'fresh';
   durationMs: number;
 }
 
@@ -69,21 +73,30 @@ function nestedFiles(text: string, fromFile: string): string[] {
   return out;
 }
 
-async function requirementHashFor(spec: VenvSpec, version: string, files: string[]): Promise<string> {
-  const root = path.resolve(spec.releaseDir);
-  const hash = createHash('sha256');
-  // The interpreter path counts too: a venv links to its base interpreter.
-  hash.update(`python ${spec.python} ${version}\n`);
+/** Each requirement file pip will read, nested `-r`/`-c` files included, in the order pip meets them. */
+async function requirementTexts(root: string, files: string[]): Promise<Array<{ file: string; content: string }>> {
   const queue = files.map((f) => path.join(root, f));
   const seen = new Set<string>();
+  const out: Array<{ file: string; content: string }> = [];
   while (queue.length > 0) {
     const file = queue.shift()!;
     if (seen.has(file)) continue;
     seen.add(file);
     const content = await readFile(file, 'utf8').catch(() => null);
     if (content === null) continue; // pip reports the missing file itself
-    hash.update(`file ${path.relative(root, file)} ${Buffer.byteLength(content)}\n${content}\n`);
+    out.push({ file, content });
     queue.push(...nestedFiles(content, file));
+  }
+  return out;
+}
+
+async function requirementHashFor(spec: VenvSpec, version: string, files: string[]): Promise<string> {
+  const root = path.resolve(spec.releaseDir);
+  const hash = createHash('sha256');
+  // The interpreter path counts too: a venv links to its base interpreter.
+  hash.update(`python ${spec.python} ${version}\n`);
+  for (const { file, content } of await requirementTexts(root, files)) {
+    hash.update(`file ${path.relative(root, file)} ${Buffer.byteLength(content)}\n${content}\n`);
   }
   hash.update(`extras ${spec.extras.join(',')}\n`);
   for (const [name, size] of await wheelListing(path.join(root, 'wheels'))) hash.update(`wheel ${name} ${size}\n`);
@@ -182,9 +195,37 @@ async function releaseCode(releaseDir: string): Promise<string[]> {
 }
 
 /**
- * Build `<release>/.venv` at its final path (a venv records its own location), from a clone of an
- * identical venv when one exists, then byte-compile and import the app. Throws on any failure;
- * the caller removes the release.
+ * No identical venv: clone the nearest one and let pip change only what differs. Null (and an
+ * empty slot) when no release is near enough or the clone cannot be brought to the new set.
+ */
+async function tryIncremental(
+  venvDir: string,
+  texts: string[],
+  interpreter: { python: string; version: string },
+  candidates: ReuseCandidate[],
+  install: () => Promise<void>,
+  log: Logger,
+): Promise<{ from: string; removed: string[] } | null> {
+  const self = path.dirname(venvDir);
+  const others = candidates.filter((c) => path.resolve(c.releaseDir) !== self);
+  const plan = await planVenvDiff(texts, others, interpreter, VENV_DIR);
+  if (!plan) return null;
+  try {
+    await cloneVenv(plan.fromRelease, venvDir);
+    killPoint('venv-cloned');
+    const { removed } = await applyVenvDiff(plan, venvDir, install);
+    return { from: plan.fromRelease, removed };
+  } catch (err) {
+    log.warn(`could not update a clone of ${plan.fromRelease}'s venv (${err instanceof Error ? err.message : String(err)}); building it`);
+    await rm(venvDir, { recursive: true, force: true });
+    return null;
+  }
+}
+
+/**
+ * Build `<release>/.venv` at its final path (a venv records its own location): a clone of an
+ * identical venv, else a clone of the nearest one with pip applying the difference, else a fresh
+ * build. Then byte-compile and import the app. Throws on any failure; the caller removes the release.
  */
 export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandidates: ReuseCandidate[] }): Promise<BuiltVenv> {
   const started = performance.now();
@@ -197,35 +238,48 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
   // A venv shipped in the archive or left half-built is never trusted.
   if (await lstat(venvDir).then(() => true, () => false)) await rm(venvDir, { recursive: true, force: true });
 
-  const reusedFrom = await tryReuse(venvDir, hash, opts.reuseCandidates, opts.log);
+  const wheels = path.join(releaseDir, 'wheels');
+  const findLinks = (await exists(wheels)) ? wheels : null;
+  const reqs = files.map((f) => path.join(releaseDir, f));
+  const install = () => py.pipInstall({ hostPython: spec.python, venvDir, requirementFiles: reqs, findLinks, cwd: releaseDir });
+
+  let reusedFrom = await tryReuse(venvDir, hash, opts.reuseCandidates, opts.log);
+  let mode: BuiltVenv['mode'] = 'clone';
   if (reusedFrom) {
     killPoint('venv-cloned');
     opts.log.info(`venv: reused ${reusedFrom} by hard links (${since()} ms)`);
   } else {
-    await py.createVenv(spec.python, venvDir);
-    killPoint('venv-created');
-    const wheels = path.join(releaseDir, 'wheels');
-    const findLinks = (await exists(wheels)) ? wheels : null;
-    const reqs = files.map((f) => path.join(releaseDir, f));
-    await py.pipInstall({ hostPython: spec.python, venvDir, requirementFiles: reqs, findLinks, cwd: releaseDir });
-    killPoint('venv-pip-done');
-    opts.log.info(`venv: built with ${files.length ? files.join(', ') : 'no requirements'}${findLinks ? ' from wheels/' : ''} (${since()} ms)`);
+    const texts = (await requirementTexts(releaseDir, files)).map((t) => t.content);
+    const interpreter = { python: spec.python, version };
+    const diff = await tryIncremental(venvDir, texts, interpreter, opts.reuseCandidates, install, opts.log);
+    if (diff) {
+      reusedFrom = diff.from;
+      mode = 'incremental';
+      killPoint('venv-pip-done');
+      const removed = diff.removed.length ? `, removed ${diff.removed.join(' ')}` : '';
+      opts.log.info(`venv: cloned ${diff.from} by hard links, pip installed the difference${removed} (${since()} ms)`);
+    } else {
+      mode = 'fresh';
+      await py.createVenv(spec.python, venvDir);
+      killPoint('venv-created');
+      await install();
+      killPoint('venv-pip-done');
+      opts.log.info(`venv: built with ${files.length ? files.join(', ') : 'no requirements'}${findLinks ? ' from wheels/' : ''} (${since()} ms)`);
+    }
   }
 
   const python = py.venvPython(venvDir);
-  // A clone's .pyc files are its source's, compiled when that was built: walking them again costs
-  // more than the clone itself. Third-party files that do not compile (templates named .py) are
-  // skipped, as pip itself does; the app's own code must compile.
-  if (!reusedFrom) {
+  // A clone's .pyc files are its source's, and pip compiles what it installs into a clone: walking
+  // them again costs more than the clone itself. After a fresh build, third-party files that do
+  // not compile (templates named .py) are skipped, as pip itself does; the app's own code must compile.
+  if (mode === 'fresh') {
     await py.byteCompile(python, await sitePackages(venvDir)).catch((err: unknown) => {
       opts.log.warn(`some installed files did not byte-compile: ${err instanceof Error ? err.message : String(err)}`);
     });
   }
-  await py.byteCompile(python, await releaseCode(releaseDir));
-  killPoint('venv-compiled');
-  await py.smokeImport(python, releaseDir);
+  await py.compileAndImport(python, releaseDir, await releaseCode(releaseDir));
   killPoint('venv-smoke-done');
   const durationMs = since();
   opts.log.debug(`venv: compiled and smoke-imported (${durationMs} ms in all)`);
-  return { requirementHash: hash, pythonVersion: version, reusedFrom, durationMs };
+  return { requirementHash: hash, pythonVersion: version, reusedFrom, mode, durationMs };
 }

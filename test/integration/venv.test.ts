@@ -135,7 +135,7 @@ describe.skipIf(skipReason !== null)('buildVenv with real venvs', () => {
     expect(warnings).toEqual([]);
   });
 
-  it('does not reuse a venv for a different requirement set', async () => {
+  it('updates a clone for a different requirement set instead of sharing the venv as is', async () => {
     const a = path.join(root, 'opt/smolotchi/releases/1.0.0');
     const aHash = await requirementHash(spec(a));
     const c = await makeRelease('1.1.0', {
@@ -144,7 +144,7 @@ describe.skipIf(skipReason !== null)('buildVenv with real venvs', () => {
     });
     expect(await requirementHash(spec(c))).not.toBe(aHash);
     const built = await buildVenv(spec(c), { log, reuseCandidates: [{ releaseDir: a, requirementHash: aHash }] });
-    expect(built.reusedFrom).toBeNull();
+    expect(built).toMatchObject({ mode: 'incremental', reusedFrom: a });
     await execa(path.join(c, '.venv/bin/python'), ['-c', 'import demopkg, otherpkg']);
   });
 
