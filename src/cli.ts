@@ -74,7 +74,9 @@ function action(run: (o: CliOptions, args: string[], ctx: import('./core/context
     const o = cmd.optsWithGlobals() as CliOptions;
     pending = (async () => {
       const { createContext } = await import('./create-context.js');
-      const ctx = createContext({ root: o.root, systemctl: o.systemctl, quiet: o.quiet, verbose: o.verbose }, settingsOverrides(o));
+      // Only `recover` (at boot, or by hand after a malformed-database error) reads every page of the history.
+      const fullHistoryCheck = cmd.name() === 'recover';
+      const ctx = createContext({ root: o.root, systemctl: o.systemctl, quiet: o.quiet, verbose: o.verbose, fullHistoryCheck }, settingsOverrides(o));
       try {
         const result = await run(o, args, ctx);
         const { renderJson, renderText } = await import('./render/render.js');

@@ -15,6 +15,8 @@ export interface GlobalOptions {
   systemctl?: string;
   quiet?: boolean;
   verbose?: boolean;
+  /** Check every page of the history when it is opened for writing (`recover`): slow on a long history. */
+  fullHistoryCheck?: boolean;
 }
 
 /** Which service manager: the one named, the host's when it runs systemd, else none (and why). */
@@ -50,7 +52,9 @@ export function createContext(opts: GlobalOptions, overrides: Partial<Settings> 
     env,
     history() {
       if (!store) {
-        const opened = openHistory(layout.historyDb, log);
+        // One connection per command: a reader opened earlier gives way to the writer.
+        reader?.close();
+        const opened = openHistory(layout.historyDb, log, { fullCheck: opts.fullHistoryCheck });
         store = opened.store;
         if (opened.rebuiltFrom) seedHistory(store, layout, log, opened.rebuiltFrom);
         readWarning = null; // the rebuild message says it all

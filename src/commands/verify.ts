@@ -1,3 +1,4 @@
+import { historyProblem } from '../adapters/history-db.js';
 import type { Context } from '../core/context.js';
 import { NotFoundError, UsageError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
@@ -17,6 +18,8 @@ export interface VerifyOptions {
 export interface VerifyResult {
   command: 'verify';
   releases: ReleaseCheck[];
+  /** What the history's full page check found (null: sound or absent); `recover` moves a damaged one aside. */
+  historyProblem: string | null;
   ok: boolean;
   exitCode: number;
 }
@@ -43,6 +46,8 @@ export async function verify(options: VerifyOptions, ctx: Context): Promise<Veri
   const trust = await loadTrust(ctx.layout.keysDir);
   const releases: ReleaseCheck[] = [];
   for (const version of versions) releases.push(await verifyRelease(releaseDir(ctx.layout, version), version, trust));
-  const ok = releases.every((r) => r.status === 'ok');
-  return { command: 'verify', releases, ok, exitCode: ok ? ExitCode.ok : ExitCode.integrity };
+  // Other commands rely on SQLite's own errors; verify reads every page of the history.
+  const problem = historyProblem(ctx.layout.historyDb);
+  const ok = releases.every((r) => r.status === 'ok') && problem === null;
+  return { command: 'verify', releases, historyProblem: problem, ok, exitCode: ok ? ExitCode.ok : ExitCode.integrity };
 }
