@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { diffUnits, readInstalledUnits, renderUnits, writeUnits, bundledPackagingDir, type RenderedUnits } from './units.js';
 import type { Context } from './context.js';
 import type { GateFailure } from './health.js';
@@ -23,6 +23,8 @@ export function renderFor(ctx: Context, version: string | null): Promise<Rendere
   return renderUnits(version === null ? null : releaseDir(ctx.layout, version), bundledPackagingDir(), unitOptions(ctx));
 }
 
+const unchangedFile = async (file: string, content: string): Promise<boolean> => (await readFile(file, 'utf8').catch(() => null)) === content;
+
 /**
  * DESIGN step 8: install THIS release's units. Their new content is staged first (a full disk
  * fails there, with nothing changed); then units the new set lacks are stopped and disabled (while
@@ -32,6 +34,17 @@ export function renderFor(ctx: Context, version: string | null): Promise<Rendere
 export async function applyUnits(ctx: Context, rendered: RenderedUnits, journal: DeployJournal | null): Promise<string[]> {
   const { layout, services } = ctx;
   const diff = diffUnits(rendered, await readInstalledUnits(layout.unitDir));
+  if (!diff.drift && (await unchangedFile(layout.tmpfilesFile, rendered.tmpfiles))) {
+    // Byte-identical to what systemd already loaded (typical for a rollback): nothing to write or
+    // reload. tmpfiles and enabling stay: /run/smolotchi may be gone (owned by the service user,
+    // so not ours to mkdir first), and enable re-enables a unit someone disabled by hand.
+    journal?.step('units-unchanged');
+    await services.tmpfilesCreate(layout.tmpfilesFile);
+    await mkdir(layout.locksDir, { recursive: true });
+    if (rendered.units.length > 0) await services.enable(rendered.units);
+    killPoint('units-enabled', ctx.env);
+    return [];
+  }
   journal?.step('write-units');
   await writeUnits(layout.unitDir, layout.tmpfilesFile, rendered, {
     beforeCommit: async () => {
