@@ -31,6 +31,11 @@ export interface SampleVersion {
   files?: Record<string, string | { content: string; mode: number }>;
   /** Pure-Python wheels shipped in `wheels/` ([name, version]), for offline requirements. */
   wheels?: Array<[string, string]>;
+  /**
+   * The core migrates the app's database (SMOLOTCHI_DB) to this schema version at start, as the
+   * real app does (a schema_version table), and records one `events` row per start.
+   */
+  schema?: number;
 }
 
 /** The long-running services of the app with default settings (no opt-in display or core-net). */
@@ -50,7 +55,7 @@ export const SHORT_WATCHDOG_SEC = 2;
 export async function writeSampleApp(dir: string, v: SampleVersion): Promise<void> {
   const behaviour = v.behaviour ?? 'good';
   const files: Record<string, string> = {
-    'smolotchi/__init__.py': `"""smolotchi sample app (test fixture)."""\n__version__ = ${JSON.stringify(v.version)}\nBEHAVIOUR = ${JSON.stringify(behaviour)}\nFAIL_WEB_MARKER = ${JSON.stringify(FAIL_WEB_MARKER)}\n`,
+    'smolotchi/__init__.py': `"""smolotchi sample app (test fixture)."""\n__version__ = ${JSON.stringify(v.version)}\nBEHAVIOUR = ${JSON.stringify(behaviour)}\nFAIL_WEB_MARKER = ${JSON.stringify(FAIL_WEB_MARKER)}\nSCHEMA = ${v.schema ?? 0}\n`,
     'smolotchi/cli.py':
       behaviour === 'unimportable'
         ? `raise ImportError("smolotchi ${v.version}: this fixture release is built to be unimportable")\n`
@@ -168,7 +173,7 @@ import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from smolotchi import BEHAVIOUR, FAIL_WEB_MARKER, __version__
+from smolotchi import BEHAVIOUR, FAIL_WEB_MARKER, SCHEMA, __version__
 
 
 def log(msg):
@@ -188,8 +193,35 @@ def sd_notify(state):
     return True
 
 
+# Migration n takes the schema from n-1 to n; the app's own only ever go forward.
+MIGRATIONS = {
+    1: ["CREATE TABLE events (id INTEGER PRIMARY KEY, ts REAL NOT NULL, kind TEXT NOT NULL, version TEXT NOT NULL)"],
+    2: ["ALTER TABLE events ADD COLUMN detail TEXT"],
+    3: ["CREATE TABLE wifi_targets (id INTEGER PRIMARY KEY, ssid TEXT)"],
+}
+
+
+def migrate_db():
+    import sqlite3
+    path = os.environ.get("SMOLOTCHI_DB", "/var/lib/smolotchi/events.db")
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_ts REAL NOT NULL, note TEXT)")
+    current = con.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+    with con:
+        for n in range(current + 1, SCHEMA + 1):
+            for sql in MIGRATIONS[n]:
+                con.execute(sql)
+            con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (n, time.time(), __version__))
+        con.execute("INSERT INTO events (ts, kind, version) VALUES (?, 'core-started', ?)", (time.time(), __version__))
+    con.close()
+    log(f"database {path} at schema {max(current, SCHEMA)}")
+
+
 def cmd_core(args):
     log(f"core starting (behaviour {BEHAVIOUR})")
+    if SCHEMA:
+        migrate_db()
     sd_notify(f"READY=1\nSTATUS=smolotchi {__version__} core running")
     usec = int(os.environ.get("WATCHDOG_USEC", "0") or "0")
     interval = usec / 3e6 if usec else 1.0
