@@ -9,6 +9,7 @@ import type { HistoryStore } from './core/history.js';
 import { isDeviceRoot, makeLayout, type Layout } from './core/layout.js';
 import { makeLogger, type Logger } from './core/log.js';
 import { DEFAULT_SETTINGS, loadSettings, type Settings } from './core/settings.js';
+import { checkRoot, checkSystemctl } from './core/preconditions.js';
 
 export interface GlobalOptions {
   root?: string;
@@ -43,11 +44,15 @@ export function toolCommandLine(root = packageRoot()): string {
 }
 
 export function createContext(opts: GlobalOptions, overrides: Partial<Settings> = {}, env = process.env): Context {
-  const layout = makeLayout(opts.root ?? env.SMOLOTCHI_ROOT ?? '/');
+  const root = opts.root ?? env.SMOLOTCHI_ROOT ?? '/';
+  checkRoot(root, opts.root !== undefined ? '--root' : 'SMOLOTCHI_ROOT');
+  const systemctl = opts.systemctl ?? env.SMOLOTCHI_SYSTEMCTL;
+  if (systemctl !== undefined) checkSystemctl(systemctl, opts.systemctl !== undefined ? '--systemctl' : 'SMOLOTCHI_SYSTEMCTL', env);
+  const layout = makeLayout(root);
   const log: Logger = makeLogger({ quiet: opts.quiet, verbose: opts.verbose });
   // Probing the web UI only makes sense where the services really run; the env file may still ask for it.
   const base: Settings = isDeviceRoot(layout) ? DEFAULT_SETTINGS : { ...DEFAULT_SETTINGS, httpCheck: false };
-  const settings = loadSettings(layout.envFile, overrides, base);
+  const settings = loadSettings(layout.envFile, overrides, base, env);
   let store: HistoryStore | null = null;
   let reader: HistoryStore | null | undefined;
   let readWarning: string | null = null;
@@ -55,7 +60,7 @@ export function createContext(opts: GlobalOptions, overrides: Partial<Settings> 
   return {
     layout,
     settings,
-    services: chooseServices(layout, opts.systemctl ?? env.SMOLOTCHI_SYSTEMCTL),
+    services: chooseServices(layout, systemctl),
     log,
     toolCommand: toolCommandLine(),
     env,
