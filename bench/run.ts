@@ -2,7 +2,8 @@
  * `npm run bench`: the rows of issue 12, ours and the baseline measured in the same run, as ratios,
  * with the peak RSS of each of our commands. Both sides install the same releases offline from the
  * same shipped wheels, on the same disk. Then, where a real systemd can boot (root), the downtime
- * of an upgrade (bench/downtime.ts). No test asserts these times: this is the only place they live.
+ * of an upgrade (bench/downtime.ts), lock contention (bench/contention.ts) and, where Ansible is there
+ * too, a fleet rollout (bench/fleet.ts). No test asserts these times: this is the only place they live.
  */
 import { execa } from 'execa';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
@@ -14,7 +15,9 @@ import { fillHistory } from './big-history.js';
 import { benchStack, makeBenchRepo } from './bench-repo.js';
 import { downtimeBench } from './downtime.js';
 import { writeQuickSystemctl } from './quick-systemctl.js';
+import { fleetBench } from './fleet.js';
 import { median } from './gaps.js';
+import { contentionBench, contentionRows } from './contention.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.resolve(here, '..', 'src', 'cli.js');
@@ -46,8 +49,10 @@ async function sample(argv: string[], env: Record<string, string> = {}): Promise
   return { ms, rssKb: Number.isFinite(rss) ? rss : null };
 }
 
-const tool = (root: string, systemctl: string, args: string[]) =>
-  sample([process.execPath, CLI, 'release', ...args, '--root', root, '--systemctl', systemctl, '--quiet']);
+const tool = (root: string, systemctl: string, args: string[]) => {
+  mkdirSync(root, { recursive: true });
+  return sample([process.execPath, CLI, 'release', ...args, '--root', root, '--systemctl', systemctl, '--quiet']);
+};
 
 /** The naive way (issue 12): git archive, python3 -m venv with pip, pip install the release's wheels, ln -sfn + mv -T. */
 async function naiveInstall(repo: string, base: string, version: string): Promise<number> {
@@ -142,6 +147,7 @@ async function main(): Promise<void> {
         'Ours includes fetch from a git mirror, the venv, byte-compile, smoke import, stamp, units, the atomic flip,\n' +
         'restarts, the health gate and the SQLite history.\n',
     );
+    process.stdout.write(contentionRows(await contentionBench(CLI, path.join(work, 'contention'), repo)));
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -149,3 +155,4 @@ async function main(): Promise<void> {
 
 await main();
 if (process.env.BENCH_DOWNTIME !== '0') await downtimeBench(RUNS, (s) => process.stdout.write(s));
+if (process.env.BENCH_FLEET !== '0') await fleetBench((s) => process.stdout.write(s));

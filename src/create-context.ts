@@ -1,14 +1,15 @@
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { packageRoot } from './core/package-root.js';
-import { openHistory, openHistoryReadOnly } from './adapters/history-db.js';
-import { seedHistory } from './core/history-seed.js';
+import { ENTRY_POINT_FILE, packageRoot } from './core/package-root.js';
+import { openToolHistory, readToolHistory } from './core/tool-history.js';
+import { resolveServiceIdentity, type ServiceIdentity } from './adapters/service-user.js';
 import { makeNoServiceManager, makeSystemd, type ServiceManager } from './adapters/systemctl.js';
 import type { Context } from './core/context.js';
 import type { HistoryStore } from './core/history.js';
 import { isDeviceRoot, makeLayout, type Layout } from './core/layout.js';
 import { makeLogger, type Logger } from './core/log.js';
 import { DEFAULT_SETTINGS, loadSettings, type Settings } from './core/settings.js';
+import { checkRoot, checkSystemctl } from './core/preconditions.js';
 
 export interface GlobalOptions {
   root?: string;
@@ -29,34 +30,54 @@ function chooseServices(layout: Layout, systemctl: string | undefined): ServiceM
   return makeSystemd({});
 }
 
-/** The installed CLI, however it was invoked (bin symlink, node path, tests): units name it stably. */
-function toolCommandLine(): string {
-  return `${realpathSync(process.execPath)} ${path.join(packageRoot(), 'dist', 'src', 'cli.js')}`;
+/**
+ * The command the boot-time unit runs. An installed package says it in its `entry-point` file
+ * (the .deb: /usr/bin/smolotchi), so moving node or the package never breaks boot recovery; a
+ * checkout (tests, the demo) names this node and this cli.js.
+ */
+export function toolCommandLine(root = packageRoot()): string {
+  try {
+    const entry = readFileSync(path.join(root, ENTRY_POINT_FILE), 'utf8').trim();
+    if (entry) return entry;
+  } catch {
+    // no entry-point file: a checkout
+  }
+  return `${realpathSync(process.execPath)} ${path.join(root, 'dist', 'src', 'cli.js')}`;
 }
 
 export function createContext(opts: GlobalOptions, overrides: Partial<Settings> = {}, env = process.env): Context {
-  const layout = makeLayout(opts.root ?? env.SMOLOTCHI_ROOT ?? '/');
+  const root = opts.root ?? env.SMOLOTCHI_ROOT ?? '/';
+  checkRoot(root, opts.root !== undefined ? '--root' : 'SMOLOTCHI_ROOT');
+  const systemctl = opts.systemctl ?? env.SMOLOTCHI_SYSTEMCTL;
+  if (systemctl !== undefined) checkSystemctl(systemctl, opts.systemctl !== undefined ? '--systemctl' : 'SMOLOTCHI_SYSTEMCTL', env);
+  const layout = makeLayout(root);
   const log: Logger = makeLogger({ quiet: opts.quiet, verbose: opts.verbose });
   // Probing the web UI only makes sense where the services really run; the env file may still ask for it.
   const base: Settings = isDeviceRoot(layout) ? DEFAULT_SETTINGS : { ...DEFAULT_SETTINGS, httpCheck: false };
-  const settings = loadSettings(layout.envFile, overrides, base);
+  const settings = loadSettings(layout.envFile, overrides, base, env);
   let store: HistoryStore | null = null;
   let reader: HistoryStore | null | undefined;
   let readWarning: string | null = null;
+  let identity: ServiceIdentity | undefined;
   return {
     layout,
     settings,
-    services: chooseServices(layout, opts.systemctl ?? env.SMOLOTCHI_SYSTEMCTL),
+    services: chooseServices(layout, systemctl),
     log,
     toolCommand: toolCommandLine(),
     env,
+    serviceIdentity() {
+      if (!identity) {
+        identity = resolveServiceIdentity({ deviceRoot: isDeviceRoot(layout), env });
+        log.debug(`release code runs as ${identity.name} (uid ${identity.uid}): ${identity.reason}`);
+      }
+      return identity;
+    },
     history() {
       if (!store) {
         // One connection per command: a reader opened earlier gives way to the writer.
         reader?.close();
-        const opened = openHistory(layout.historyDb, log, { fullCheck: opts.fullHistoryCheck });
-        store = opened.store;
-        if (opened.rebuiltFrom) seedHistory(store, layout, log, opened.rebuiltFrom);
+        store = openToolHistory(layout, log, { fullCheck: opts.fullHistoryCheck });
         readWarning = null; // the rebuild message says it all
       }
       return store;
@@ -64,7 +85,7 @@ export function createContext(opts: GlobalOptions, overrides: Partial<Settings> 
     readHistory() {
       if (store) return store;
       // Held back: a mutating command about to rebuild the file says so once, in its own words.
-      if (reader === undefined) reader = openHistoryReadOnly(layout.historyDb, { ...log, warn: (m) => void (readWarning = m) });
+      if (reader === undefined) reader = readToolHistory(layout, { ...log, warn: (m) => void (readWarning = m) });
       return reader;
     },
     close() {

@@ -1,6 +1,6 @@
 import type { Context } from '../core/context.js';
 import { UsageError } from '../core/errors.js';
-import { historyReadable, type DeployRow } from '../core/history.js';
+import { historyReadable, type DeployRow, type MarkEvent } from '../core/history.js';
 
 export interface HistoryOptions {
   limit?: number;
@@ -9,8 +9,10 @@ export interface HistoryOptions {
 export interface HistoryResult {
   command: 'history';
   deploys: DeployRow[];
+  /** Marks as they were set (gate, rebuild, operator), newest first, as many as --limit. */
+  marks: MarkEvent[];
   /** False when there is no readable history (fresh device or unreadable file). */
-  available: boolean;
+  historyAvailable: boolean;
 }
 
 /** Read-only: never takes the lock, works during an install (WAL readers). */
@@ -19,5 +21,6 @@ export async function history(options: HistoryOptions, ctx: Context): Promise<Hi
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError('--limit must be a whole number from 1 to 10000');
   const store = ctx.readHistory();
   const deploys = store?.listDeploys(limit) ?? [];
-  return { command: 'history', deploys, available: historyReadable(store) };
+  const marks = store?.markEvents(limit) ?? [];
+  return { command: 'history', deploys, marks, historyAvailable: historyReadable(store) };
 }

@@ -2,6 +2,9 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/** Written into an installed package's folder by `npm run package`: the command that runs the tool. */
+export const ENTRY_POINT_FILE = 'entry-point';
+
 let cached: string | null = null;
 
 /**

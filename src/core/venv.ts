@@ -3,18 +3,34 @@ import { link, lstat, mkdir, readdir, readFile, readlink, realpath, rm, stat, sy
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as py from '../adapters/python.js';
+import type { ServiceIdentity } from '../adapters/service-user.js';
+import { grantFolder, grantPycacheFolders, reclaimFromService } from './build-ownership.js';
+import { extraRequirements } from './app-extras.js';
+import { PI_REQUIREMENTS, type Profile } from './device-profile.js';
 import { ReleaseError } from './errors.js';
 import { killPoint } from './killpoint.js';
 import type { Logger } from './log.js';
-import { applyVenvDiff, planVenvDiff } from './venv-diff.js';
 
 export interface VenvSpec {
   releaseDir: string;
   python: string;
   /** Relative to releaseDir, installed in addition to the default file; each must exist. */
   requirementFiles: string[];
-  /** Each maps to requirements/<extra>.txt, which must exist. */
+  /** Extras of the release's pyproject.toml; null: the defaults it has (see app-extras.ts). */
+  extras: string[] | null;
+  /** Whether the display unit is enabled: the default extras then include `display`. */
+  display?: boolean;
+  /** `pi` adds requirements/pi_zero.txt when the release ships it. */
+  profile?: Profile;
+  /** Who runs pip, build backends, byte-compile and the smoke import (never root). */
+  runAs: ServiceIdentity;
+}
+
+/** Everything pip installs for a spec: requirement files and the extras' requirement strings. */
+export interface RequirementSet {
+  files: string[];
   extras: string[];
+  requirements: string[];
 }
 
 export interface ReuseCandidate {
@@ -25,22 +41,22 @@ export interface ReuseCandidate {
 export interface BuiltVenv {
   requirementHash: string;
   pythonVersion: string;
-  /** The release whose venv was cloned (identical or incremental), null for a fresh build. */
   reusedFrom: string | null;
-  /** clone: identical set, no pip; incremental: clone + pip for the difference; fresh: venv + pip. */
-  mode: 'clone' | 'incremental' | 'fresh';
   durationMs: number;
 }
 
 export const VENV_DIR = '.venv';
-const EXTRA_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 async function exists(file: string): Promise<boolean> {
   return stat(file).then(() => true, () => false);
 }
 
-/** The files pip reads, relative to the release: its default file (if any), named files, extras. */
-export async function resolveRequirementFiles(spec: VenvSpec): Promise<string[]> {
+/**
+ * What pip installs, as the app's deploy flow does: requirements/base.txt (or requirements.txt),
+ * requirements/pi_zero.txt on the `pi` profile, files named in the settings, and the requirements
+ * of the chosen pyproject extras.
+ */
+export async function resolveRequirements(spec: VenvSpec): Promise<RequirementSet> {
   const root = path.resolve(spec.releaseDir);
   const files: string[] = [];
   for (const fallback of ['requirements/base.txt', 'requirements.txt']) {
@@ -49,18 +65,15 @@ export async function resolveRequirementFiles(spec: VenvSpec): Promise<string[]>
       break;
     }
   }
-  const named = [...spec.requirementFiles];
-  for (const extra of spec.extras) {
-    if (!EXTRA_NAME.test(extra)) throw new ReleaseError(`invalid extra name ${JSON.stringify(extra)}`);
-    named.push(`requirements/${extra}.txt`);
-  }
-  for (const name of named) {
+  if (spec.profile === 'pi' && (await exists(path.join(root, PI_REQUIREMENTS)))) files.push(PI_REQUIREMENTS);
+  for (const name of spec.requirementFiles) {
     const rel = path.relative(root, path.resolve(root, name));
     if (rel.startsWith('..') || path.isAbsolute(rel)) throw new ReleaseError(`requirement file ${name} is outside the release`);
     if (!(await exists(path.join(root, rel)))) throw new ReleaseError(`requirement file ${rel} is named but missing from the release`);
     if (!files.includes(rel)) files.push(rel);
   }
-  return files;
+  const { extras, requirements } = await extraRequirements(root, spec.extras, spec.display ?? false);
+  return { files, extras, requirements };
 }
 
 /** Nested `-r`/`-c` files change what pip installs, so they belong in the hash too. */
@@ -73,32 +86,24 @@ function nestedFiles(text: string, fromFile: string): string[] {
   return out;
 }
 
-/** Each requirement file pip will read, nested `-r`/`-c` files included, in the order pip meets them. */
-async function requirementTexts(root: string, files: string[]): Promise<Array<{ file: string; content: string }>> {
-  const queue = files.map((f) => path.join(root, f));
+async function requirementHashFor(spec: VenvSpec, version: string, set: RequirementSet): Promise<string> {
+  const root = path.resolve(spec.releaseDir);
+  const hash = createHash('sha256');
+  // The interpreter path counts too: a venv links to its base interpreter.
+  hash.update(`python ${spec.python} ${version}\n`);
+  const queue = set.files.map((f) => path.join(root, f));
   const seen = new Set<string>();
-  const out: Array<{ file: string; content: string }> = [];
   while (queue.length > 0) {
     const file = queue.shift()!;
     if (seen.has(file)) continue;
     seen.add(file);
     const content = await readFile(file, 'utf8').catch(() => null);
     if (content === null) continue; // pip reports the missing file itself
-    out.push({ file, content });
+    hash.update(`file ${path.relative(root, file)} ${Buffer.byteLength(content)}\n${content}\n`);
     queue.push(...nestedFiles(content, file));
   }
-  return out;
-}
-
-async function requirementHashFor(spec: VenvSpec, version: string, files: string[]): Promise<string> {
-  const root = path.resolve(spec.releaseDir);
-  const hash = createHash('sha256');
-  // The interpreter path counts too: a venv links to its base interpreter.
-  hash.update(`python ${spec.python} ${version}\n`);
-  for (const { file, content } of await requirementTexts(root, files)) {
-    hash.update(`file ${path.relative(root, file)} ${Buffer.byteLength(content)}\n${content}\n`);
-  }
-  hash.update(`extras ${spec.extras.join(',')}\n`);
+  hash.update(`extras ${set.extras.join(',')}\n`);
+  for (const req of set.requirements) hash.update(`requirement ${req}\n`);
   for (const [name, size] of await wheelListing(path.join(root, 'wheels'))) hash.update(`wheel ${name} ${size}\n`);
   return hash.digest('hex');
 }
@@ -111,8 +116,8 @@ async function wheelListing(dir: string): Promise<Array<[string, number]>> {
 
 /** Same hash, same venv contents: the key under which a release's venv can be shared. */
 export async function requirementHash(spec: VenvSpec): Promise<string> {
-  const version = await py.pythonVersion(spec.python);
-  return requirementHashFor(spec, version, await resolveRequirementFiles(spec));
+  const version = await py.pythonVersion(spec.python, spec.runAs);
+  return requirementHashFor(spec, version, await resolveRequirements(spec));
 }
 
 /**
@@ -149,25 +154,25 @@ async function cloneTree(src: string, dst: string, from: { venv: string; release
   );
 }
 
-async function cloneVenv(fromRelease: string, venvDir: string): Promise<void> {
+async function cloneVenv(fromRelease: string, venvDir: string, as: ServiceIdentity): Promise<void> {
   const from = { release: fromRelease, venv: path.join(fromRelease, VENV_DIR) };
   await cloneTree(from.venv, venvDir, from, venvDir);
   // A source venv built under another path (another root) keeps pointing there: not a clone.
   const activate = await readFile(path.join(venvDir, 'bin', 'activate'), 'utf8').catch(() => null);
   if (activate !== null && !activate.includes(venvDir)) throw new Error(`${from.venv} was built at another path`);
-  const prefix = await py.venvPrefix(py.venvPython(venvDir));
+  const prefix = await py.venvPrefix(py.venvPython(venvDir), as);
   if ((await realpath(prefix)) !== (await realpath(venvDir))) throw new Error(`cloned venv reports prefix ${prefix}`);
 }
 
 /** First candidate with the same hash and a venv on disk; the venv is cloned or the slot stays empty. */
-async function tryReuse(venvDir: string, hash: string, candidates: ReuseCandidate[], log: Logger): Promise<string | null> {
+async function tryReuse(venvDir: string, hash: string, candidates: ReuseCandidate[], log: Logger, as: ServiceIdentity): Promise<string | null> {
   const self = path.dirname(venvDir);
   for (const c of candidates) {
     const from = path.resolve(c.releaseDir);
     if (c.requirementHash !== hash || from === self) continue;
     if (!(await exists(path.join(from, VENV_DIR, 'pyvenv.cfg')))) continue;
     try {
-      await cloneVenv(from, venvDir);
+      await cloneVenv(from, venvDir, as);
       return from;
     } catch (err) {
       log.warn(`could not reuse the venv of ${from} (${err instanceof Error ? err.message : String(err)}); building it`);
@@ -195,91 +200,58 @@ async function releaseCode(releaseDir: string): Promise<string[]> {
 }
 
 /**
- * No identical venv: clone the nearest one and let pip change only what differs. Null (and an
- * empty slot) when no release is near enough or the clone cannot be brought to the new set.
- */
-async function tryIncremental(
-  venvDir: string,
-  texts: string[],
-  interpreter: { python: string; version: string },
-  candidates: ReuseCandidate[],
-  install: () => Promise<void>,
-  log: Logger,
-): Promise<{ from: string; removed: string[] } | null> {
-  const self = path.dirname(venvDir);
-  const others = candidates.filter((c) => path.resolve(c.releaseDir) !== self);
-  const plan = await planVenvDiff(texts, others, interpreter, VENV_DIR);
-  if (!plan) return null;
-  try {
-    await cloneVenv(plan.fromRelease, venvDir);
-    killPoint('venv-cloned');
-    const { removed } = await applyVenvDiff(plan, venvDir, install);
-    return { from: plan.fromRelease, removed };
-  } catch (err) {
-    log.warn(`could not update a clone of ${plan.fromRelease}'s venv (${err instanceof Error ? err.message : String(err)}); building it`);
-    await rm(venvDir, { recursive: true, force: true });
-    return null;
-  }
-}
-
-/**
- * Build `<release>/.venv` at its final path (a venv records its own location): a clone of an
- * identical venv, else a clone of the nearest one with pip applying the difference, else a fresh
- * build. Then byte-compile and import the app. Throws on any failure; the caller removes the release.
+ * Build `<release>/.venv` at its final path (a venv records its own location), from a clone of an
+ * identical venv when one exists, then byte-compile and import the app. Throws on any failure;
+ * the caller removes the release.
  */
 export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandidates: ReuseCandidate[] }): Promise<BuiltVenv> {
   const started = performance.now();
   const since = () => Math.round(performance.now() - started);
   const releaseDir = path.resolve(spec.releaseDir);
   const venvDir = path.join(releaseDir, VENV_DIR);
-  const version = await py.pythonVersion(spec.python);
-  const files = await resolveRequirementFiles(spec);
-  const hash = await requirementHashFor(spec, version, files);
+  const version = await py.pythonVersion(spec.python, spec.runAs);
+  py.assertSafePathSupport(version, spec.python);
+  const set = await resolveRequirements(spec);
+  const hash = await requirementHashFor(spec, version, set);
   // A venv shipped in the archive or left half-built is never trusted.
   if (await lstat(venvDir).then(() => true, () => false)) await rm(venvDir, { recursive: true, force: true });
 
-  const wheels = path.join(releaseDir, 'wheels');
-  const findLinks = (await exists(wheels)) ? wheels : null;
-  const reqs = files.map((f) => path.join(releaseDir, f));
-  const install = () => py.pipInstall({ hostPython: spec.python, venvDir, requirementFiles: reqs, findLinks, cwd: releaseDir });
-
-  let reusedFrom = await tryReuse(venvDir, hash, opts.reuseCandidates, opts.log);
-  let mode: BuiltVenv['mode'] = 'clone';
+  const reusedFrom = await tryReuse(venvDir, hash, opts.reuseCandidates, opts.log, spec.runAs);
   if (reusedFrom) {
     killPoint('venv-cloned');
     opts.log.info(`venv: reused ${reusedFrom} by hard links (${since()} ms)`);
   } else {
-    const texts = (await requirementTexts(releaseDir, files)).map((t) => t.content);
-    const interpreter = { python: spec.python, version };
-    const diff = await tryIncremental(venvDir, texts, interpreter, opts.reuseCandidates, install, opts.log);
-    if (diff) {
-      reusedFrom = diff.from;
-      mode = 'incremental';
-      killPoint('venv-pip-done');
-      const removed = diff.removed.length ? `, removed ${diff.removed.join(' ')}` : '';
-      opts.log.info(`venv: cloned ${diff.from} by hard links, pip installed the difference${removed} (${since()} ms)`);
-    } else {
-      mode = 'fresh';
-      await py.createVenv(spec.python, venvDir);
-      killPoint('venv-created');
-      await install();
-      killPoint('venv-pip-done');
-      opts.log.info(`venv: built with ${files.length ? files.join(', ') : 'no requirements'}${findLinks ? ' from wheels/' : ''} (${since()} ms)`);
-    }
+    // The service user builds the venv: it may write this folder and nothing else of the release.
+    await grantFolder(venvDir, spec.runAs);
+    await py.createVenv(spec.python, venvDir, spec.runAs);
+    killPoint('venv-created');
+    const wheels = path.join(releaseDir, 'wheels');
+    const findLinks = (await exists(wheels)) ? wheels : null;
+    const reqs = set.files.map((f) => path.join(releaseDir, f));
+    await py.pipInstall({ hostPython: spec.python, venvDir, requirementFiles: reqs, requirements: set.requirements, findLinks, cwd: releaseDir, as: spec.runAs });
+    killPoint('venv-pip-done');
+    const what = [...set.files, ...(set.extras.length ? [`extras ${set.extras.join(', ')}`] : [])];
+    opts.log.info(`venv: built with ${what.length ? what.join(', ') : 'no requirements'}${findLinks ? ' from wheels/' : ''} (${since()} ms)`);
   }
 
   const python = py.venvPython(venvDir);
-  // A clone's .pyc files are its source's, and pip compiles what it installs into a clone: walking
-  // them again costs more than the clone itself. After a fresh build, third-party files that do
-  // not compile (templates named .py) are skipped, as pip itself does; the app's own code must compile.
-  if (mode === 'fresh') {
-    await py.byteCompile(python, await sitePackages(venvDir)).catch((err: unknown) => {
+  // A clone's .pyc files are its source's, compiled when that was built: walking them again costs
+  // more than the clone itself. Third-party files that do not compile (templates named .py) are
+  // skipped, as pip itself does; the app's own code must compile.
+  if (!reusedFrom) {
+    await py.byteCompile(python, await sitePackages(venvDir), spec.runAs).catch((err: unknown) => {
       opts.log.warn(`some installed files did not byte-compile: ${err instanceof Error ? err.message : String(err)}`);
     });
   }
-  await py.compileAndImport(python, releaseDir, await releaseCode(releaseDir));
+  await grantPycacheFolders(releaseDir, spec.runAs, (name) => name.startsWith('.'));
+  await py.byteCompile(python, await releaseCode(releaseDir), spec.runAs);
+  killPoint('venv-compiled');
+  // Root's again, read-only, before any more release code runs: the smoke import sees what units will.
+  const reclaimed = await reclaimFromService(releaseDir, spec.runAs);
+  if (spec.runAs.switched) opts.log.debug(`venv: built as ${spec.runAs.name}; ${reclaimed} entries made root's`);
+  await py.smokeImport(python, releaseDir, spec.runAs);
   killPoint('venv-smoke-done');
   const durationMs = since();
   opts.log.debug(`venv: compiled and smoke-imported (${durationMs} ms in all)`);
-  return { requirementHash: hash, pythonVersion: version, reusedFrom, mode, durationMs };
+  return { requirementHash: hash, pythonVersion: version, reusedFrom, durationMs };
 }

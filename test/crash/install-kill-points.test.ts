@@ -25,7 +25,7 @@ interface Case {
 // 1.0.0 -> 1.1.0: venv cloned by hard links, ai unit removed, core and web changed, 0.9.0 pruned (keep 2).
 const UPGRADE = [
   'lock-acquired', 'recovered', 'fetch', 'staging-created', 'extract-entry-1', 'extract-entry-6', 'fetched',
-  'promote', 'promote-renamed', 'venv', 'venv-cloned', 'venv-smoke-done',
+  'promote', 'promote-renamed', 'venv', 'venv-cloned', 'venv-compiled', 'venv-smoke-done',
   'stamp', 'tree-synced', 'atomic-temp:.smolotchi-release.json', 'atomic-renamed:.smolotchi-release.json', 'stamp-written',
   'render-units', 'write-units', 'atomic-temp:smolotchi-core.service', 'atomic-temp:smolotchi-web.service',
   'stop-removed-units', 'atomic-renamed:smolotchi-core.service', 'atomic-renamed:smolotchi-web.service',
@@ -35,7 +35,7 @@ const UPGRADE = [
   'prune', 'prune-remove', 'trash-renamed:0.9.0', 'prune-removed', 'install-finished',
 ];
 // 1.0.0 -> 2.0.0: no venv to clone, so python -m venv and pip (a shipped wheel) run.
-const FRESH_VENV = ['venv-created', 'venv-pip-done', 'venv-smoke-done'];
+const FRESH_VENV = ['venv-created', 'venv-pip-done', 'venv-compiled'];
 // 1.0.0 -> 1.2.0: its health check fails; the automatic rollback re-activates 1.0.0 (steps repeat: #2;
 // both render the same units, so neither writes them nor reloads systemd).
 const FAILING = ['gate-failed', 'auto-rollback', 'render-units#2', 'units-unchanged#2', 'flip#2', 'flip-symlinked#2', 'flip-renamed#2', 'restart#2', 'gate-passed'];

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveServiceIdentity } from '../../src/adapters/service-user.js';
 import { ReleaseError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/log.js';
 import { buildVenv, requirementHash, type VenvSpec } from '../../src/core/venv.js';
@@ -47,7 +48,9 @@ async function makeRelease(version: string, spec: ReleaseFiles = {}): Promise<st
   return dir;
 }
 
-const spec = (releaseDir: string, extra: Partial<VenvSpec> = {}): VenvSpec => ({ releaseDir, python: PYTHON, requirementFiles: [], extras: [], ...extra });
+// Whoever runs the tests builds as themselves here; test/integration/release-code-user.test.ts switches.
+const runAs = resolveServiceIdentity({ deviceRoot: false, env: {} });
+const spec = (releaseDir: string, extra: Partial<VenvSpec> = {}): VenvSpec => ({ releaseDir, python: PYTHON, requirementFiles: [], extras: [], runAs, ...extra });
 
 async function sitePackages(releaseDir: string): Promise<string> {
   const lib = path.join(releaseDir, '.venv/lib');
@@ -135,7 +138,7 @@ describe.skipIf(skipReason !== null)('buildVenv with real venvs', () => {
     expect(warnings).toEqual([]);
   });
 
-  it('updates a clone for a different requirement set instead of sharing the venv as is', async () => {
+  it('does not reuse a venv for a different requirement set', async () => {
     const a = path.join(root, 'opt/smolotchi/releases/1.0.0');
     const aHash = await requirementHash(spec(a));
     const c = await makeRelease('1.1.0', {
@@ -144,7 +147,7 @@ describe.skipIf(skipReason !== null)('buildVenv with real venvs', () => {
     });
     expect(await requirementHash(spec(c))).not.toBe(aHash);
     const built = await buildVenv(spec(c), { log, reuseCandidates: [{ releaseDir: a, requirementHash: aHash }] });
-    expect(built).toMatchObject({ mode: 'incremental', reusedFrom: a });
+    expect(built.reusedFrom).toBeNull();
     await execa(path.join(c, '.venv/bin/python'), ['-c', 'import demopkg, otherpkg']);
   });
 
@@ -169,17 +172,24 @@ describe.skipIf(skipReason !== null)('buildVenv with real venvs', () => {
     warnings.length = 0;
   });
 
-  it('installs requirements/<extra>.txt for each extra and refuses a missing one', async () => {
+  it('installs the chosen pyproject extras and requirements/pi_zero.txt on the pi profile; the hash follows both', async () => {
     const dir = await makeRelease('3.0.0', {
-      files: { 'requirements/base.txt': 'demopkg==1.0.0\n', 'requirements/ai.txt': 'otherpkg==2.0.0\n' },
-      wheels: [['demopkg', '1.0.0'], ['otherpkg', '2.0.0']],
+      files: {
+        'requirements/base.txt': 'demopkg==1.0.0\n',
+        'requirements/pi_zero.txt': '-r base.txt\ngpiopkg==1.0.0\n',
+        'pyproject.toml': '[project]\nname = "smolotchi"\n[project.optional-dependencies]\nweb = ["otherpkg==2.0.0"]\ncore = []\n',
+      },
+      wheels: [['demopkg', '1.0.0'], ['otherpkg', '2.0.0'], ['gpiopkg', '1.0.0']],
     });
-    const plain = await requirementHash(spec(dir));
-    expect(await requirementHash(spec(dir, { extras: ['ai'] }))).not.toBe(plain);
-    await buildVenv(spec(dir, { extras: ['ai'] }), { log, reuseCandidates: [] });
-    await execa(path.join(dir, '.venv/bin/python'), ['-c', 'import demopkg, otherpkg']);
-    const err = await failure(buildVenv(spec(dir, { extras: ['gpu'] }), { log, reuseCandidates: [] }));
-    expect(err.message).toContain('requirements/gpu.txt');
+    const none = await requirementHash(spec(dir));
+    const withDefaults = await requirementHash(spec(dir, { extras: null }));
+    const onPi = await requirementHash(spec(dir, { extras: null, profile: 'pi' }));
+    expect(new Set([none, withDefaults, onPi]).size).toBe(3);
+    await buildVenv(spec(dir, { extras: null, profile: 'pi' }), { log, reuseCandidates: [] });
+    await execa(path.join(dir, '.venv/bin/python'), ['-c', 'import demopkg, otherpkg, gpiopkg']);
+    const err = await buildVenv(spec(dir, { extras: ['gpu'] }), { log, reuseCandidates: [] }).then(() => null, (e: Error) => e);
+    expect(err?.message).toContain('"gpu"');
+    expect((err as ReleaseError).exitCode).toBe(2);
   });
 
   it('fails an unknown requirement with one line naming it', async () => {

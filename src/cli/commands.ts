@@ -1,0 +1,193 @@
+import { Option, type Command } from 'commander';
+import type { Context } from '../core/context.js';
+import { ExitCode, type ExitCodeValue } from '../core/exit-codes.js';
+import type { CommandResult } from '../render/render.js';
+import { positiveInt, waitSeconds, type CliOptions } from './flags.js';
+
+/**
+ * One `smolotchi release <name>` command: what the program registers, what `--help` shows and
+ * what the JSON-schema test iterates over. A new command is one more entry in RELEASE_COMMANDS
+ * (plus schemas/<name>.schema.json and a renderer).
+ */
+export interface CommandSpec {
+  name: string;
+  /** Positional arguments in commander syntax: '<version>', '[version]'. */
+  args?: string;
+  summary: string;
+  /** Shared flag sets it takes; --root is on by default (keygen and pack never read the device). */
+  uses: { root?: boolean; systemctl?: boolean; wait?: boolean; gate?: boolean };
+  /** The command's own flags: shown first in its help. */
+  options?: (cmd: Command) => void;
+  examples: string[];
+  exitCodes: ExitCodeValue[];
+  run(o: CliOptions, args: string[], ctx: Context): Promise<CommandResult>;
+}
+
+const dryRun = (cmd: Command, what: string) => cmd.option('--dry-run', what);
+const { ok, failed, usage, notFound, integrity, rolledBack, degraded, locked } = ExitCode;
+
+export const RELEASE_COMMANDS: CommandSpec[] = [
+  {
+    name: 'install',
+    args: '<version>',
+    summary: 'install <ver|latest|./smolotchi-X.Y.Z.tar.gz>, switch to it and prove it healthy',
+    uses: { systemctl: true, wait: true, gate: true },
+    options: (cmd) => {
+      cmd.option('--source <source>', 'git URL or path, or a folder/URL of smolotchi-<ver>.tar.gz archives');
+      cmd.addOption(new Option('--source-kind <kind>', 'what --source is (default: auto, from its text or by asking an http(s) URL)').choices(['git', 'tarball', 'auto']));
+      dryRun(cmd, 'resolve the version and print the plan, change nothing');
+      cmd.option('--force', 'install even if marked bad, already current, or its tag moved; take over a lock from another host or boot');
+      cmd.option('--allow-downgrade', 'install a version older than the current one');
+    },
+    examples: [
+      'smolotchi release install 1.4.2 --source https://github.com/161sam/smolotchi.git',
+      'smolotchi release install latest --wait=120',
+      'smolotchi release install ./smolotchi-1.4.2.tar.gz',
+      'smolotchi release install 1.5.0 --dry-run --json',
+    ],
+    exitCodes: [ok, failed, usage, notFound, integrity, rolledBack, degraded, locked],
+    run: async (o, [target], ctx) =>
+      (await import('../commands/install.js')).install(
+        {
+          target: target!,
+          source: o.source as string | undefined,
+          sourceKind: o.sourceKind as 'git' | 'tarball' | 'auto' | undefined,
+          dryRun: Boolean(o.dryRun),
+          force: Boolean(o.force),
+          allowDowngrade: Boolean(o.allowDowngrade),
+          waitSeconds: waitSeconds(o),
+        },
+        ctx,
+      ),
+  },
+  {
+    name: 'rollback',
+    summary: 'switch back to the last good release (or --to a release on disk)',
+    uses: { systemctl: true, wait: true, gate: true },
+    options: (cmd) => {
+      cmd.option('--to <version>', 'a complete release already on this device');
+      cmd.option('--restore-data', "also write back the app's data as the target last left it (newer data is lost)");
+      dryRun(cmd, 'print the plan, change nothing');
+    },
+    examples: ['smolotchi release rollback', 'smolotchi release rollback --to 1.3.0 --settle 10', 'smolotchi release rollback --restore-data'],
+    exitCodes: [ok, failed, usage, notFound, rolledBack, degraded, locked],
+    run: async (o, _a, ctx) =>
+      (await import('../commands/rollback.js')).rollback(
+        { to: o.to as string | undefined, dryRun: Boolean(o.dryRun), waitSeconds: waitSeconds(o), restoreData: Boolean(o.restoreData) },
+        ctx,
+      ),
+  },
+  {
+    name: 'history',
+    summary: 'deploys, newest first',
+    uses: {},
+    options: (cmd) => cmd.addOption(new Option('--limit <n>', 'how many rows (default 20)').argParser(positiveInt('--limit', 1, 10_000))),
+    examples: ['smolotchi release history --limit 10', 'smolotchi release history --json | jq ".deploys[0]"'],
+    exitCodes: [ok, usage],
+    run: async (o, _a, ctx) => (await import('../commands/history.js')).history({ limit: o.limit as number | undefined }, ctx),
+  },
+  {
+    name: 'list',
+    summary: 'releases on disk: current, last good, rollback target, bad',
+    uses: {},
+    examples: ['smolotchi release list', 'smolotchi release list --json'],
+    exitCodes: [ok, usage, notFound],
+    run: async (_o, _a, ctx) => (await import('../commands/list.js')).list({}, ctx),
+  },
+  {
+    name: 'status',
+    summary: 'current and last good release, last deploy, degraded state, unit drift, lock holder',
+    uses: {},
+    examples: ['smolotchi release status', 'smolotchi release status --json || alert "device degraded"'],
+    exitCodes: [ok, usage, notFound, degraded],
+    run: async (_o, _a, ctx) => (await import('../commands/status.js')).status({}, ctx),
+  },
+  {
+    name: 'prune',
+    summary: 'remove old releases beyond --keep (never current, last good or rollback target)',
+    uses: { systemctl: true, wait: true },
+    options: (cmd) => {
+      cmd.addOption(new Option('--keep <n>', 'releases to keep (default: SMOLOTCHI_RELEASE_KEEP, 3)').argParser(positiveInt('--keep', 1, 100)));
+      dryRun(cmd, 'print what would be removed, change nothing');
+    },
+    examples: ['smolotchi release prune --keep 2 --dry-run', 'smolotchi release prune --keep 2'],
+    exitCodes: [ok, failed, usage, locked],
+    run: async (o, _a, ctx) =>
+      (await import('../commands/prune.js')).prune({ keep: o.keep as number | undefined, dryRun: Boolean(o.dryRun), waitSeconds: waitSeconds(o) }, ctx),
+  },
+  {
+    name: 'recover',
+    summary: 'finish or undo an interrupted deploy (runs at boot and before every mutating command)',
+    uses: { systemctl: true, wait: true },
+    options: (cmd) =>
+      cmd
+        .option('--boot', 'running from the boot-time unit: repair, but do not restart units')
+        .option('--force', 'take over a release lock left by another host or boot'),
+    examples: [
+      'smolotchi release recover',
+      'smolotchi release recover --boot    # what smolotchi-release-check.service runs',
+      'smolotchi release recover --force   # the lock names another host or boot, and nothing runs there',
+    ],
+    exitCodes: [ok, failed, integrity, locked],
+    run: async (o, _a, ctx) =>
+      (await import('../commands/recover.js')).recover({ boot: Boolean(o.boot), force: Boolean(o.force), waitSeconds: waitSeconds(o) }, ctx),
+  },
+  {
+    name: 'verify',
+    args: '[version]',
+    summary: 're-hash installed releases against their recorded file list and signed manifest',
+    uses: {},
+    options: (cmd) => cmd.option('--all', 'every complete release on disk (default: the current one)'),
+    examples: ['smolotchi release verify', 'smolotchi release verify 1.3.0', 'smolotchi release verify --all --json'],
+    exitCodes: [ok, usage, notFound, integrity],
+    run: async (o, [version], ctx) => (await import('../commands/verify.js')).verify({ version, all: Boolean(o.all) }, ctx),
+  },
+  {
+    name: 'init',
+    summary: 'prepare a device: the smolotchi user, folders with owners and modes, /etc/smolotchi/env, the boot-time check',
+    uses: { systemctl: true },
+    options: (cmd) => dryRun(cmd, 'print what would be created or changed, change nothing'),
+    examples: ['sudo smolotchi release init --dry-run', 'sudo smolotchi release init && sudo smolotchi release install latest'],
+    exitCodes: [ok, failed, usage],
+    run: async (o, _a, ctx) => (await import('../commands/init.js')).init({ dryRun: Boolean(o.dryRun) }, ctx),
+  },
+  {
+    name: 'mark',
+    args: '<state> <version>',
+    summary: 'mark a release good or bad by hand (as `rauc status mark-good|mark-bad`), recorded in the history',
+    uses: { wait: true },
+    options: (cmd) => cmd.option('--reason <text>', 'why (one line): shown by status, list and history'),
+    examples: ['smolotchi release mark bad 1.4.2 --reason "e-paper display stays blank"', 'smolotchi release mark good 1.4.1'],
+    exitCodes: [ok, failed, usage, notFound, locked],
+    run: async (o, [state, version], ctx) =>
+      (await import('../commands/mark.js')).mark({ state: state!, version: version!, reason: o.reason as string | undefined, waitSeconds: waitSeconds(o) }, ctx),
+  },
+  {
+    name: 'keygen',
+    summary: 'make an ed25519 release signing key pair: smolotchi-<keyid>.key (0600) and .pub',
+    uses: { root: false },
+    options: (cmd) => cmd.requiredOption('--out <dir>', 'folder for the two key files'),
+    examples: ['smolotchi release keygen --out ~/smolotchi-keys'],
+    exitCodes: [ok, failed, usage],
+    run: async (o, _a, ctx) => (await import('../commands/keygen.js')).keygen({ out: o.out as string }, ctx),
+  },
+  {
+    name: 'pack',
+    summary: 'build smolotchi-X.Y.Z.tar.gz from a tag, with its .sha256, signed manifest and signature',
+    uses: { root: false },
+    options: (cmd) => {
+      cmd.requiredOption('--repo <path|url>', 'git repository holding the tag v<ver> or <ver>');
+      cmd.requiredOption('--version <x.y.z>', 'the version to pack');
+      cmd.requiredOption('--key <file>', 'ed25519 private key from `keygen` (mode 0600)');
+      cmd.option('--out <dir>', 'where to write the four release files (default: .)');
+      cmd.option('--wheels <dir>', 'wheels to ship in wheels/ for offline venv builds');
+    },
+    examples: ['smolotchi release pack --repo . --version 1.4.2 --key ~/smolotchi-keys/smolotchi-1a2b.key --out dist/'],
+    exitCodes: [ok, failed, usage, notFound, integrity],
+    run: async (o, _a, ctx) => {
+      const { pack } = await import('../commands/pack.js');
+      const opts = { repo: o.repo as string, version: o.version as string, key: o.key as string, out: o.out as string | undefined };
+      return pack({ ...opts, wheels: o.wheels as string | undefined }, ctx);
+    },
+  },
+];
