@@ -102,6 +102,8 @@ export function requirementLines(text: string): string[] {
 }
 
 export interface PipInstallOptions {
+  /** Each line pip prints, as it prints it (progress and --verbose). */
+  onOutput?: (line: string) => void;
   hostPython: string;
   venvDir: string;
   /** Absolute, or relative to cwd. */
@@ -137,7 +139,7 @@ export async function pipInstall(opts: PipInstallOptions): Promise<void> {
   for (const f of files) args.push('-r', f);
   args.push(...single);
   const env = opts.findLinks ? offlineEnv() : undefined;
-  await pythonStep('pip install', opts.hostPython, args, { cwd: opts.cwd, env, timeoutMs: 30 * MINUTE });
+  await pythonStep('pip install', opts.hostPython, args, { cwd: opts.cwd, env, timeoutMs: 30 * MINUTE, onOutput: opts.onOutput });
 }
 
 /** Services run with /opt read-only, so every .pyc must exist before the first start. */

@@ -35,6 +35,8 @@ export interface SystemdOptions {
   tmpfiles?: string | null;
   /** How long a start/restart job may take: for Type=notify that is until READY=1 (or the unit's own timeout). */
   jobTimeoutMs?: number;
+  /** Told every command line before it runs (--verbose prints them). */
+  onCall?: (argv: string[]) => void;
 }
 
 const PROPERTIES = ['LoadState', 'ActiveState', 'SubState', 'Result', 'NRestarts', 'MainPID', 'ExecMainCode', 'ExecMainStatus'];
@@ -87,6 +89,7 @@ export function makeSystemd(options: SystemdOptions = {}): ServiceManager {
   async function ctl(verb: string, units: string[], timeoutMs: number, tolerate?: RegExp, flags: string[] = []): Promise<string> {
     // '--' so that a unit name can never be read as an option.
     const args = ['--no-ask-password', ...flags, verb, ...(units.length ? ['--', ...units] : [])];
+    options.onCall?.([systemctl, ...args]);
     const r = await runAllowingFailure(systemctl, args, { timeoutMs });
     if (r.exitCode === 0) return r.stdout;
     const lines = r.stderr.split('\n').filter((l) => l.trim());

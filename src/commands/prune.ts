@@ -42,7 +42,6 @@ export async function pruneReleases(ctx: Context, keep: number, dryRun: boolean,
     await removeViaTrash(`${ctx.layout.releasesDir}/${version}`, ctx.layout.trashDir);
     killPoint('prune-removed', ctx.env);
   }
-  if (p.remove.length) ctx.log.info(`pruned ${p.remove.join(', ')}`);
   return p.remove;
 }
 

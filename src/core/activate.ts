@@ -55,6 +55,7 @@ export async function applyUnits(ctx: Context, rendered: RenderedUnits, journal:
 /** Restart in dependency order; the first failure stops the sequence and is reported to the gate. */
 async function restartAll(ctx: Context, order: string[]): Promise<GateFailure | undefined> {
   for (const unit of order) {
+    ctx.progress.step(`restart ${unit.replace(/^smolotchi-/, '').replace(/\.service$/, '')}`);
     try {
       await ctx.services.restart(unit);
       killPoint(`restarted:${unit}`, ctx.env);

@@ -26,12 +26,16 @@ export async function withMutation<T>(
     throw new ReleaseError(`${purpose.split(' ')[0]} must run as root on the device`, ExitCode.failed, 'run it with sudo, or use --root DIR for a sandbox');
   }
   const lock = await acquireLock(ctx.layout.lockFile, { purpose, waitSeconds });
+  // From here a Ctrl-C waits for a safe point, and the lock is released before the CLI stops.
+  const unguard = ctx.interrupt.guard(() => lock.release());
   try {
     killPoint('lock-acquired', ctx.env);
     const recovery = await recover(ctx, null);
     killPoint('recovered', ctx.env);
+    ctx.interrupt.safePoint('recovery');
     return await body({ lock, recovery });
   } finally {
+    unguard();
     lock.release();
   }
 }

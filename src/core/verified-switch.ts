@@ -34,9 +34,14 @@ async function activateAndGate(ctx: Context, version: string, journal: DeployJou
     if (first && err instanceof NothingChangedError) throw err;
     failure = { check: 'restart', reason: `activation failed: ${(err as Error).message}`, journal: [] };
   }
-  if (failure) return { ok: false, failure, durationMs: Date.now() - started, checks: [] };
+  if (failure) {
+    ctx.progress.fail();
+    return { ok: false, failure, durationMs: Date.now() - started, checks: [] };
+  }
   journal.step('health-gate');
   const gate = await healthGate(ctx, { version, releaseDir: releaseDir(ctx.layout, version), units });
+  if (gate.ok) ctx.progress.done();
+  else ctx.progress.fail();
   killPoint(gate.ok ? 'gate-passed' : 'gate-failed', ctx.env);
   return gate;
 }
@@ -62,8 +67,9 @@ export async function switchVerified(
     return { status: 'switched', target, previous, gate };
   }
 
+  // A Ctrl-C also stops the systemctl calls and checks of the gate: never blame the release for it.
+  ctx.interrupt.safePoint('health-gate');
   const failure = describeFailure(gate.failure!);
-  ctx.log.warn(`release ${target} failed its health gate: ${failure}`);
   history.setMark(target, 'bad', failure, journal.id);
   journal.step('auto-rollback');
 
@@ -75,7 +81,6 @@ export async function switchVerified(
     return { status: 'rolled-back', target, previous, gate, failure, rollback: { to: null, ok: true } };
   }
 
-  ctx.log.info(`rolling back to ${previous}`);
   const back = DeployJournal.begin(ctx, 'auto-rollback', target, previous, { parentId: journal.id });
   const backGate = await activateAndGate(ctx, previous, back, lock);
   if (backGate.ok) {

@@ -11,7 +11,15 @@ import type { VerifyResult } from '../commands/verify.js';
 import type { InitResult } from '../commands/init.js';
 import { renderInit } from './init.js';
 import { renderKeygen, renderPack, renderVerify } from './signing.js';
+import { paint, type Paint } from './color.js';
 import { dash, seconds, table } from './table.js';
+import { when } from './time.js';
+
+/** How text is shown: status words coloured on a terminal; times relative to now. */
+export interface View {
+  p: Paint;
+  now: number;
+}
 
 export type CommandResult =
   | InstallResult | RollbackResult | HistoryResult | ListResult | StatusResult | PruneResult | RecoverResult
@@ -25,7 +33,7 @@ export function renderJson(result: CommandResult): string {
   return JSON.stringify({ schemaVersion: SCHEMA_VERSION, ...rest }, null, 2);
 }
 
-function renderInstall(r: InstallResult): string {
+function renderInstall(r: InstallResult, { p }: View): string {
   switch (r.status) {
     case 'dry-run':
       return [`would install ${r.version} (current: ${dash(r.previous)}):`, ...r.plan.map((s, i) => `  ${i + 1}. ${s}`)].join('\n');
@@ -34,7 +42,7 @@ function renderInstall(r: InstallResult): string {
     case 'installed': {
       const from = r.previous ? ` (was ${r.previous})` : '';
       const id = r.commit ? ` commit ${r.commit.slice(0, 12)}` : r.sha256 ? ` sha256 ${r.sha256.slice(0, 12)}` : '';
-      const lines = [`installed ${r.version}${from}${id} in ${seconds(r.durationMs)}`];
+      const lines = [`${p.good('installed')} ${r.version}${from}${id} in ${seconds(r.durationMs)}`];
       if (r.gate?.checks.length) lines.push(`health: ${r.gate.checks.join('; ')}`);
       if (r.venvReusedFrom) lines.push(`venv cloned from ${r.venvReusedFrom}`);
       if (r.configSeeded) lines.push(`seeded ${r.configSeeded} from the release (web UI on 127.0.0.1; yours to edit)`);
@@ -42,30 +50,32 @@ function renderInstall(r: InstallResult): string {
       return lines.join('\n');
     }
     case 'rolled-back':
-      return `release ${r.version} FAILED its health gate: ${r.failure}\nrolled back to ${r.rolledBackTo ?? '(nothing installed before: units removed)'}; ${r.version} is marked bad`;
+      return `release ${r.version} ${p.bad('FAILED')} its health gate: ${r.failure}\n${p.warn('rolled back')} to ${r.rolledBackTo ?? '(nothing installed before: units removed)'}; ${r.version} is marked bad`;
     case 'degraded':
-      return `DEGRADED: ${r.failure}\nthe system is left as it is; see \`smolotchi release status\` and the README's "Recovering from degraded"`;
+      return `${p.bad('DEGRADED')}: ${r.failure}\nthe system is left as it is; see \`smolotchi release status\` and the README's "Recovering from degraded"`;
   }
 }
 
-function renderRollback(r: RollbackResult): string {
+function renderRollback(r: RollbackResult, { p }: View): string {
   if (r.status === 'dry-run') return [`would roll back ${dash(r.from)} -> ${r.to}:`, ...r.plan.map((s, i) => `  ${i + 1}. ${s}`)].join('\n');
-  if (r.status === 'rolled-back') return `rolled back ${dash(r.from)} -> ${r.to}`;
-  if (r.status === 'reverted') return `rollback to ${r.to} FAILED its health gate: ${r.failure}\nwent back to ${dash(r.from)}`;
-  return `DEGRADED: ${r.failure}`;
+  if (r.status === 'rolled-back') return `${p.good('rolled back')} ${dash(r.from)} -> ${r.to}`;
+  if (r.status === 'reverted') return `rollback to ${r.to} ${p.bad('FAILED')} its health gate: ${r.failure}\n${p.warn('went back')} to ${dash(r.from)}`;
+  return `${p.bad('DEGRADED')}: ${r.failure}`;
 }
 
-function renderHistory(r: HistoryResult): string {
+const DEPLOY_STATUS: Record<string, keyof Paint> = { succeeded: 'good', failed: 'bad', degraded: 'bad', 'rolled-back': 'warn', interrupted: 'warn', running: 'warn' };
+
+function renderHistory(r: HistoryResult, { p, now }: View): string {
   if (!r.historyAvailable) return 'no deploy history yet';
   return table(
     ['ID', 'STARTED', 'KIND', 'FROM', 'TO', 'STATUS', 'TOOK', 'USER', 'DETAIL'],
     r.deploys.map((d) => [
       String(d.id),
-      d.startedAt.replace('T', ' ').slice(0, 19),
+      when(d.startedAt, now),
       d.kind,
       dash(d.fromVersion),
       dash(d.toVersion),
-      d.status,
+      p[DEPLOY_STATUS[d.status] ?? 'dim'](d.status),
       seconds(d.durationMs),
       dash(d.user),
       d.error ?? (d.commit ? `commit ${d.commit.slice(0, 12)}` : d.sha256 ? `sha256 ${d.sha256.slice(0, 12)}` : ''),
@@ -73,32 +83,32 @@ function renderHistory(r: HistoryResult): string {
   );
 }
 
-function renderList(r: ListResult): string {
+function renderList(r: ListResult, { p, now }: View): string {
   if (r.releases.length === 0) return 'no releases installed';
   return table(
     ['VERSION', 'STATE', 'INSTALLED', 'SOURCE'],
     r.releases.map((x) => [
       x.version,
-      [x.current && 'current', x.lastGood && 'last-good', x.rollbackTarget && 'rollback-target', x.bad && 'bad', !x.complete && 'incomplete']
+      [x.current && p.good('current'), x.lastGood && 'last-good', x.rollbackTarget && 'rollback-target', x.bad && p.bad('bad'), !x.complete && p.warn('incomplete')]
         .filter(Boolean)
         .join(',') || '-',
-      dash(x.installedAt?.replace('T', ' ').slice(0, 19)),
+      when(x.installedAt, now),
       dash(x.source),
     ]),
   );
 }
 
-function renderStatus(r: StatusResult): string {
+function renderStatus(r: StatusResult, { p, now }: View): string {
   const last = r.lastDeploy;
   const lines = [
     `current:          ${dash(r.current)}${r.current && !r.currentComplete ? ' (INCOMPLETE)' : ''}`,
     `last good:        ${dash(r.lastGood)}`,
     `rollback target:  ${dash(r.rollbackTarget)}`,
     `bad releases:     ${r.bad.length ? r.bad.join(', ') : '-'}`,
-    `state:            ${r.degraded ? `DEGRADED: ${r.degradedReason}` : 'ok'}`,
-    `last deploy:      ${last ? `#${last.id} ${last.kind} ${dash(last.fromVersion)} -> ${dash(last.toVersion)} ${last.status}${last.error ? `: ${last.error}` : ''}` : '-'}`,
-    `units:            ${r.drift ? `DRIFT (${r.driftFiles.join(', ')})` : 'match the current release'}`,
-    `lock:             ${r.lock ? `held by pid ${r.lock.pid} (${r.lock.purpose}) since ${r.lock.since}${r.lock.alive ? '' : ' [holder is dead]'}` : 'free'}`,
+    `state:            ${r.degraded ? `${p.bad('DEGRADED')}: ${r.degradedReason}` : p.good('ok')}`,
+    `last deploy:      ${last ? `#${last.id} ${last.kind} ${dash(last.fromVersion)} -> ${dash(last.toVersion)} ${p[DEPLOY_STATUS[last.status] ?? 'dim'](last.status)}, ${when(last.startedAt, now)}${last.error ? `: ${last.error}` : ''}` : '-'}`,
+    `units:            ${r.drift ? `${p.warn('DRIFT')} (${r.driftFiles.join(', ')})` : 'match the current release'}`,
+    `lock:             ${r.lock ? `held by pid ${r.lock.pid} (${r.lock.purpose}) since ${when(r.lock.since, now)}${r.lock.alive ? '' : ' [holder is dead]'}` : 'free'}`,
   ];
   if (!r.historyAvailable) lines.push('history:          unavailable (no readable releases.db)');
   return lines.join('\n');
@@ -126,18 +136,19 @@ function renderRecover(r: RecoverResult): string {
   return lines.join('\n');
 }
 
-export function renderText(result: CommandResult): string {
+export function renderText(result: CommandResult, opts: { color?: boolean; now?: number } = {}): string {
+  const view: View = { p: paint(Boolean(opts.color)), now: opts.now ?? Date.now() };
   switch (result.command) {
     case 'install':
-      return renderInstall(result);
+      return renderInstall(result, view);
     case 'rollback':
-      return renderRollback(result);
+      return renderRollback(result, view);
     case 'history':
-      return renderHistory(result);
+      return renderHistory(result, view);
     case 'list':
-      return renderList(result);
+      return renderList(result, view);
     case 'status':
-      return renderStatus(result);
+      return renderStatus(result, view);
     case 'prune':
       return renderPrune(result);
     case 'recover':
