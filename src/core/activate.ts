@@ -6,6 +6,7 @@ import type { DeployJournal } from './journal.js';
 import { releaseDir } from './layout.js';
 import type { ReleaseLock } from './lock.js';
 import { killPoint } from './killpoint.js';
+import { restartStep } from './progress.js';
 import { flipCurrent, removeCurrent } from './switch.js';
 
 export interface Activation {
@@ -55,7 +56,7 @@ export async function applyUnits(ctx: Context, rendered: RenderedUnits, journal:
 /** Restart in dependency order; the first failure stops the sequence and is reported to the gate. */
 async function restartAll(ctx: Context, order: string[]): Promise<GateFailure | undefined> {
   for (const unit of order) {
-    ctx.progress.step(`restart ${unit.replace(/^smolotchi-/, '').replace(/\.service$/, '')}`);
+    ctx.progress.step(restartStep(unit));
     try {
       await ctx.services.restart(unit);
       killPoint(`restarted:${unit}`, ctx.env);

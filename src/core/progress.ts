@@ -36,3 +36,8 @@ export function silentProgress(): Progress {
     close() {},
   };
 }
+
+/** The step of restarting one unit, as the progress shows it: `restart core`, `restart prune.timer`. */
+export function restartStep(unit: string): string {
+  return `restart ${unit.replace(/^smolotchi-/, '').replace(/\.service$/, '')}`;
+}

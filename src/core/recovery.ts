@@ -9,6 +9,7 @@ import { scanReleases } from './releases.js';
 import { killPoint } from './killpoint.js';
 import { flipCurrent, readCurrent } from './switch.js';
 import { diffUnits, readInstalledUnits } from './units.js';
+import { restartStep } from './progress.js';
 
 export interface RecoveryReport {
   interrupted: { id: number; kind: string; step: string | null }[];
@@ -40,6 +41,7 @@ export async function restartAfterRepair(ctx: Context, r: RecoveryReport, journa
   journal.step('restart');
   const restarted: string[] = [];
   for (const unit of (await renderFor(ctx, r.current)).startOrder) {
+    ctx.progress.step(restartStep(unit));
     await ctx.services.restart(unit);
     restarted.push(unit);
   }

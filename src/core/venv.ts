@@ -235,7 +235,8 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
     const findLinks = (await exists(wheels)) ? wheels : null;
     const reqs = set.files.map((f) => path.join(releaseDir, f));
     const what = [...set.files, ...(set.extras.length ? [`extras ${set.extras.join(', ')}`] : [])];
-    step(`venv: pip install ${what.length ? what.join(', ') : 'no requirements'}${findLinks ? ' from wheels/' : ''}`);
+    const count = (await Promise.all(reqs.map((f) => readFile(f, 'utf8').then(py.requirementLines, () => [])))).flat().length + set.requirements.length;
+    step(`venv: pip install ${count} package${count === 1 ? '' : 's'}${what.length ? ` (${what.join(', ')}${findLinks ? ', from wheels/' : ''})` : ''}`);
     await py.pipInstall({
       hostPython: spec.python, venvDir, requirementFiles: reqs, requirements: set.requirements, findLinks, cwd: releaseDir,
       onOutput: opts.progress && pipProgress(opts.progress),

@@ -45,7 +45,7 @@ describe('progress in a pipe or the journal', () => {
     expect(r.stderr).not.toMatch(CONTROL);
     for (const line of linesOf(r.stderr)) expect(line).toMatch(/^\d\d:\d\d:\d\d /);
     const steps = linesOf(r.stderr).map((l) => l.slice(9));
-    for (const step of ['fetch', 'venv: create', 'venv: pip install requirements/base.txt from wheels/', 'venv: byte-compile', 'venv: smoke import',
+    for (const step of ['fetch', 'venv: create', 'venv: pip install 1 package (requirements/base.txt, from wheels/)', 'venv: byte-compile', 'venv: smoke import',
       'units: write', 'switch current', 'restart core', 'restart web', 'gate: units active', 'gate: settling 0 s', 'mark good', 'prune']) {
       expect(steps, r.stderr).toContainEqual(expect.stringMatching(new RegExp(`^${step.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: done in \\d+\\.\\ds$`)));
     }
