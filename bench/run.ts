@@ -2,7 +2,8 @@
  * `npm run bench`: install, upgrade and rollback times of smolotchi-release next to a naive
  * baseline measured in the same run (venv with pip + pip install + copy + ln -sfn), as ratios.
  * Both sides install the same release offline from the same shipped wheels, on the same disk.
- * Then, where a real systemd can boot (root), the downtime of an upgrade (bench/downtime.ts).
+ * Then, where a real systemd can boot (root), the downtime of an upgrade (bench/downtime.ts), and
+ * where Ansible is there too, a fleet rollout against single-device installs (bench/fleet.ts).
  */
 import { execa } from 'execa';
 import { cpSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
@@ -10,8 +11,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { downtimeBench } from './downtime.js';
+import { fleetBench } from './fleet.js';
 import { median } from './gaps.js';
 import { makeBenchRepo } from './bench-repo.js';
+import { contentionBench, contentionRows } from './contention.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.resolve(here, '..', 'src', 'cli.js');
@@ -28,6 +31,7 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 }
 
 async function tool(root: string, args: string[]): Promise<void> {
+  mkdirSync(root, { recursive: true });
   await execa(process.execPath, [CLI, 'release', ...args, '--root', root, '--quiet'], { env: PIP_ENV });
 }
 
@@ -77,6 +81,7 @@ async function main(): Promise<void> {
         'smoke import, stamp, unit rendering, the atomic flip and the SQLite history; service restarts are not\n' +
         'part of this table (no systemd under --root; the downtime part below has them). The naive rollback is a bare `ln -sfn`.\n',
     );
+    process.stdout.write(contentionRows(await contentionBench(CLI, path.join(work, 'contention'), repo)));
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -84,3 +89,4 @@ async function main(): Promise<void> {
 
 await main();
 await downtimeBench(RUNS, (s) => process.stdout.write(s));
+await fleetBench((s) => process.stdout.write(s));

@@ -17,7 +17,8 @@ export type AppBehaviour =
   | 'core-crash-loop'
   | 'unimportable'
   | 'watchdog-exceeded'
-  | 'health-check-fails';
+  | 'health-check-fails'
+  | 'web-fails-on-marker';
 
 export interface SampleVersion {
   version: string;
@@ -30,10 +31,22 @@ export interface SampleVersion {
   files?: Record<string, string | { content: string; mode: number }>;
   /** Pure-Python wheels shipped in `wheels/` ([name, version]), for offline requirements. */
   wheels?: Array<[string, string]>;
+  /**
+   * The core migrates the app's database (SMOLOTCHI_DB) to this schema version at start, as the
+   * real app does (a schema_version table), and records one `events` row per start.
+   */
+  schema?: number;
 }
 
 /** The long-running services of the app with default settings (no opt-in display or core-net). */
 export const APP_SERVICES = ['smolotchi-core.service', 'smolotchi-ai.service', 'smolotchi-web.service'];
+
+/**
+ * A device-local file that makes a `web-fails-on-marker` release's web UI refuse to start, so one
+ * release fails on chosen devices only (a fleet rollout's failing batch). /etc/smolotchi is private
+ * to each sandboxed device.
+ */
+export const FAIL_WEB_MARKER = '/etc/smolotchi/fail-web';
 
 /** WatchdogSec of the core units a `watchdog-exceeded` release ships: the gate's settle window must exceed it. */
 export const SHORT_WATCHDOG_SEC = 2;
@@ -42,7 +55,7 @@ export const SHORT_WATCHDOG_SEC = 2;
 export async function writeSampleApp(dir: string, v: SampleVersion): Promise<void> {
   const behaviour = v.behaviour ?? 'good';
   const files: Record<string, string> = {
-    'smolotchi/__init__.py': `"""smolotchi sample app (test fixture)."""\n__version__ = ${JSON.stringify(v.version)}\nBEHAVIOUR = ${JSON.stringify(behaviour)}\n`,
+    'smolotchi/__init__.py': `"""smolotchi sample app (test fixture)."""\n__version__ = ${JSON.stringify(v.version)}\nBEHAVIOUR = ${JSON.stringify(behaviour)}\nFAIL_WEB_MARKER = ${JSON.stringify(FAIL_WEB_MARKER)}\nSCHEMA = ${v.schema ?? 0}\n`,
     'smolotchi/cli.py':
       behaviour === 'unimportable'
         ? `raise ImportError("smolotchi ${v.version}: this fixture release is built to be unimportable")\n`
@@ -160,7 +173,7 @@ import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from smolotchi import BEHAVIOUR, __version__
+from smolotchi import BEHAVIOUR, FAIL_WEB_MARKER, SCHEMA, __version__
 
 
 def log(msg):
@@ -180,8 +193,35 @@ def sd_notify(state):
     return True
 
 
+# Migration n takes the schema from n-1 to n; the app's own only ever go forward.
+MIGRATIONS = {
+    1: ["CREATE TABLE events (id INTEGER PRIMARY KEY, ts REAL NOT NULL, kind TEXT NOT NULL, version TEXT NOT NULL)"],
+    2: ["ALTER TABLE events ADD COLUMN detail TEXT"],
+    3: ["CREATE TABLE wifi_targets (id INTEGER PRIMARY KEY, ssid TEXT)"],
+}
+
+
+def migrate_db():
+    import sqlite3
+    path = os.environ.get("SMOLOTCHI_DB", "/var/lib/smolotchi/events.db")
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_ts REAL NOT NULL, note TEXT)")
+    current = con.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+    with con:
+        for n in range(current + 1, SCHEMA + 1):
+            for sql in MIGRATIONS[n]:
+                con.execute(sql)
+            con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (n, time.time(), __version__))
+        con.execute("INSERT INTO events (ts, kind, version) VALUES (?, 'core-started', ?)", (time.time(), __version__))
+    con.close()
+    log(f"database {path} at schema {max(current, SCHEMA)}")
+
+
 def cmd_core(args):
     log(f"core starting (behaviour {BEHAVIOUR})")
+    if SCHEMA:
+        migrate_db()
     sd_notify(f"READY=1\nSTATUS=smolotchi {__version__} core running")
     usec = int(os.environ.get("WATCHDOG_USEC", "0") or "0")
     interval = usec / 3e6 if usec else 1.0
@@ -232,6 +272,9 @@ def cmd_web(args):
     if BEHAVIOUR == "web-never-starts":
         print(f"smolotchi {__version__}: web: refusing to start (fixture web-never-starts)", file=sys.stderr, flush=True)
         return 1
+    if BEHAVIOUR == "web-fails-on-marker" and os.path.exists(FAIL_WEB_MARKER):
+        print(f"smolotchi {__version__}: web: refusing to start ({FAIL_WEB_MARKER} exists on this device)", file=sys.stderr, flush=True)
+        return 1
     host = args.host or os.environ.get("SMOLOTCHI_WEB_HOST") or "127.0.0.1"
     port = int(args.port or os.environ.get("SMOLOTCHI_WEB_PORT") or "8080")
     server = ThreadingHTTPServer((host, port), Handler)
@@ -259,10 +302,22 @@ def cmd_ai(args):
     return worker.main(["--loop"] if args.loop else [])
 
 
+def cmd_status(args):
+    """What an operator's "smolotchi status" reaches: who runs it, which release, which files."""
+    print(json.dumps({"app": "smolotchi", "version": __version__, "uid": os.getuid(), "db": args.db,
+                      "config": args.config, "artifact_root": args.artifact_root}))
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="smolotchi")
     parser.add_argument("--version", action="version", version=__version__)
+    # Global options as the real app's CLI has them (its wrapper passes all three).
+    parser.add_argument("--db")
+    parser.add_argument("--artifact-root")
+    parser.add_argument("--config")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("status")
     sub.add_parser("core")
     web = sub.add_parser("web")
     web.add_argument("--host")
@@ -273,7 +328,7 @@ def main(argv=None):
     ai.add_argument("ai_command", nargs="?")
     ai.add_argument("--loop", action="store_true")
     args = parser.parse_args(argv)
-    handler = {"core": cmd_core, "web": cmd_web, "prune": cmd_prune, "display": cmd_display, "ai": cmd_ai}
+    handler = {"status": cmd_status, "core": cmd_core, "web": cmd_web, "prune": cmd_prune, "display": cmd_display, "ai": cmd_ai}
     return handler[args.command](args)
 
 

@@ -46,16 +46,23 @@ export interface Sandbox {
   stop(): Promise<void>;
 }
 
-let check: SandboxCheck | undefined;
+/**
+ * A cached machine check for a root-only suite: its answer (with the reason, for a skip message),
+ * or, under SMOLOTCHI_E2E=require (CI), an error instead of a skip.
+ */
+export function requirableCheck(what: string, probe: () => SandboxCheck): () => SandboxCheck {
+  let check: SandboxCheck | undefined;
+  return () => {
+    check ??= probe();
+    if (!check.ok && process.env.SMOLOTCHI_E2E === 'require') {
+      throw new Error(`SMOLOTCHI_E2E=require but ${what} cannot run: ${check.reason}`);
+    }
+    return check;
+  };
+}
 
 /** Whether this machine can boot the sandbox, and if not, why (for a skip message). Cached. */
-export function canRunSandbox(): SandboxCheck {
-  check ??= probe();
-  if (!check.ok && process.env.SMOLOTCHI_E2E === 'require') {
-    throw new Error(`SMOLOTCHI_E2E=require but the systemd sandbox cannot run: ${check.reason}`);
-  }
-  return check;
-}
+export const canRunSandbox = requirableCheck('the systemd sandbox', probe);
 
 function probe(): SandboxCheck {
   if (process.env.SMOLOTCHI_E2E === 'skip') return { ok: false, reason: 'SMOLOTCHI_E2E=skip' };
@@ -68,7 +75,7 @@ function probe(): SandboxCheck {
   // A quick boot proves the kernel allows the namespaces (containers often do not).
   const dir = mkdtempSync(path.join(baseDir(), 'smolotchi-e2e-probe-'));
   try {
-    const r = spawnSync('bash', [SCRIPT, 'start', dir], { encoding: 'utf8', timeout: 60_000, env: scriptEnv() });
+    const r = spawnSync('bash', [SCRIPT, 'start', dir], { encoding: 'utf8', timeout: 60_000, env: sandboxScriptEnv() });
     if (r.status !== 0) {
       const log = existsSync(path.join(dir, 'boot.log')) ? readFileSync(path.join(dir, 'boot.log'), 'utf8') : '';
       return { ok: false, reason: `a test boot failed: ${lastLines(`${r.stderr}\n${log}`, 6)}` };
@@ -80,11 +87,13 @@ function probe(): SandboxCheck {
   }
 }
 
-function baseDir(): string {
+/** Where sandboxes (and fleets) make their folders: SMOLOTCHI_E2E_TMPDIR or the temp dir. */
+export function baseDir(): string {
   return process.env.SMOLOTCHI_E2E_TMPDIR ?? os.tmpdir();
 }
 
-function scriptEnv(): NodeJS.ProcessEnv {
+/** Environment for the scripts that boot sandboxes (and fleets of them). */
+export function sandboxScriptEnv(): NodeJS.ProcessEnv {
   // The checkout and node stay visible inside even when they live under /tmp (private there).
   const keep = new Set<string>();
   for (const p of [REPO_ROOT, path.dirname(process.execPath)]) {
@@ -107,7 +116,7 @@ process.once('exit', () => {
 /** Boot a fresh sandbox (about a quarter of a second). */
 export async function startSandbox(): Promise<Sandbox> {
   const dir = await fs.mkdtemp(path.join(baseDir(), 'smolotchi-e2e-'));
-  const started = await execa('bash', [SCRIPT, 'start', dir], { env: scriptEnv(), reject: false, timeout: 60_000 });
+  const started = await execa('bash', [SCRIPT, 'start', dir], { env: sandboxScriptEnv(), reject: false, timeout: 60_000 });
   if (started.exitCode !== 0) {
     const log = await fs.readFile(path.join(dir, 'boot.log'), 'utf8').catch(() => '');
     throw new Error(`systemd sandbox did not boot: ${started.stderr}\n${lastLines(log, 20)}`);
@@ -116,8 +125,21 @@ export async function startSandbox(): Promise<Sandbox> {
   const pid = Number(String(started.stdout).trim().split('\n').pop());
   const workDir = path.join(dir, 'work');
   await fs.mkdir(workDir, { recursive: true });
-  const hostPath = path.dirname(process.execPath);
+  return sandboxAt(dir, pid, workDir, true);
+}
 
+/**
+ * A sandbox someone else booted (a fleet-sandbox device): its PID is read from DIR/pid now, so
+ * attach again after a reboot. `stop()` stops it but leaves DIR to its owner.
+ */
+export async function attachSandbox(dir: string): Promise<Sandbox> {
+  const pid = Number((await fs.readFile(path.join(dir, 'pid'), 'utf8')).trim());
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`${dir}/pid holds no PID`);
+  return sandboxAt(dir, pid, path.join(dir, 'work'), false);
+}
+
+function sandboxAt(dir: string, pid: number, workDir: string, owned: boolean): Sandbox {
+  const hostPath = path.dirname(process.execPath);
   return {
     dir,
     workDir,
@@ -148,6 +170,7 @@ export async function startSandbox(): Promise<Sandbox> {
     },
     async stop() {
       await execa('bash', [SCRIPT, 'stop', dir], { reject: false, timeout: 30_000 });
+      if (!owned) return;
       running.delete(dir);
       if (process.env.SMOLOTCHI_E2E_KEEP !== '1') await fs.rm(dir, { recursive: true, force: true });
     },

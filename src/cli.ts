@@ -9,6 +9,8 @@ import { buildProgram } from './cli/program.js';
 import { makeInterruption, type StopSignal } from './core/interrupt.js';
 import { renderErrorJson, renderErrorText, type ErrorReport } from './render/error.js';
 import { stepLabel } from './render/step-labels.js';
+import { appInvocation, type AppInvocation } from './core/app-argv.js';
+import { constants } from 'node:os';
 
 /** What the error and signal paths need to know about the run, filled in as it goes. */
 const state = { command: null as string | null, pending: Promise.resolve(), ctx: null as Context | null, json: false, failedAt: null as string | null };
@@ -48,8 +50,10 @@ function runCommand(spec: CommandSpec, run: (ctx: Context) => Promise<CommandRes
       ctx.progress.done();
       const { renderJson, renderText } = await import('./render/render.js');
       const { colorWanted } = await import('./render/color.js');
+      const { escapeStrings } = await import('./render/escape.js');
       const color = colorWanted(process.stdout, process.env, o.color);
-      process.stdout.write((o.json ? renderJson(result) : renderText(result, { color })) + '\n');
+      // Human output never carries a release's or the history's control characters raw.
+      process.stdout.write((o.json ? renderJson(result) : renderText(escapeStrings(result), { color })) + '\n');
       process.exitCode = (result as { exitCode?: number }).exitCode ?? ExitCode.ok;
     } catch (err) {
       state.failedAt = ctx.progress.current;
@@ -76,12 +80,27 @@ async function reportError(err: unknown, argv: string[]): Promise<number> {
   return report.exitCode;
 }
 
+/** `smolotchi <app command>`: the app's own CLI; we end as it ended (its code, or its signal). */
+async function passToApp(app: AppInvocation): Promise<void> {
+  const { passThrough } = await import('./commands/app.js');
+  const end = await passThrough(app);
+  if (end.signal) {
+    process.exitCode = 128 + (constants.signals[end.signal] ?? 0);
+    process.kill(process.pid, end.signal); // dies the same way, unless Node itself keeps that signal (SIGUSR1)
+    return;
+  }
+  process.exitCode = end.exitCode ?? ExitCode.failed;
+}
+
 async function main(argv: string[]): Promise<void> {
   try {
     state.json = argv.includes('--json');
+    if (argv.length <= 2) throw new UsageError('no command given', '`smolotchi release --help` lists the commands');
+    const app = appInvocation(argv.slice(2));
+    if (app) return await passToApp(app);
+    // Our own commands only: the app decides for itself what a Ctrl-C means.
     process.on('SIGINT', () => interruption.request('SIGINT'));
     process.on('SIGTERM', () => interruption.request('SIGTERM'));
-    if (argv.length <= 2) throw new UsageError('no command given', '`smolotchi release --help` lists the commands');
     const program = buildProgram(runCommand);
     // Errors found before commander runs (argv checks) still name the command when argv does.
     const word = argv[argv.indexOf('release') + 1];

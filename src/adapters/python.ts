@@ -2,9 +2,14 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ReleaseError } from '../core/errors.js';
-import { ProcessError, runAllowingFailure, tailLines, type RunOptions, type RunResult } from './process.js';
+import { ProcessError, tailLines, type RunResult } from './process.js';
+import { runAsService, type ServiceIdentity, type ServiceRunOptions } from './service-user.js';
 
-/** The only module that runs Python or pip. Every failure is one line naming the step and the cause. */
+/**
+ * The only module that runs Python or pip. Every failure is one line naming the step and the cause.
+ * Every spawn goes through runAsService: pip, build backends, .pth files and the app's imports are
+ * release code, never run as root.
+ */
 
 const HOST_TOOLS_HINT = 'install the host tools: apt-get install python3-pip python3-venv';
 // `pip --python <interpreter>` (the host pip driving another environment) arrived in pip 22.3.
@@ -48,10 +53,10 @@ export function relevantLine(output: string, baseDir?: string): string {
   return `${exception} (${file}:${frame[2]})`;
 }
 
-async function pythonStep(step: string, file: string, args: string[], options: RunOptions, hint?: string): Promise<RunResult> {
+async function pythonStep(step: string, file: string, args: string[], options: ServiceRunOptions, hint?: string): Promise<RunResult> {
   let result: RunResult & { signal?: string };
   try {
-    result = await runAllowingFailure(file, args, options);
+    result = await runAsService(file, args, options);
   } catch (err) {
     // Only a program that could not start lands here (missing interpreter, bad cwd).
     const cause = err instanceof ProcessError ? err.stderrTail : String(err);
@@ -66,15 +71,29 @@ async function pythonStep(step: string, file: string, args: string[], options: R
 }
 
 /** `3.11.2`: recorded in the stamp and part of the requirement hash. */
-export async function pythonVersion(python: string): Promise<string> {
+export async function pythonVersion(python: string, as: ServiceIdentity): Promise<string> {
   const code = "import sys; print('%d.%d.%d' % sys.version_info[:3])";
-  const r = await pythonStep('python version check', python, ['-I', '-c', code], { timeoutMs: MINUTE }, HOST_TOOLS_HINT);
+  const r = await pythonStep('python version check', python, ['-I', '-c', code], { as, timeoutMs: MINUTE }, HOST_TOOLS_HINT);
   return r.stdout.trim();
 }
 
+// The units run `python -P` (no working directory on sys.path): 3.11 brought the flag.
+const SAFE_PATH_MIN = [3, 11] as const;
+
+/** Refuses an interpreter too old for -P: its units would import from their working directory. */
+export function assertSafePathSupport(version: string, python: string): void {
+  const [major, minor] = version.split('.').map(Number);
+  if (major! > SAFE_PATH_MIN[0] || (major === SAFE_PATH_MIN[0] && minor! >= SAFE_PATH_MIN[1])) return;
+  throw new ReleaseError(
+    `${python} is Python ${version}; the units need ${SAFE_PATH_MIN.join('.')} or newer (python -P keeps their working directory off sys.path)`,
+    undefined,
+    'set SMOLOTCHI_RELEASE_PYTHON to a Python 3.11+ interpreter',
+  );
+}
+
 /** The host pip's version; refuses a pip that cannot target another environment with `--python`. */
-export async function hostPipVersion(python: string): Promise<string> {
-  const r = await runAllowingFailure(python, ['-m', 'pip', '--version'], { timeoutMs: MINUTE }).catch(() => null);
+export async function hostPipVersion(python: string, as: ServiceIdentity): Promise<string> {
+  const r = await runAsService(python, ['-m', 'pip', '--version'], { as, timeoutMs: MINUTE }).catch(() => null);
   const match = r?.exitCode === 0 ? /^pip (\d+)\.(\d+)\S*/.exec(r.stdout) : null;
   if (!match) throw new ReleaseError(`${python} has no pip (it installs requirements into each release's venv)`, undefined, HOST_TOOLS_HINT);
   const [major, minor] = [Number(match[1]), Number(match[2])];
@@ -89,8 +108,8 @@ export async function hostPipVersion(python: string): Promise<string> {
 }
 
 /** Without pip inside: ~0.16 s instead of ~6 s; the host pip installs into it. */
-export async function createVenv(python: string, venvDir: string): Promise<void> {
-  await pythonStep('create venv', python, ['-m', 'venv', '--without-pip', venvDir], { timeoutMs: 2 * MINUTE }, HOST_TOOLS_HINT);
+export async function createVenv(python: string, venvDir: string, as: ServiceIdentity): Promise<void> {
+  await pythonStep('create venv', python, ['-m', 'venv', '--without-pip', venvDir], { as, timeoutMs: 2 * MINUTE }, HOST_TOOLS_HINT);
 }
 
 /** The lines pip acts on: no blanks, no comments. */
@@ -113,17 +132,14 @@ export interface PipInstallOptions {
   /** A release's own wheels folder: install from it alone, with no index. */
   findLinks: string | null;
   cwd: string;
+  as: ServiceIdentity;
 }
 
 /**
- * A release that ships wheels must install exactly those: the host's pip.conf and PIP_* variables
- * (extra find-links, indexes) would otherwise add packages the requirement hash knows nothing about.
+ * pip sees no PIP_* variable of root's (runAsService passes none) and no pip.conf: a release that
+ * ships wheels must install exactly those, and root's index credentials are not the release's.
  */
-function offlineEnv(): Record<string, string | undefined> {
-  const env: Record<string, string | undefined> = { PIP_CONFIG_FILE: os.devNull };
-  for (const key of Object.keys(process.env)) if (key.startsWith('PIP_') && key !== 'PIP_CONFIG_FILE') env[key] = undefined;
-  return env;
-}
+const PIP_ENV = { PIP_CONFIG_FILE: os.devNull };
 
 export async function pipInstall(opts: PipInstallOptions): Promise<void> {
   const files = opts.requirementFiles.map((f) => path.resolve(opts.cwd, f));
@@ -133,32 +149,32 @@ export async function pipInstall(opts: PipInstallOptions): Promise<void> {
   const option = single.find((r) => !/^[A-Za-z0-9]/.test(r));
   if (option !== undefined) throw new ReleaseError(`refusing requirement ${JSON.stringify(option)}: not a project name`);
   if (single.length === 0 && texts.every((t) => requirementLines(t).length === 0)) return;
-  await hostPipVersion(opts.hostPython);
-  const args = ['-m', 'pip', '--python', venvPython(opts.venvDir), 'install', '--no-input', '--disable-pip-version-check', '--no-warn-script-location'];
+  await hostPipVersion(opts.hostPython, opts.as);
+  const args = ['-m', 'pip', '--python', venvPython(opts.venvDir), 'install', '--no-input', '--disable-pip-version-check', '--no-warn-script-location', '--no-cache-dir'];
   if (opts.findLinks) args.push('--no-index', '--find-links', opts.findLinks);
   for (const f of files) args.push('-r', f);
   args.push(...single);
-  const env = opts.findLinks ? offlineEnv() : undefined;
-  await pythonStep('pip install', opts.hostPython, args, { cwd: opts.cwd, env, timeoutMs: 30 * MINUTE, onOutput: opts.onOutput });
+  await pythonStep('pip install', opts.hostPython, args, { as: opts.as, cwd: opts.cwd, env: PIP_ENV, timeoutMs: 30 * MINUTE, onOutput: opts.onOutput });
 }
 
 /** Services run with /opt read-only, so every .pyc must exist before the first start. */
-export async function byteCompile(python: string, dirs: string[]): Promise<void> {
+export async function byteCompile(python: string, dirs: string[], as: ServiceIdentity): Promise<void> {
   if (dirs.length === 0) return;
   const cwd = path.dirname(dirs[0]!);
-  await pythonStep('byte-compile', python, ['-m', 'compileall', '-q', '-j', '0', ...dirs], { cwd, timeoutMs: 10 * MINUTE });
+  await pythonStep('byte-compile', python, ['-m', 'compileall', '-q', '-j', '0', ...dirs], { as, cwd, timeoutMs: 10 * MINUTE });
 }
 
 /** Import the app the way its units will, without writing bytecode into the release. */
-export async function smokeImport(python: string, releaseDir: string, module = 'smolotchi.cli', timeoutMs = 2 * MINUTE): Promise<void> {
-  // The module name travels as an argument, never as code.
+export async function smokeImport(python: string, releaseDir: string, as: ServiceIdentity, module = 'smolotchi.cli', timeoutMs = 2 * MINUTE): Promise<void> {
+  // The module name travels as an argument, never as code. -P as in the units: the release comes
+  // from PYTHONPATH alone, never from the working directory.
   const code = 'import importlib, sys; importlib.import_module(sys.argv[1])';
-  const env = { PYTHONPATH: releaseDir, PYTHONDONTWRITEBYTECODE: '1', PYTHONHOME: undefined, PYTHONSTARTUP: undefined };
-  await pythonStep(`smoke import of ${module}`, python, ['-c', code, module], { cwd: releaseDir, env, timeoutMs });
+  const env = { PYTHONPATH: releaseDir, PYTHONDONTWRITEBYTECODE: '1' };
+  await pythonStep(`smoke import of ${module}`, python, ['-P', '-c', code, module], { as, cwd: releaseDir, env, timeoutMs });
 }
 
 /** Where a venv believes it lives: a cloned venv must answer with its own path. */
-export async function venvPrefix(python: string): Promise<string> {
-  const r = await pythonStep('venv check', python, ['-I', '-c', 'import sys; print(sys.prefix)'], { timeoutMs: MINUTE });
+export async function venvPrefix(python: string, as: ServiceIdentity): Promise<string> {
+  const r = await pythonStep('venv check', python, ['-I', '-c', 'import sys; print(sys.prefix)'], { as, timeoutMs: MINUTE });
   return r.stdout.trim();
 }

@@ -21,6 +21,13 @@ const EXIT_MEANING: Record<ExitCodeValue, string> = {
 };
 const SIGNAL_EXITS = '130  interrupted by Ctrl-C (143: SIGTERM) at a safe point; the next command finishes or undoes it';
 
+const APP_HELP = `
+Commands of the app:
+  Every other command (status, prune, health, db migrate, ai, ...) belongs to the
+  smolotchi app: it runs in the current release, as the smolotchi user, with
+  /etc/smolotchi/env loaded (e.g. \`smolotchi status\`, \`smolotchi db migrate\`).
+  Only --root DIR may come before it; everything after it is the app's.`;
+
 function exitCodeLines(codes: ExitCodeValue[]): string[] {
   return codes.map((c) => `  ${String(c).padStart(2)}  ${EXIT_MEANING[c]}`);
 }
@@ -61,6 +68,7 @@ export function buildProgram(runCommand: RunCommand, commands: CommandSpec[] = R
   const silent = { writeErr: () => {}, outputError: () => {} };
   const program = addGlobalFlags(new Command('smolotchi'), { root: true })
     .description('Atomic, health-gated releases of the smolotchi app')
+    .addHelpText('after', APP_HELP)
     .version(TOOL_VERSION)
     .exitOverride()
     .configureOutput(silent)

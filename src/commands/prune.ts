@@ -8,6 +8,7 @@ import { planPrune, type PrunePlan } from '../core/prune-plan.js';
 import { readCurrent } from '../core/switch.js';
 import { releaseFacts } from '../core/targets.js';
 import { killPoint } from '../core/killpoint.js';
+import { listSnapshots, pruneSnapshots } from '../core/data-snapshots.js';
 
 export interface PruneOptions {
   keep?: number;
@@ -21,6 +22,8 @@ export interface PruneResult {
   kept: string[];
   removed: string[];
   protected: PrunePlan['protectedReasons'];
+  /** App data snapshots removed with them (deploy ids): only the newest of each kept release stays. */
+  snapshotsRemoved: number[];
   /** The same word as install's and rollback's: 'dry-run' changed nothing. */
   status: 'pruned' | 'dry-run';
   exitCode: number;
@@ -42,6 +45,8 @@ export async function pruneReleases(ctx: Context, keep: number, dryRun: boolean,
     await removeViaTrash(`${ctx.layout.releasesDir}/${version}`, ctx.layout.trashDir);
     killPoint('prune-removed', ctx.env);
   }
+  const snapshots = await pruneSnapshots(ctx, p.keep);
+  if (snapshots.length) ctx.log.info(`pruned app data snapshots ${snapshots.join(', ')}`);
   return p.remove;
 }
 
@@ -49,7 +54,8 @@ export async function prune(options: PruneOptions, ctx: Context): Promise<PruneR
   const keep = options.keep ?? ctx.settings.keep;
   if (options.dryRun) {
     const p = await plan(ctx, keep);
-    return { command: 'prune', keep, kept: p.keep, removed: p.remove, protected: p.protectedReasons, status: 'dry-run', exitCode: ExitCode.ok };
+    const snapshotsRemoved = await pruneSnapshots(ctx, p.keep, true);
+    return { command: 'prune', keep, kept: p.keep, removed: p.remove, protected: p.protectedReasons, snapshotsRemoved, status: 'dry-run', exitCode: ExitCode.ok };
   }
   return withMutation(ctx, 'prune', options.waitSeconds, async ({ recovery }) => {
     const current = await readCurrent(ctx.layout);
@@ -58,10 +64,13 @@ export async function prune(options: PruneOptions, ctx: Context): Promise<PruneR
       // Recovery may have gone back to the old release: its code must be what runs, not the unproven one's.
       await restartAfterRepair(ctx, recovery, journal);
       const p = await plan(ctx, keep);
+      const before = (await listSnapshots(ctx)).map((x) => x.deployId);
       const removed = await pruneReleases(ctx, keep, false, journal);
+      const left = new Set((await listSnapshots(ctx)).map((x) => x.deployId));
+      const snapshotsRemoved = before.filter((id) => !left.has(id));
       journal.finish('succeeded');
       killPoint('prune-finished', ctx.env);
-      return { command: 'prune' as const, keep, kept: p.keep, removed, protected: p.protectedReasons, status: 'pruned' as const, exitCode: ExitCode.ok };
+      return { command: 'prune' as const, keep, kept: p.keep, removed, protected: p.protectedReasons, snapshotsRemoved, status: 'pruned' as const, exitCode: ExitCode.ok };
     } catch (err) {
       journal.finish('failed', (err as Error).message);
       throw err;

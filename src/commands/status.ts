@@ -1,11 +1,12 @@
 import { renderFor } from '../core/activate.js';
 import type { Context } from '../core/context.js';
+import { IntegrityError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
-import { DEGRADED_KEY, type DeployRow } from '../core/history.js';
+import { DEGRADED_KEY, type DeployRow, type ReleaseMark } from '../core/history.js';
 import { readLock, type LockInfo } from '../core/lock.js';
 import { isSameLiveProcess } from '../core/proc.js';
 import { readCurrent } from '../core/switch.js';
-import { releaseFacts } from '../core/targets.js';
+import { releaseFacts, requireInstalled } from '../core/targets.js';
 import { diffUnits, readInstalledUnits } from '../core/units.js';
 
 export interface StatusResult {
@@ -15,11 +16,15 @@ export interface StatusResult {
   lastGood: string | null;
   rollbackTarget: string | null;
   bad: string[];
+  /** The bad marks with their reason and who set them (gate or operator). */
+  badMarks: ReleaseMark[];
   degraded: boolean;
   degradedReason: string | null;
   lastDeploy: Pick<DeployRow, 'id' | 'kind' | 'status' | 'fromVersion' | 'toVersion' | 'error' | 'startedAt' | 'finishedAt'> | null;
   drift: boolean;
   driftFiles: string[];
+  /** Per unit of the current release: the sandboxing its own unit files turned off (the privileges are the tool's). */
+  loosened: Record<string, string[]>;
   lock: (LockInfo & { alive: boolean }) | null;
   historyAvailable: boolean;
   exitCode: number;
@@ -30,13 +35,26 @@ export async function status(_options: object, ctx: Context): Promise<StatusResu
   const store = ctx.readHistory();
   const current = await readCurrent(ctx.layout);
   const facts = await releaseFacts(ctx, store, current);
+  requireInstalled(ctx, facts);
   const currentComplete = facts.releases.some((r) => r.version === current && r.stamp);
   let drift = false;
   let driftFiles: string[] = [];
+  let loosened: Record<string, string[]> = {};
   if (current && currentComplete) {
-    const diff = diffUnits(await renderFor(ctx, current), await readInstalledUnits(ctx.layout.unitDir));
-    drift = diff.drift;
-    driftFiles = [...diff.added, ...diff.changed, ...diff.removed];
+    // Installed by an older tool, the current release's units may fail today's policy: say so, still answer.
+    const rendered = await renderFor(ctx, current).catch((err: unknown) => {
+      if (!(err instanceof IntegrityError)) throw err;
+      return err;
+    });
+    if (rendered instanceof IntegrityError) {
+      drift = true;
+      driftFiles = [`(refused by the unit policy: ${rendered.message})`];
+    } else {
+      loosened = rendered.loosened;
+      const diff = diffUnits(rendered, await readInstalledUnits(ctx.layout.unitDir));
+      drift = diff.drift;
+      driftFiles = [...diff.added, ...diff.changed, ...diff.removed];
+    }
   }
   // The last deploy a user started (an automatic rollback is part of its parent's story).
   const last = store?.listDeploys(20).find((d) => d.parentId === null) ?? null;
@@ -49,6 +67,7 @@ export async function status(_options: object, ctx: Context): Promise<StatusResu
     lastGood: facts.lastGood,
     rollbackTarget: facts.rollbackTarget,
     bad: [...facts.bad].sort(),
+    badMarks: [...(store?.marks().values() ?? [])].filter((m) => m.state === 'bad').sort((a, b) => a.version.localeCompare(b.version)),
     degraded: degradedReason !== null,
     degradedReason,
     lastDeploy: last && {
@@ -63,6 +82,7 @@ export async function status(_options: object, ctx: Context): Promise<StatusResu
     },
     drift,
     driftFiles,
+    loosened,
     lock: holder && { ...holder, alive: isSameLiveProcess(holder.pid, holder.startTime, holder.bootId) },
     historyAvailable: store !== null,
     exitCode: degradedReason !== null ? ExitCode.degraded : ExitCode.ok,

@@ -3,8 +3,10 @@ import { NotFoundError, UsageError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
 import { releaseDir } from '../core/layout.js';
 import { scanReleases } from '../core/releases.js';
+import { shadowingModules } from '../core/shadow-check.js';
 import { readCurrent } from '../core/switch.js';
 import { loadTrust } from '../core/trust.js';
+import { requireInstalled } from '../core/targets.js';
 import { verifyRelease, type ReleaseCheck } from '../core/verify-release.js';
 import { parseVersion } from '../core/version.js';
 import { exists } from '../core/fsutil.js';
@@ -25,13 +27,18 @@ export interface VerifyResult {
 async function targets(options: VerifyOptions, ctx: Context): Promise<string[]> {
   if (options.version && options.all) throw new UsageError('name a version or pass --all, not both');
   // Incomplete folders are crash leftovers the next command removes, never targets: not "installed".
-  if (options.all) return (await scanReleases(ctx.layout)).filter((r) => r.stamp).map((r) => r.version);
+  if (options.all) {
+    const releases = await scanReleases(ctx.layout);
+    requireInstalled(ctx, { current: await readCurrent(ctx.layout), releases });
+    return releases.filter((r) => r.stamp).map((r) => r.version);
+  }
   if (options.version) {
     const version = parseVersion(options.version);
     if (!(await exists(releaseDir(ctx.layout, version)))) throw new NotFoundError(`release ${version} is not installed on this device`);
     return [version];
   }
   const current = await readCurrent(ctx.layout);
+  if (!current) requireInstalled(ctx, { current, releases: await scanReleases(ctx.layout) });
   if (!current) throw new NotFoundError('no current release to verify', 'name a version or pass --all');
   return [current];
 }
@@ -42,7 +49,13 @@ export async function verify(options: VerifyOptions, ctx: Context): Promise<Veri
   // A keys folder that fails its own checks is a finding too (exit 4), reported by loadTrust.
   const trust = await loadTrust(ctx.layout.keysDir);
   const releases: ReleaseCheck[] = [];
-  for (const version of versions) releases.push(await verifyRelease(releaseDir(ctx.layout, version), version, trust));
+  for (const version of versions) {
+    const dir = releaseDir(ctx.layout, version);
+    const check = await verifyRelease(dir, version, trust);
+    const shadows = check.status === 'incomplete' ? [] : await shadowingModules(ctx.layout, dir);
+    if (shadows.length > 0) releases.push({ ...check, status: 'tampered', problems: [...check.problems, ...shadows] });
+    else releases.push(check);
+  }
   const ok = releases.every((r) => r.status === 'ok');
   return { command: 'verify', releases, ok, exitCode: ok ? ExitCode.ok : ExitCode.integrity };
 }

@@ -1,3 +1,4 @@
+import type { ServiceIdentity } from '../adapters/service-user.js';
 import type { ServiceManager } from '../adapters/systemctl.js';
 import type { HistoryStore } from './history.js';
 import type { Interruption } from './interrupt.js';
@@ -19,6 +20,8 @@ export interface Context {
   /** Absolute command line of this tool, for the boot-time check unit. */
   toolCommand: string;
   env: NodeJS.ProcessEnv;
+  /** Who runs release code (smoke import, pip, health check): resolved on first use, never root. */
+  serviceIdentity(): ServiceIdentity;
   /** History for mutating commands: created and migrated on first use. */
   history(): HistoryStore;
   /** History for read-only commands: null when absent or unreadable (the filesystem still answers). */

@@ -1,8 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fsyncSync, openSync } from 'node:fs';
-import { mkdir, open, rename, rm, readdir, lstat, stat } from 'node:fs/promises';
+import { mkdir, open, rename, rm, readdir, lstat, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { killPoint } from './killpoint.js';
+
+/** Copy one open file into another in 1 MiB chunks: a database can be larger than what should sit in memory. */
+export async function copyHandle(from: FileHandle, to: FileHandle): Promise<void> {
+  const buf = Buffer.alloc(1 << 20);
+  for (let pos = 0; ; ) {
+    const { bytesRead } = await from.read(buf, 0, buf.length, pos);
+    if (bytesRead === 0) return;
+    await to.write(buf, 0, bytesRead);
+    pos += bytesRead;
+  }
+}
 
 /** fsync a directory so a rename or create inside it survives a power cut. */
 export function fsyncDir(dir: string): void {

@@ -2,13 +2,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
 import { formatHostPort, probeHttp } from '../adapters/http-probe.js';
-import { runAllowingFailure, tailLines } from '../adapters/process.js';
+import { tailLines } from '../adapters/process.js';
+import { runAsService } from '../adapters/service-user.js';
 import type { UnitState } from '../adapters/systemctl.js';
 import type { Context } from './context.js';
 import { killPoint } from './killpoint.js';
 
 export interface GateFailure {
-  check: 'restart' | 'unit' | 'http' | 'health-check';
+  check: 'restart' | 'unit' | 'http' | 'health-check' | 'environment';
   unit?: string;
   reason: string;
   journal: string[];
@@ -110,7 +111,9 @@ async function runReleaseCheck(ctx: Context, releaseDir: string, version: string
   } catch {
     return 'absent';
   }
-  const r = await runAllowingFailure(script, [], {
+  // Release code: as the service user, with the variables below and nothing of root's environment.
+  const r = await runAsService(script, [], {
+    as: ctx.serviceIdentity(),
     cwd: releaseDir,
     timeoutMs: ctx.settings.healthCheckTimeoutSeconds * 1000,
     env: {

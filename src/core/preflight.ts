@@ -7,6 +7,7 @@ import type { InstallRequest } from './fetch.js';
 import { scanReleases } from './releases.js';
 import { readCurrent } from './switch.js';
 import { VENV_DIR } from './venv.js';
+import { liveDataBytes } from './data-snapshots.js';
 
 /** What an install is expected to need on the filesystem of /opt/smolotchi, and what it has. */
 export interface SpaceEstimate {
@@ -15,6 +16,8 @@ export interface SpaceEstimate {
   treeBytes: number;
   venvBytes: number;
   marginBytes: number;
+  /** The app data snapshot taken before the switch, when it lands on the same filesystem. */
+  snapshotBytes: number;
   neededBytes: number;
   /** How the tree and venv figures were arrived at, for the message. */
   basis: string[];
@@ -101,13 +104,38 @@ export async function estimateSpace(ctx: Context, req: InstallRequest): Promise<
   const venvBasis = venv > 0 ? `venv of ${path.basename(reference!)}` : 'default venv size';
   const marginBytes = Math.ceil((treeBytes + venvBytes) * MARGIN_RATIO) + MARGIN_FIXED;
   const { filesystem, free } = await freeBytes(ctx.layout.optDir);
-  return { filesystem, freeBytes: free, treeBytes, venvBytes, marginBytes, neededBytes: treeBytes + venvBytes + marginBytes, basis: [treeBasis, venvBasis] };
+  const data = await snapshotSpace(ctx);
+  // On one filesystem the release and the snapshot share the free space; elsewhere checkSnapshotSpace answers.
+  const snapshotBytes = (await sameFilesystem(data.filesystem, filesystem)) ? data.bytes : 0;
+  const neededBytes = treeBytes + venvBytes + marginBytes + snapshotBytes;
+  return { filesystem, freeBytes: free, treeBytes, venvBytes, marginBytes, snapshotBytes, neededBytes, basis: [treeBasis, venvBasis] };
+}
+
+/** What the app data snapshot before the switch needs, on the filesystem of the snapshots folder. */
+async function snapshotSpace(ctx: Context): Promise<{ filesystem: string; free: number; bytes: number }> {
+  const bytes = ctx.settings.dataSnapshots ? await liveDataBytes(ctx) : 0;
+  const { filesystem, free } = await freeBytes(ctx.layout.snapshotsDir);
+  return { filesystem, free, bytes };
+}
+
+const sameFilesystem = async (a: string, b: string) => (await stat(a)).dev === (await stat(b)).dev;
+
+/** A snapshot on another filesystem than the releases is checked on its own. */
+async function checkSnapshotSpace(ctx: Context, version: string, e: SpaceEstimate): Promise<void> {
+  const data = await snapshotSpace(ctx);
+  if ((await sameFilesystem(data.filesystem, e.filesystem)) || data.free >= data.bytes + MARGIN_FIXED) return;
+  throw new ReleaseError(
+    `not enough free space to snapshot the app's data before installing ${version}: about ${formatBytes(data.bytes + MARGIN_FIXED)} needed on ${data.filesystem}, ${formatBytes(data.free)} free`,
+    undefined,
+    'free some space (e.g. `smolotchi release prune --keep 2` also prunes old snapshots) and try again; nothing was changed',
+  );
 }
 
 /** Refuse (exit 1) before anything is staged when the filesystem of /opt/smolotchi lacks the estimate. */
 export async function preflight(ctx: Context, req: InstallRequest): Promise<SpaceEstimate> {
   const e = await estimateSpace(ctx, req);
-  const detail = `release ${formatBytes(e.treeBytes)} (${e.basis[0]}), venv ${formatBytes(e.venvBytes)} (${e.basis[1]}), margin ${formatBytes(e.marginBytes)}`;
+  const snapshot = e.snapshotBytes > 0 ? `, app data snapshot ${formatBytes(e.snapshotBytes)}` : '';
+  const detail = `release ${formatBytes(e.treeBytes)} (${e.basis[0]}), venv ${formatBytes(e.venvBytes)} (${e.basis[1]})${snapshot}, margin ${formatBytes(e.marginBytes)}`;
   ctx.log.debug(`preflight: ${formatBytes(e.freeBytes)} free on ${e.filesystem}; ${detail}`);
   if (e.freeBytes < e.neededBytes) {
     throw new ReleaseError(
@@ -116,5 +144,6 @@ export async function preflight(ctx: Context, req: InstallRequest): Promise<Spac
       'free some space (e.g. `smolotchi release prune --keep 2`) and try again; nothing was changed',
     );
   }
+  await checkSnapshotSpace(ctx, req.version, e);
   return e;
 }

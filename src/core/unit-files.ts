@@ -4,6 +4,7 @@ import { ReleaseError } from './errors.js';
 import { commitTemp, fsyncDir, writeTemp } from './fsutil.js';
 import { NothingChangedError } from './nothing-changed.js';
 import type { RenderedFile, RenderedUnits } from './units.js';
+import { parseUnit } from './unit-policy.js';
 
 /** The tool's boot-time check: rendered from the bundled templates only, whatever a release ships. */
 export const TOOL_UNIT = 'smolotchi-release-check.service';
@@ -195,4 +196,22 @@ export async function writeUnits(
   const links = await removeStaleLinks(unitDir, rendered.units);
   const tmpfilesChanged = staged.some((f) => f.file === tmpfilesPath);
   return { removedUnits: diff.removedUnits, changed: diff.drift || links > 0 || tmpfilesChanged };
+}
+
+/** A unit's [Install] directives over its file and drop-ins, normalised: what `enable` turns into links. */
+function installSections(files: RenderedFile[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const f of [...files].sort(byPath)) {
+    const lines = parseUnit(f.content).filter((d) => d.section === 'Install').map((d) => `${d.key}=${d.value}`);
+    const unit = unitOf(f.relPath);
+    out.set(unit, [out.get(unit) ?? '', ...lines].join('\n'));
+  }
+  return out;
+}
+
+/** Units installed before and rendered again whose [Install] sections differ: they must be disabled first. */
+export function installChanged(rendered: RenderedUnits, installed: RenderedFile[]): string[] {
+  const before = installSections(installed);
+  const after = installSections(rendered.files);
+  return [...after.keys()].filter((unit) => before.has(unit) && before.get(unit) !== after.get(unit)).sort();
 }

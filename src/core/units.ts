@@ -1,14 +1,16 @@
 import { createHash } from 'node:crypto';
-import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ReleaseError, UsageError } from './errors.js';
 import { isDirectory } from './fsutil.js';
 import { DEVICE } from './layout.js';
 import { packageRoot } from './package-root.js';
 import { composeTmpfiles, readReleaseTmpfiles } from './tmpfiles-policy.js';
-import { byPath, OPERATOR_DROPIN, TOOL_UNIT, UNIT_NAME } from './unit-files.js';
+import { byPath, TOOL_UNIT } from './unit-files.js';
+import { judgeUnit, POLICY_DROPIN, policyDropin, type UnitVerdict } from './unit-policy.js';
+import { BASELINE_DROPIN, EXECSTART_DROPIN, readTemplateSet, templateDropins, templateSources, type TemplateSet } from './unit-templates.js';
 
-export { diffUnits, readInstalledUnits, writeUnits, OPERATOR_DROPIN, TOOL_UNIT, UNIT_NAME, type UnitDiff } from './unit-files.js';
+export { diffUnits, installChanged, readInstalledUnits, writeUnits, OPERATOR_DROPIN, TOOL_UNIT, UNIT_NAME, type UnitDiff } from './unit-files.js';
 
 export interface UnitOptions {
   display: boolean;
@@ -31,15 +33,13 @@ export interface RenderedUnits {
   /** Units to (re)start, in dependency order. */
   startOrder: string[];
   tmpfiles: string;
+  /** Per unit, the sandboxing its release turned off (empty units left out). */
+  loosened: Record<string, string[]>;
   /** sha256 over every file's relPath and content. */
   templateHash: string;
 }
 
-export const EXECSTART_DROPIN = '05-venv-execstart.conf';
-const DROPIN_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*\.conf$/;
-// Anything a release ships with one of these suffixes is a unit and must carry one of our names.
-const UNIT_SUFFIX = /\.(?:service|socket|timer|path|mount|automount|swap|target|slice|scope|device)$/;
-
+export { assertReleaseUnitName, BASELINE_DROPIN, EXECSTART_DROPIN } from './unit-templates.js';
 const CORE = 'smolotchi-core.service';
 const CORE_NET = 'smolotchi-core-net.service';
 const DISPLAY = 'smolotchi-display.service';
@@ -60,80 +60,6 @@ export function bundledPackagingDir(): string {
   return path.join(packageRoot(), 'packaging');
 }
 
-/** A release may only ship units under our names: it must not replace unrelated units or escape the unit dir. */
-export function assertReleaseUnitName(name: string): void {
-  if (!UNIT_NAME.test(name)) {
-    throw new ReleaseError(`release unit template ${JSON.stringify(name)} refused: names must match smolotchi-*.service or .timer`);
-  }
-  if (name === TOOL_UNIT) throw new ReleaseError(`release unit template ${name} refused: that unit belongs to the release tool`);
-}
-
-interface TemplateSet {
-  units: Map<string, string>;
-  /** dropins/*.conf, applied to every service (or to one unit, see appliesTo). */
-  shared: Map<string, string>;
-  /** dropins/<unit>.d/*.conf */
-  perUnit: Map<string, Map<string, string>>;
-}
-
-/** Read a template file; a symlink is followed only while it stays inside the template tree. */
-async function readTemplate(root: string, file: string): Promise<string> {
-  const info = await lstat(file);
-  if (info.isSymbolicLink()) {
-    const [realRoot, target] = await Promise.all([realpath(root), realpath(file)]);
-    if (!target.startsWith(realRoot + path.sep)) throw new ReleaseError(`unit template ${file} links outside ${root}`);
-  }
-  if (!(await stat(file)).isFile()) throw new ReleaseError(`unit template ${file} is not a regular file`);
-  return readFile(file, 'utf8');
-}
-
-async function readTemplateSet(dir: string, fromRelease: boolean): Promise<TemplateSet> {
-  const set: TemplateSet = { units: new Map(), shared: new Map(), perUnit: new Map() };
-  for (const name of (await readdir(dir)).sort()) {
-    if (!UNIT_SUFFIX.test(name)) continue;
-    if (fromRelease) assertReleaseUnitName(name);
-    else if (!UNIT_NAME.test(name)) continue;
-    set.units.set(name, await readTemplate(dir, path.join(dir, name)));
-  }
-  const dropins = path.join(dir, 'dropins');
-  if (!(await isDirectory(dropins))) return set;
-  for (const name of (await readdir(dropins)).sort()) {
-    const full = path.join(dropins, name);
-    if (name.endsWith('.d') && (await isDirectory(full))) {
-      const unit = name.slice(0, -2);
-      if (fromRelease) assertReleaseUnitName(unit);
-      const confs = new Map<string, string>();
-      for (const conf of (await readdir(full)).sort()) {
-        if (conf.endsWith('.conf')) confs.set(checkDropinName(conf, `${name}/${conf}`), await readTemplate(dir, path.join(full, conf)));
-      }
-      set.perUnit.set(unit, confs);
-    } else if (name.endsWith('.conf')) {
-      set.shared.set(checkDropinName(name, name), await readTemplate(dir, full));
-    }
-  }
-  return set;
-}
-
-function checkDropinName(name: string, shown: string): string {
-  if (!DROPIN_NAME.test(name) || name === EXECSTART_DROPIN || name === OPERATOR_DROPIN) {
-    throw new ReleaseError(`drop-in dropins/${shown} refused: reserved or invalid name`);
-  }
-  return name;
-}
-
-/**
- * A shared drop-in whose name ends in a unit's short name (the app's `10-hardening-prune.conf`)
- * belongs to that unit only; the others go to every service.
- */
-function appliesTo(dropin: string, unit: string, allUnits: string[]): boolean {
-  const stem = dropin.slice(0, -'.conf'.length);
-  const owner = allUnits
-    .map((u) => u.replace(/^smolotchi-/, '').replace(/\.(service|timer)$/, ''))
-    .filter((short) => stem.endsWith(`-${short}`))
-    .sort((a, b) => b.length - a.length)[0];
-  return owner === undefined ? true : unit === `smolotchi-${owner}.service`;
-}
-
 /** The app command of a unit: ours for the known units, else translated from the app's wrapper. */
 function appCommand(unit: string, template: string): string | null {
   if (APP_COMMANDS[unit]) return APP_COMMANDS[unit];
@@ -149,11 +75,9 @@ function execStartDropin(command: string): string {
     '[Service]',
     '# The empty assignment clears the template\'s ExecStart before ours.',
     'ExecStart=',
-    `ExecStart=${DEVICE.currentLink}/.venv/bin/python ${command}`,
+    '# -P: the working directory (the app\'s own, writable by it) is never on sys.path.',
+    `ExecStart=${DEVICE.currentLink}/.venv/bin/python -P ${command}`,
     `WorkingDirectory=${DEVICE.stateDir}`,
-    `Environment=PYTHONPATH=${DEVICE.currentLink}`,
-    '# Whatever the release templates say: stopping a unit must not delete the release lock\'s folder.',
-    'RuntimeDirectoryPreserve=yes',
     '',
   ].join('\n');
 }
@@ -190,6 +114,18 @@ export function hashFiles(files: RenderedFile[]): string {
   return hash.digest('hex');
 }
 
+/** Baseline hardening first, the venv's ExecStart, the templates' drop-ins, the tool's policy last. */
+function unitDropins(set: TemplateSet, unit: string, template: string, verdict: UnitVerdict, baseline: string): Map<string, string> {
+  const dropins = new Map<string, string>();
+  if (!unit.endsWith('.service')) return templateDropins(set, unit);
+  dropins.set(BASELINE_DROPIN, baseline);
+  const command = appCommand(unit, template);
+  if (command) dropins.set(EXECSTART_DROPIN, execStartDropin(command));
+  for (const [name, content] of templateDropins(set, unit)) dropins.set(name, content);
+  dropins.set(POLICY_DROPIN, policyDropin(verdict));
+  return dropins;
+}
+
 /** The tool's own boot-time check, naming the tool's command line: from the bundled template only. */
 export async function renderToolUnit(bundledDir: string, toolCommand: string): Promise<RenderedFile> {
   const template = await readFile(path.join(bundledDir, 'systemd', TOOL_UNIT), 'utf8');
@@ -203,19 +139,18 @@ export async function renderUnits(releaseDir: string | null, bundledDir: string,
   const releaseSystemd = releaseDir === null ? null : path.join(releaseDir, 'packaging', 'systemd');
   const fromRelease = releaseSystemd !== null && (await isDirectory(releaseSystemd));
   const set = await readTemplateSet(fromRelease ? releaseSystemd : bundledSystemd, fromRelease);
+  const baseline = await readFile(path.join(bundledSystemd, 'hardening.conf'), 'utf8');
+  // Every unit the release ships is judged, chosen or not: one that asks for more refuses the release.
+  const verdicts = new Map([...set.units.keys()].filter((u) => u !== TOOL_UNIT).map((unit) => [unit, judgeUnit(unit, templateSources(set, unit, fromRelease))]));
   const chosen = selectUnits([...set.units.keys()], options);
   const files: RenderedFile[] = [];
+  const loosened: Record<string, string[]> = {};
   for (const unit of chosen) {
     const template = set.units.get(unit) ?? '';
     files.push({ relPath: unit, content: template });
-    const dropins = new Map<string, string>();
-    const command = unit.endsWith('.service') ? appCommand(unit, template) : null;
-    if (command) dropins.set(EXECSTART_DROPIN, execStartDropin(command));
-    if (unit.endsWith('.service')) {
-      for (const [name, content] of set.shared) if (appliesTo(name, unit, [...set.units.keys()])) dropins.set(name, content);
-    }
-    for (const [name, content] of set.perUnit.get(unit) ?? []) dropins.set(name, content);
-    for (const [name, content] of dropins) files.push({ relPath: `${unit}.d/${name}`, content });
+    const verdict = verdicts.get(unit)!;
+    for (const [name, content] of unitDropins(set, unit, template, verdict, baseline)) files.push({ relPath: `${unit}.d/${name}`, content });
+    if (unit.endsWith('.service') && verdict.loosened.length > 0) loosened[unit] = verdict.loosened;
   }
   files.push(await renderToolUnit(bundledDir, tool));
   files.sort(byPath);
@@ -224,6 +159,7 @@ export async function renderUnits(releaseDir: string | null, bundledDir: string,
     files,
     units: [...chosen, TOOL_UNIT].sort(),
     startOrder: startOrder(chosen),
+    loosened,
     // The bundled tmpfiles first (the tool's run dirs), then the release's lines its policy lets through.
     tmpfiles: composeTmpfiles(
       await readFile(path.join(bundledDir, 'tmpfiles', 'smolotchi.conf'), 'utf8'),

@@ -3,6 +3,8 @@ import { link, lstat, mkdir, readdir, readFile, readlink, realpath, rm, stat, sy
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as py from '../adapters/python.js';
+import type { ServiceIdentity } from '../adapters/service-user.js';
+import { grantFolder, grantPycacheFolders, reclaimFromService } from './build-ownership.js';
 import { extraRequirements } from './app-extras.js';
 import { PI_REQUIREMENTS, type Profile } from './device-profile.js';
 import { ReleaseError } from './errors.js';
@@ -21,6 +23,8 @@ export interface VenvSpec {
   display?: boolean;
   /** `pi` adds requirements/pi_zero.txt when the release ships it. */
   profile?: Profile;
+  /** Who runs pip, build backends, byte-compile and the smoke import (never root). */
+  runAs: ServiceIdentity;
 }
 
 /** Everything pip installs for a spec: requirement files and the extras' requirement strings. */
@@ -113,7 +117,7 @@ async function wheelListing(dir: string): Promise<Array<[string, number]>> {
 
 /** Same hash, same venv contents: the key under which a release's venv can be shared. */
 export async function requirementHash(spec: VenvSpec): Promise<string> {
-  const version = await py.pythonVersion(spec.python);
+  const version = await py.pythonVersion(spec.python, spec.runAs);
   return requirementHashFor(spec, version, await resolveRequirements(spec));
 }
 
@@ -151,25 +155,25 @@ async function cloneTree(src: string, dst: string, from: { venv: string; release
   );
 }
 
-async function cloneVenv(fromRelease: string, venvDir: string): Promise<void> {
+async function cloneVenv(fromRelease: string, venvDir: string, as: ServiceIdentity): Promise<void> {
   const from = { release: fromRelease, venv: path.join(fromRelease, VENV_DIR) };
   await cloneTree(from.venv, venvDir, from, venvDir);
   // A source venv built under another path (another root) keeps pointing there: not a clone.
   const activate = await readFile(path.join(venvDir, 'bin', 'activate'), 'utf8').catch(() => null);
   if (activate !== null && !activate.includes(venvDir)) throw new Error(`${from.venv} was built at another path`);
-  const prefix = await py.venvPrefix(py.venvPython(venvDir));
+  const prefix = await py.venvPrefix(py.venvPython(venvDir), as);
   if ((await realpath(prefix)) !== (await realpath(venvDir))) throw new Error(`cloned venv reports prefix ${prefix}`);
 }
 
 /** First candidate with the same hash and a venv on disk; the venv is cloned or the slot stays empty. */
-async function tryReuse(venvDir: string, hash: string, candidates: ReuseCandidate[], log: Logger): Promise<string | null> {
+async function tryReuse(venvDir: string, hash: string, candidates: ReuseCandidate[], log: Logger, as: ServiceIdentity): Promise<string | null> {
   const self = path.dirname(venvDir);
   for (const c of candidates) {
     const from = path.resolve(c.releaseDir);
     if (c.requirementHash !== hash || from === self) continue;
     if (!(await exists(path.join(from, VENV_DIR, 'pyvenv.cfg')))) continue;
     try {
-      await cloneVenv(from, venvDir);
+      await cloneVenv(from, venvDir, as);
       return from;
     } catch (err) {
       log.warn(`could not reuse the venv of ${from} (${err instanceof Error ? err.message : String(err)}); building it`);
@@ -216,20 +220,23 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
   const since = () => Math.round(performance.now() - started);
   const releaseDir = path.resolve(spec.releaseDir);
   const venvDir = path.join(releaseDir, VENV_DIR);
-  const version = await py.pythonVersion(spec.python);
+  const version = await py.pythonVersion(spec.python, spec.runAs);
+  py.assertSafePathSupport(version, spec.python);
   const set = await resolveRequirements(spec);
   const hash = await requirementHashFor(spec, version, set);
   // A venv shipped in the archive or left half-built is never trusted.
   if (await lstat(venvDir).then(() => true, () => false)) await rm(venvDir, { recursive: true, force: true });
 
   step('venv: look for an identical venv to clone');
-  const reusedFrom = await tryReuse(venvDir, hash, opts.reuseCandidates, opts.log);
+  const reusedFrom = await tryReuse(venvDir, hash, opts.reuseCandidates, opts.log, spec.runAs);
   if (reusedFrom) {
     killPoint('venv-cloned');
     opts.progress?.detail(`cloned ${path.basename(reusedFrom)}'s by hard links`);
   } else {
     step('venv: create');
-    await py.createVenv(spec.python, venvDir);
+    // The service user builds the venv: it may write this folder and nothing else of the release.
+    await grantFolder(venvDir, spec.runAs);
+    await py.createVenv(spec.python, venvDir, spec.runAs);
     killPoint('venv-created');
     const wheels = path.join(releaseDir, 'wheels');
     const findLinks = (await exists(wheels)) ? wheels : null;
@@ -238,7 +245,7 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
     const count = (await Promise.all(reqs.map((f) => readFile(f, 'utf8').then(py.requirementLines, () => [])))).flat().length + set.requirements.length;
     step(`venv: pip install ${count} package${count === 1 ? '' : 's'}${what.length ? ` (${what.join(', ')}${findLinks ? ', from wheels/' : ''})` : ''}`);
     await py.pipInstall({
-      hostPython: spec.python, venvDir, requirementFiles: reqs, requirements: set.requirements, findLinks, cwd: releaseDir,
+      hostPython: spec.python, venvDir, requirementFiles: reqs, requirements: set.requirements, findLinks, cwd: releaseDir, as: spec.runAs,
       onOutput: opts.progress && pipProgress(opts.progress),
     });
     killPoint('venv-pip-done');
@@ -250,14 +257,18 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
   // skipped, as pip itself does; the app's own code must compile.
   step('venv: byte-compile');
   if (!reusedFrom) {
-    await py.byteCompile(python, await sitePackages(venvDir)).catch((err: unknown) => {
+    await py.byteCompile(python, await sitePackages(venvDir), spec.runAs).catch((err: unknown) => {
       opts.log.warn(`some installed files did not byte-compile: ${err instanceof Error ? err.message : String(err)}`);
     });
   }
-  await py.byteCompile(python, await releaseCode(releaseDir));
+  await grantPycacheFolders(releaseDir, spec.runAs, (name) => name.startsWith('.'));
+  await py.byteCompile(python, await releaseCode(releaseDir), spec.runAs);
   killPoint('venv-compiled');
+  // Root's again, read-only, before any more release code runs: the smoke import sees what units will.
+  const reclaimed = await reclaimFromService(releaseDir, spec.runAs);
+  if (spec.runAs.switched) opts.log.debug(`venv: built as ${spec.runAs.name}; ${reclaimed} entries made root's`);
   step('venv: smoke import');
-  await py.smokeImport(python, releaseDir);
+  await py.smokeImport(python, releaseDir, spec.runAs);
   killPoint('venv-smoke-done');
   const durationMs = since();
   opts.log.debug(`venv: compiled and smoke-imported (${durationMs} ms in all)`);

@@ -148,6 +148,20 @@ describe.skipIf(!available)('e2e: install, upgrade, rollback on a real systemd',
     expect(json.releases.every((r) => r.complete && !r.bad)).toBe(true);
   });
 
+  it('`smolotchi status` is the app\'s: run from the current release as the smolotchi user', async () => {
+    const r = await smolotchi(sb, ['status']);
+    expect(r.exitCode, explain(r)).toBe(0);
+    const uid = Number((await sb.exec(['id', '-u', 'smolotchi'])).stdout.trim());
+    expect(JSON.parse(r.stdout)).toEqual({
+      app: 'smolotchi',
+      version: await currentVersion(sb),
+      uid,
+      db: '/var/lib/smolotchi/events.db',
+      config: '/etc/smolotchi/config.toml',
+      artifact_root: '/var/lib/smolotchi/artifacts',
+    });
+  });
+
   it('boot-time recovery: smolotchi-release-check.service runs `release recover` and succeeds', async () => {
     const r = await sb.exec(['systemctl', 'start', 'smolotchi-release-check.service']);
     expect(r.exitCode, explain(r)).toBe(0);

@@ -99,9 +99,11 @@ describe('release init', () => {
     expect((await init()).exitCode).toBe(0);
     const env = readFileSync(path.join(root, 'etc/smolotchi/env'), 'utf8');
     for (const key of documentedKeys()) expect(env).toMatch(new RegExp(`^#${key}=`, 'm'));
-    // Commented out: the tool reads it back as "all defaults".
+    // Commented out: the tool reads it back as "all defaults" (a bad setting would be exit 2);
+    // no release is installed yet, which status says with exit 3.
     const status = await runCli(['release', 'status', '--root', root, '--json']);
-    expect(status.exitCode, status.stderr).toBe(0);
+    expect(status.exitCode, status.stderr).toBe(3);
+    expect(status.stderr).toContain('nothing installed under');
 
     writeEnvFile(root, { SMOLOTCHI_RELEASE_KEEP: 5 });
     const mine = readFileSync(path.join(root, 'etc/smolotchi/env'), 'utf8');

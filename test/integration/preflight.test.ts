@@ -56,6 +56,19 @@ describe('space estimate', () => {
     expect(await treeUsage(path.join(root, 'opt/smolotchi/releases/1.0.0'))).toBeLessThan(3.6 * MiB);
   });
 
+  it("counts the app data snapshot taken before the switch: the live databases and their WAL", async () => {
+    const { root, ctx } = sandbox('data');
+    const without = await estimateSpace(ctx, { version: '1.0.0', kind: 'git', source: '/nowhere' });
+    expect(without.snapshotBytes).toBe(0);
+    mkdirSync(path.join(root, 'var/lib/smolotchi'), { recursive: true });
+    writeFileSync(path.join(root, 'var/lib/smolotchi/events.db'), Buffer.alloc(3 * MiB));
+    writeFileSync(path.join(root, 'var/lib/smolotchi/events.db-wal'), Buffer.alloc(MiB));
+    const e = await estimateSpace(ctx, { version: '1.0.0', kind: 'git', source: '/nowhere' });
+    // One filesystem here (a temp folder): the snapshot shares the release's free space.
+    expect(e.snapshotBytes).toBe(4 * MiB);
+    expect(e.neededBytes - without.neededBytes).toBe(4 * MiB);
+  });
+
   it('an archive counts five times its size (the private copy plus about four times extracted)', async () => {
     const { ctx } = sandbox('archive');
     const archive = path.join(dir, 'smolotchi-2.0.0.tar.gz');

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveServiceIdentity } from '../../src/adapters/service-user.js';
 import { ReleaseError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/log.js';
 import { buildVenv, requirementHash, type VenvSpec } from '../../src/core/venv.js';
@@ -47,7 +48,9 @@ async function makeRelease(version: string, spec: ReleaseFiles = {}): Promise<st
   return dir;
 }
 
-const spec = (releaseDir: string, extra: Partial<VenvSpec> = {}): VenvSpec => ({ releaseDir, python: PYTHON, requirementFiles: [], extras: [], ...extra });
+// Whoever runs the tests builds as themselves here; test/integration/release-code-user.test.ts switches.
+const runAs = resolveServiceIdentity({ deviceRoot: false, env: {} });
+const spec = (releaseDir: string, extra: Partial<VenvSpec> = {}): VenvSpec => ({ releaseDir, python: PYTHON, requirementFiles: [], extras: [], runAs, ...extra });
 
 async function sitePackages(releaseDir: string): Promise<string> {
   const lib = path.join(releaseDir, '.venv/lib');

@@ -30,15 +30,18 @@ describe('env file', () => {
     expect(s).toMatchObject({ keep: 5, display: true, coreNet: true, webPort: 8099, extras: ['ai', 'display'] });
   });
 
-  it('extras: unset means the defaults (null), empty means none; the profile parses', () => {
+  it('extras: unset means the defaults (null), empty means none; the profile and data settings parse', () => {
     expect(settingsFromEnv(new Map()).extras).toBeNull();
     expect(settingsFromEnv(new Map([['SMOLOTCHI_RELEASE_EXTRAS', '']])).extras).toEqual([]);
     const s = settingsFromEnv(
       new Map([
         ['SMOLOTCHI_RELEASE_PROFILE', 'pi'],
+        ['SMOLOTCHI_DB', '/srv/smolotchi/app.db'],
+        ['SMOLOTCHI_RELEASE_DATA_DBS', '/var/lib/smolotchi/ai.db, /var/lib/smolotchi/wifi.db'],
+        ['SMOLOTCHI_RELEASE_DATA_SNAPSHOTS', 'no'],
       ]),
     );
-    expect(s).toMatchObject({ profile: 'pi' });
+    expect(s).toMatchObject({ profile: 'pi', appDb: '/srv/smolotchi/app.db', dataDbs: ['/var/lib/smolotchi/ai.db', '/var/lib/smolotchi/wifi.db'], dataSnapshots: false });
   });
 
   it.each([
@@ -53,6 +56,9 @@ describe('env file', () => {
     ['SMOLOTCHI_RELEASE_REQUIREMENTS', '/etc/shadow'],
     ['SMOLOTCHI_RELEASE_EXTRAS', '../x'],
     ['SMOLOTCHI_RELEASE_PROFILE', 'raspberry'],
+    ['SMOLOTCHI_DB', 'events.db'],
+    ['SMOLOTCHI_DB', '/var/lib/smolotchi/../../etc/shadow'],
+    ['SMOLOTCHI_RELEASE_DATA_DBS', '/var/lib/smolotchi/'],
     ['SMOLOTCHI_RELEASE_KEPE', '3'],
   ])('refuses %s=%s naming the key (exit 2)', (key, value) => {
     expect(() => settingsFromEnv(new Map([[key, value]]))).toThrow(expect.objectContaining({ exitCode: 2, message: expect.stringContaining(key) }));

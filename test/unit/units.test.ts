@@ -59,7 +59,8 @@ describe('renderUnits', () => {
     expect(r.startOrder).toEqual(['smolotchi-core.service', 'smolotchi-ai.service', 'smolotchi-web.service', 'smolotchi-prune.timer']);
     expect(r.tmpfiles).toMatch(/^d \/run\/smolotchi\/locks /m);
     for (const unit of ['smolotchi-core.service', 'smolotchi-ai.service', 'smolotchi-web.service', 'smolotchi-prune.service']) {
-      expect(file(r, `${unit}.d/10-hardening.conf`)).toContain('ProtectSystem=strict');
+      expect(file(r, `${unit}.d/00-smolotchi-hardening.conf`)).toContain('ProtectSystem=strict');
+      expect(file(r, `${unit}.d/zz-smolotchi-policy.conf`)).toContain('User=smolotchi\n');
     }
     expect(file(r, 'smolotchi-web.service.d/20-web.conf')).toContain('PrivateDevices=true');
     // Timers take no [Service] drop-ins; the tool's own unit gets neither hardening nor a venv.
@@ -79,9 +80,9 @@ describe('renderUnits', () => {
     for (const [unit, command] of Object.entries(expected)) {
       const dropin = file(r, `${unit}.d/05-venv-execstart.conf`) ?? '';
       expect(dropin).toMatch(/^ExecStart=$/m);
-      expect(dropin).toContain(`\nExecStart=/opt/smolotchi/current/.venv/bin/python ${command}\n`);
+      expect(dropin).toContain(`\nExecStart=/opt/smolotchi/current/.venv/bin/python -P ${command}\n`);
       expect(dropin).toContain('WorkingDirectory=/var/lib/smolotchi\n');
-      expect(dropin).toContain('Environment=PYTHONPATH=/opt/smolotchi/current\n');
+      expect(file(r, `${unit}.d/zz-smolotchi-policy.conf`)).toContain('Environment=PYTHONPATH=/opt/smolotchi/current\n');
       // The empty assignment must come first, or systemd would keep both commands.
       expect(dropin.indexOf('ExecStart=\n')).toBeLessThan(dropin.indexOf('ExecStart=/'));
     }
@@ -120,22 +121,22 @@ describe('renderUnits', () => {
       'smolotchi-prune.service': '[Service]\nType=oneshot\nExecStart=/usr/local/bin/smolotchi prune\n',
       'README.md': 'not a unit',
       'tmpfiles.d/smolotchi.conf': 'd /run/smolotchi 0700 smolotchi smolotchi -\nd /var/lib/smolotchi/artifacts 0775 smolotchi smolotchi -\n',
-      'dropins/10-hardening.conf': '[Service]\nProtectSystem=full\n',
+      'dropins/10-hardening.conf': '[Service]\nProtectSystem=strict\n',
       'dropins/10-hardening-prune.conf': '[Service]\nPrivateNetwork=true\n',
       'dropins/smolotchi-core.service.d/20-paths.conf': '[Service]\nReadWritePaths=/var/lib/smolotchi\n',
     });
     const r = await renderUnits(release, bundled, opts());
     expect(r.source).toBe('release');
     expect(r.units).toEqual(['smolotchi-ai-worker.service', 'smolotchi-core.service', 'smolotchi-prune.service', 'smolotchi-release-check.service']);
-    expect(file(r, 'smolotchi-core.service.d/10-hardening.conf')).toBe('[Service]\nProtectSystem=full\n');
+    expect(file(r, 'smolotchi-core.service.d/10-hardening.conf')).toBe('[Service]\nProtectSystem=strict\n');
     expect(file(r, 'smolotchi-core.service.d/20-paths.conf')).toContain('ReadWritePaths');
-    expect(file(r, 'smolotchi-ai-worker.service.d/05-venv-execstart.conf')).toContain('python -m smolotchi.ai.worker --loop\n');
+    expect(file(r, 'smolotchi-ai-worker.service.d/05-venv-execstart.conf')).toContain('python -P -m smolotchi.ai.worker --loop\n');
     // A drop-in named after one unit belongs to that unit only.
     expect(file(r, 'smolotchi-prune.service.d/10-hardening-prune.conf')).toContain('PrivateNetwork');
     expect(file(r, 'smolotchi-core.service.d/10-hardening-prune.conf')).toBeUndefined();
     // The tool owns its check unit and the tmpfiles lines of its own run folders; the release's others follow.
     expect(file(r, 'smolotchi-release-check.service')).toContain(TOOL);
-    expect(r.tmpfiles).not.toContain('0700');
+    expect(r.tmpfiles).not.toContain('d /run/smolotchi 0700');
     expect(r.tmpfiles).toContain('d /var/lib/smolotchi/artifacts 0775 smolotchi smolotchi -');
     expect(r.startOrder).toEqual(['smolotchi-core.service', 'smolotchi-ai-worker.service', 'smolotchi-prune.service']);
   });
@@ -222,10 +223,10 @@ describe('writeUnits / readInstalledUnits / diffUnits', () => {
   it('reports an edited or deleted installed file as drift, and repairs it', async () => {
     const r = await renderUnits(null, bundled, opts());
     await writeUnits(unitDir(), tmpfilesPath(), r);
-    await fs.appendFile(path.join(unitDir(), 'smolotchi-web.service.d', '10-hardening.conf'), 'ProtectSystem=false\n');
+    await fs.appendFile(path.join(unitDir(), 'smolotchi-web.service.d', '00-smolotchi-hardening.conf'), 'ProtectSystem=false\n');
     await fs.rm(path.join(unitDir(), 'smolotchi-ai.service'));
     const diff = diffUnits(r, await readInstalledUnits(unitDir()));
-    expect(diff).toMatchObject({ added: ['smolotchi-ai.service'], changed: ['smolotchi-web.service.d/10-hardening.conf'], removed: [], drift: true });
+    expect(diff).toMatchObject({ added: ['smolotchi-ai.service'], changed: ['smolotchi-web.service.d/00-smolotchi-hardening.conf'], removed: [], drift: true });
     expect((await writeUnits(unitDir(), tmpfilesPath(), r)).changed).toBe(true);
     expect(diffUnits(r, await readInstalledUnits(unitDir())).drift).toBe(false);
   });
@@ -259,7 +260,7 @@ describe('writeUnits / readInstalledUnits / diffUnits', () => {
     await writeUnits(unitDir(), tmpfilesPath(), r);
     const web = path.join(unitDir(), 'smolotchi-web.service.d');
     await fs.writeFile(path.join(web, 'override.conf'), '[Service]\nEnvironment=X=1\n');
-    await fs.writeFile(path.join(web, '.10-hardening.conf.123-abcdef01.tmp'), 'half');
+    await fs.writeFile(path.join(web, '.00-smolotchi-hardening.conf.123-abcdef01.tmp'), 'half');
     await fs.writeFile(path.join(unitDir(), '.smolotchi-web.service.123-abcdef01.tmp'), 'half');
     expect(diffUnits(r, await readInstalledUnits(unitDir())).drift).toBe(false);
     await writeUnits(unitDir(), tmpfilesPath(), await renderUnits(null, bundled, opts({ coreNet: true })));

@@ -15,6 +15,7 @@ export interface SettingDoc {
 
 export const SETTING_DOCS: Record<string, SettingDoc> = {
   SMOLOTCHI_RELEASE_SOURCE: { default: '', help: 'git URL/path or tarball folder/URL used when --source is not given' },
+  SMOLOTCHI_RELEASE_SOURCE_KIND: { default: 'auto', help: 'git, tarball or auto (from the source text, else asking an http(s) URL whether it speaks git)' },
   SMOLOTCHI_RELEASE_KEEP: { default: '3', help: 'releases kept by prune (current, last good and rollback target are always kept)' },
   SMOLOTCHI_RELEASE_DISPLAY: { default: '0', help: 'enable the opt-in smolotchi-display unit' },
   SMOLOTCHI_RELEASE_CORE_NET: { default: '0', help: 'run smolotchi-core-net (CAP_NET_ADMIN) instead of smolotchi-core' },
@@ -26,6 +27,8 @@ export const SETTING_DOCS: Record<string, SettingDoc> = {
     help: "pyproject extras to install, comma separated; unset: web,core (+display with the display unit), those the release has; empty: none",
   },
   SMOLOTCHI_RELEASE_PROFILE: { default: 'auto', help: 'device profile: pi adds requirements/pi_zero.txt, generic does not, auto is pi on ARM Raspberry Pi hardware' },
+  SMOLOTCHI_RELEASE_DATA_DBS: { default: '', help: "more app databases snapshotted before every switch (absolute paths, comma separated)" },
+  SMOLOTCHI_RELEASE_DATA_SNAPSHOTS: { default: '1', help: "snapshot the app's databases before every switch and restore them when a gate fails" },
   SMOLOTCHI_RELEASE_SETTLE_SECONDS: { default: '5', help: 'health gate: how long units must stay up with no restart' },
   SMOLOTCHI_RELEASE_START_TIMEOUT: { default: '60', help: 'health gate: how long units may take to become active' },
   SMOLOTCHI_RELEASE_HTTP_TIMEOUT: { default: '20', help: 'health gate: how long the web UI may take to answer' },
@@ -33,6 +36,7 @@ export const SETTING_DOCS: Record<string, SettingDoc> = {
   SMOLOTCHI_RELEASE_HTTP_CHECK: { default: '1', help: 'probe the web UI in the health gate' },
   SMOLOTCHI_WEB_HOST: { default: '127.0.0.1', help: "the app's web UI address (the units default to loopback; set 0.0.0.0 to serve the LAN on purpose)" },
   SMOLOTCHI_WEB_PORT: { default: '8080', help: "the app's web UI port" },
+  SMOLOTCHI_DB: { default: '/var/lib/smolotchi/events.db', help: "the app's database (the release tool snapshots it before every switch)" },
 };
 
 /** Every key the tool reads, in the order of the settings table. */
