@@ -21,7 +21,9 @@ function runCommand(spec: CommandSpec, run: (ctx: Context) => Promise<CommandRes
     try {
       const result = await run(ctx);
       const { renderJson, renderText } = await import('./render/render.js');
-      process.stdout.write((o.json ? renderJson(result) : renderText(result)) + '\n');
+      const { escapeStrings } = await import('./render/escape.js');
+      // Human output never carries a release's or the history's control characters raw.
+      process.stdout.write((o.json ? renderJson(result) : renderText(escapeStrings(result))) + '\n');
       process.exitCode = (result as { exitCode?: number }).exitCode ?? ExitCode.ok;
     } finally {
       ctx.close();

@@ -1,8 +1,7 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { ENTRY_POINT_FILE, packageRoot } from './core/package-root.js';
-import { openHistory, openHistoryReadOnly } from './adapters/history-db.js';
-import { seedHistory } from './core/history-seed.js';
+import { openToolHistory, readToolHistory } from './core/tool-history.js';
 import { resolveServiceIdentity, type ServiceIdentity } from './adapters/service-user.js';
 import { makeNoServiceManager, makeSystemd, type ServiceManager } from './adapters/systemctl.js';
 import type { Context } from './core/context.js';
@@ -10,6 +9,7 @@ import type { HistoryStore } from './core/history.js';
 import { isDeviceRoot, makeLayout, type Layout } from './core/layout.js';
 import { makeLogger, type Logger } from './core/log.js';
 import { DEFAULT_SETTINGS, loadSettings, type Settings } from './core/settings.js';
+import { checkRoot, checkSystemctl } from './core/preconditions.js';
 
 export interface GlobalOptions {
   root?: string;
@@ -44,11 +44,15 @@ export function toolCommandLine(root = packageRoot()): string {
 }
 
 export function createContext(opts: GlobalOptions, overrides: Partial<Settings> = {}, env = process.env): Context {
-  const layout = makeLayout(opts.root ?? env.SMOLOTCHI_ROOT ?? '/');
+  const root = opts.root ?? env.SMOLOTCHI_ROOT ?? '/';
+  checkRoot(root, opts.root !== undefined ? '--root' : 'SMOLOTCHI_ROOT');
+  const systemctl = opts.systemctl ?? env.SMOLOTCHI_SYSTEMCTL;
+  if (systemctl !== undefined) checkSystemctl(systemctl, opts.systemctl !== undefined ? '--systemctl' : 'SMOLOTCHI_SYSTEMCTL', env);
+  const layout = makeLayout(root);
   const log: Logger = makeLogger({ quiet: opts.quiet, verbose: opts.verbose });
   // Probing the web UI only makes sense where the services really run; the env file may still ask for it.
   const base: Settings = isDeviceRoot(layout) ? DEFAULT_SETTINGS : { ...DEFAULT_SETTINGS, httpCheck: false };
-  const settings = loadSettings(layout.envFile, overrides, base);
+  const settings = loadSettings(layout.envFile, overrides, base, env);
   let store: HistoryStore | null = null;
   let reader: HistoryStore | null | undefined;
   let readWarning: string | null = null;
@@ -56,7 +60,7 @@ export function createContext(opts: GlobalOptions, overrides: Partial<Settings> 
   return {
     layout,
     settings,
-    services: chooseServices(layout, opts.systemctl ?? env.SMOLOTCHI_SYSTEMCTL),
+    services: chooseServices(layout, systemctl),
     log,
     toolCommand: toolCommandLine(),
     env,
@@ -69,9 +73,7 @@ export function createContext(opts: GlobalOptions, overrides: Partial<Settings> 
     },
     history() {
       if (!store) {
-        const opened = openHistory(layout.historyDb, log);
-        store = opened.store;
-        if (opened.rebuiltFrom) seedHistory(store, layout, log, opened.rebuiltFrom);
+        store = openToolHistory(layout, log);
         readWarning = null; // the rebuild message says it all
       }
       return store;
@@ -79,7 +81,7 @@ export function createContext(opts: GlobalOptions, overrides: Partial<Settings> 
     readHistory() {
       if (store) return store;
       // Held back: a mutating command about to rebuild the file says so once, in its own words.
-      if (reader === undefined) reader = openHistoryReadOnly(layout.historyDb, { ...log, warn: (m) => void (readWarning = m) });
+      if (reader === undefined) reader = readToolHistory(layout, { ...log, warn: (m) => void (readWarning = m) });
       return reader;
     },
     close() {

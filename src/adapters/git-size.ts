@@ -1,5 +1,4 @@
-import path from 'node:path';
-import { gitEnv, resolveTagCommit } from './git.js';
+import { gitArgs, gitEnv, resolveTagCommit } from './git.js';
 import { run } from './process.js';
 
 /**
@@ -14,7 +13,7 @@ export async function taggedTreeBytes(mirrorDir: string, version: string): Promi
     return null; // no mirror yet
   }
   if (commit === null) return null;
-  const { stdout } = await run('git', ['--no-pager', `--git-dir=${path.resolve(mirrorDir)}`, 'ls-tree', '-r', '-l', '-z', commit], { env: gitEnv(), timeoutMs: 60_000 }, 'git ls-tree');
+  const { stdout } = await run('git', gitArgs(mirrorDir, ['ls-tree', '-r', '-l', '-z', commit]), { env: gitEnv(), timeoutMs: 60_000 }, 'git ls-tree');
   let total = 0;
   // "<mode> <type> <object> <size>\t<path>\0"; submodules (commit entries) have size "-".
   for (const entry of stdout.split('\0')) {

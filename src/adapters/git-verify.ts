@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { UsageError } from '../core/errors.js';
-import { gitEnv, SAFE_TAG } from './git.js';
+import { gitArgs, gitEnv, SAFE_TAG } from './git.js';
 import { runAllowingFailure, tailLines } from './process.js';
 
 const VERIFY_TIMEOUT_MS = 30_000;
@@ -12,16 +12,14 @@ const VERIFY_TIMEOUT_MS = 30_000;
  */
 export async function verifyTagSsh(mirrorDir: string, tag: string, allowedSignersFile: string): Promise<{ ok: boolean; detail: string }> {
   if (!SAFE_TAG.test(tag)) throw new UsageError(`not a safe tag name: ${JSON.stringify(tag)}`);
-  const args = [
-    '--no-pager',
-    `--git-dir=${path.resolve(mirrorDir)}`,
+  const args = gitArgs(mirrorDir, [
     '-c', 'gpg.format=ssh',
     '-c', 'gpg.ssh.program=ssh-keygen',
     '-c', `gpg.ssh.allowedSignersFile=${path.resolve(allowedSignersFile)}`,
     '-c', 'gpg.openpgp.program=false',
     '-c', 'gpg.x509.program=false',
     'verify-tag', `refs/tags/${tag}`,
-  ];
+  ]);
   const r = await runAllowingFailure('git', args, { env: gitEnv(), timeoutMs: VERIFY_TIMEOUT_MS });
   return { ok: r.exitCode === 0, detail: tailLines(`${r.stderr}\n${r.stdout}`, 2).replace(/\n/g, '; ') };
 }

@@ -21,15 +21,27 @@ const ALLOWED_SCHEMES = ['https', 'http', 'ssh', 'git', 'file'];
 const STRIPPED_ENV = [
   'GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_COMMON_DIR', 'GIT_OBJECT_DIRECTORY',
   'GIT_ALTERNATE_OBJECT_DIRECTORIES', 'GIT_NAMESPACE', 'GIT_CONFIG', 'GIT_CONFIG_PARAMETERS',
-  'GIT_CONFIG_COUNT', 'GIT_PROTOCOL_FROM_USER',
+  'GIT_CONFIG_COUNT', 'GIT_PROTOCOL_FROM_USER', 'GIT_CONFIG_SYSTEM', 'GIT_ATTR_SOURCE',
+  'XDG_CONFIG_HOME', 'GIT_TEMPLATE_DIR', 'GIT_EXTERNAL_DIFF',
 ];
 
+/** HOME for git: a folder that does not exist, so no ~/.gitconfig, ~/.config/git/attributes or the like is ever read. */
+export const GIT_HOME = '/nonexistent';
+
+/**
+ * Root's git runs with no configuration but the mirror's own: a filter, smudge command or
+ * attributes file in root's global or the system config would run or change what a release
+ * contains (git archive applies attributes). ssh finds root's keys through the password
+ * database, not HOME, so ssh sources keep working.
+ */
 export function gitEnv(): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = Object.fromEntries(STRIPPED_ENV.map((k) => [k, undefined]));
   return {
     ...env,
     GIT_TERMINAL_PROMPT: '0', // a service never has anyone to type a password: fail, don't hang
     GIT_CONFIG_NOSYSTEM: '1', // the host's /etc/gitconfig is not part of our contract
+    GIT_CONFIG_GLOBAL: '/dev/null', // nor is root's ~/.gitconfig
+    HOME: GIT_HOME,
     GIT_PAGER: 'cat',
     // Second fence behind checkSource: also covers redirects, insteadOf rewrites and submodules.
     GIT_ALLOW_PROTOCOL: ALLOWED_SCHEMES.join(':'),
@@ -41,9 +53,10 @@ export function gitEnv(): Record<string, string | undefined> {
  * git's safe.directory ownership check does not apply to the root-owned mirror and no
  * `-c safe.directory=*` is needed.
  */
-function gitArgs(mirrorDir: string | null, args: string[]): string[] {
+export function gitArgs(mirrorDir: string | null, args: string[]): string[] {
   const pre = mirrorDir === null ? [] : [`--git-dir=${path.resolve(mirrorDir)}`];
-  return ['--no-pager', ...pre, ...args];
+  // No attributes file outside the tree: its filters would run, or change what `git archive` writes.
+  return ['--no-pager', '-c', 'core.attributesFile=/dev/null', ...pre, ...args];
 }
 
 function git(mirrorDir: string | null, args: string[], timeoutMs = QUERY_TIMEOUT_MS, what?: string) {
@@ -123,6 +136,36 @@ export async function syncMirror(source: string, mirrorDir: string): Promise<voi
   } catch (err) {
     await fs.rm(tmp, { recursive: true, force: true });
     throw err;
+  }
+}
+
+/** How long asking a source for its refs may take: an answer is small, a dead host must not hang us. */
+const LS_REMOTE_TIMEOUT_MS = 60_000;
+
+/**
+ * The tags a source offers, without cloning or touching the mirror: name -> commit (annotated
+ * tags peeled). Used by dry runs, and to tell an http(s) git repository from a tarball folder.
+ */
+export async function lsRemoteTags(source: string, timeoutMs = LS_REMOTE_TIMEOUT_MS): Promise<Map<string, string>> {
+  const url = checkSource(source);
+  if (isLocal(url) && !(await exists(url))) throw new NotFoundError(`git source not found: ${source}`);
+  const { stdout } = await git(null, ['ls-remote', '--tags', '--', url], timeoutMs, `git ls-remote ${source}`);
+  const tags = new Map<string, string>();
+  for (const line of stdout.split('\n')) {
+    const m = /^([0-9a-f]{40}|[0-9a-f]{64})\trefs\/tags\/(.+?)(\^\{\})?$/.exec(line);
+    // The peeled line (^{}) names the commit of an annotated tag: it wins over the tag object.
+    if (m && (m[3] !== undefined || !tags.has(m[2]!))) tags.set(m[2]!, m[1]!);
+  }
+  return tags;
+}
+
+/** Does `url` answer git's protocol? (A short, quiet `git ls-remote`; any failure is "no".) */
+export async function answersGit(url: string, timeoutMs = 15_000): Promise<boolean> {
+  try {
+    await git(null, ['ls-remote', '--heads', '--', checkSource(url)], timeoutMs);
+    return true;
+  } catch {
+    return false;
   }
 }
 

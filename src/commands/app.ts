@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { becomeUser, runForeground, type AppExit } from '../adapters/app-process.js';
 import { appEnvironment, appLaunch } from '../core/app-launch.js';
@@ -6,7 +5,7 @@ import { readAccount, SERVICE_USER } from '../core/bootstrap/accounts.js';
 import { pathExists } from '../core/bootstrap/create-once.js';
 import { NotFoundError, ReleaseError } from '../core/errors.js';
 import { makeLayout, releaseDir } from '../core/layout.js';
-import { parseEnvFile } from '../core/settings.js';
+import { parseEnvFile, readEnvFile } from '../core/settings.js';
 import { readCurrent } from '../core/switch.js';
 
 export type { AppExit } from '../adapters/app-process.js';
@@ -17,12 +16,9 @@ export interface AppOptions {
   argv: string[];
 }
 
-async function readEnvFile(file: string): Promise<Map<string, string>> {
-  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return '';
-    throw err;
-  });
-  return parseEnvFile(text, file);
+/** The env file, with the same owner, mode and no-symlink checks as the release commands (exit 4). */
+async function readEnvPairs(file: string): Promise<Map<string, string>> {
+  return parseEnvFile(readEnvFile(file), file);
 }
 
 /**
@@ -44,7 +40,7 @@ export async function passThrough(options: AppOptions, callerEnv: NodeJS.Process
     throw new ReleaseError(`the ${SERVICE_USER} user does not exist under ${layout.root}: the app must not run as root`, undefined, 'create it with: smolotchi release init');
   }
   const user = account?.name ?? os.userInfo().username;
-  const env = appEnvironment(layout, release, await readEnvFile(layout.envFile), callerEnv, user);
+  const env = appEnvironment(layout, release, await readEnvPairs(layout.envFile), callerEnv, user);
   const launch = await appLaunch(release, options.argv, env);
   if (launch.via === 'built-in' && !(await pathExists(launch.file))) {
     throw new NotFoundError(`release ${version} has no venv interpreter at ${launch.file}`, 'reinstall it: smolotchi release install --force ' + version);

@@ -8,6 +8,8 @@ export interface RecoverOptions {
   /** At boot the units are ordered after us; restarting them from here would deadlock. */
   boot?: boolean;
   waitSeconds?: number;
+  /** Take over a release lock left by another host or boot. */
+  force?: boolean;
 }
 
 export interface RecoverResult {
@@ -34,7 +36,7 @@ function summary(r: RecoveryReport): string {
  * boot. Outside boot, when it changed what runs, the units are restarted.
  */
 export async function recover(options: RecoverOptions, ctx: Context): Promise<RecoverResult> {
-  return withMutation(ctx, 'recover', options.waitSeconds, async ({ recovery }) => {
+  return withMutation(ctx, 'recover', { waitSeconds: options.waitSeconds, force: options.force }, async ({ recovery }) => {
     const changed = recoveryChangedSomething(recovery);
     const restarted: string[] = [];
     if (!changed) return { command: 'recover' as const, report: recovery, changed, restarted, exitCode: ExitCode.ok };

@@ -68,6 +68,9 @@ const NAMED_REFUSALS: Record<string, string> = {
 
 // C0 controls, DEL and C1 controls: they forge log lines and terminal output, and no release needs them.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+// Bidi controls and invisible characters: they make a name read as another (`evil\u202Egnp.py`
+// shows as `evilyp.png`, `setup\u200B.py` as `setup.py`) in a listing, a review or `verify`.
+const INVISIBLE = /[\u00ad\u061c\u115f\u1160\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\u3164\ufeff\uffa0]/;
 
 type Seen = EntryKind | 'implied-directory';
 
@@ -211,6 +214,7 @@ function splitArchivePath(raw: string, what: string, limits: Pick<ExtractLimits,
   if (typeof raw !== 'string' || raw.length === 0) throw refuse(`empty ${what}`);
   if (Buffer.byteLength(raw) > limits.maxPathLength) throw refuse(`${what} too long (over ${limits.maxPathLength} bytes)`);
   if (CONTROL.test(raw)) throw refuse(`control character in ${what}`);
+  if (INVISIBLE.test(raw)) throw refuse(`bidi or zero-width character in ${what}`);
   // node-tar and Windows tools treat `\` as a separator: one name must not mean two paths.
   if (raw.includes('\\')) throw refuse(`backslash in ${what}`);
   if (raw.startsWith('/')) throw refuse(`absolute ${what}`);
@@ -229,6 +233,7 @@ function checkSymlinkTarget(linkpath: string | undefined, linkSegments: string[]
   if (raw.length === 0) throw refuse('symlink without a target');
   if (Buffer.byteLength(raw) > limits.maxPathLength) throw refuse(`symlink target too long (over ${limits.maxPathLength} bytes)`);
   if (CONTROL.test(raw)) throw refuse('control character in symlink target');
+  if (INVISIBLE.test(raw)) throw refuse('bidi or zero-width character in symlink target');
   if (raw.includes('\\')) throw refuse('backslash in symlink target');
   if (raw.startsWith('/')) throw refuse(`symlink to absolute path ${JSON.stringify(raw)}`);
   const parts = raw.split('/').filter((s) => s !== '' && s !== '.');

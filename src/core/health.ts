@@ -9,7 +9,7 @@ import type { Context } from './context.js';
 import { killPoint } from './killpoint.js';
 
 export interface GateFailure {
-  check: 'restart' | 'unit' | 'http' | 'health-check';
+  check: 'restart' | 'unit' | 'http' | 'health-check' | 'environment';
   unit?: string;
   reason: string;
   journal: string[];

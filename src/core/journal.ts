@@ -23,7 +23,7 @@ export class DeployJournal {
     extra: { source?: string | null; parentId?: number | null } = {},
   ): DeployJournal {
     const store = ctx.history();
-    const user = ctx.env.SUDO_USER ? `${ctx.env.SUDO_USER} (sudo)` : userName();
+    const user = invokingUser(ctx.env);
     const id = store.beginDeploy({ kind, fromVersion, toVersion, source: extra.source ?? null, user, pid: process.pid, parentId: extra.parentId ?? null });
     return new DeployJournal(store, id, ctx.env);
   }
@@ -47,4 +47,9 @@ export class DeployJournal {
   get isFinished(): boolean {
     return this.finished;
   }
+}
+
+/** Who ran the command, as the history records it: the sudo caller when there is one. */
+export function invokingUser(env: NodeJS.ProcessEnv): string {
+  return env.SUDO_USER ? `${env.SUDO_USER} (sudo)` : userName();
 }

@@ -12,14 +12,24 @@ export interface Layout {
   currentLink: string;
   stagingDir: string;
   trashDir: string;
+  /** The app's state folder (the service user's, through StateDirectory=). */
   stateDir: string;
+  /** The tool's own state: a root-only folder inside stateDir, holding the history. */
+  toolStateDir: string;
   historyDb: string;
+  /** Where older versions kept the history, in a folder the service user owns: untrusted input. */
+  legacyHistoryDb: string;
+  /** Bad marks again, beside the history: a rebuilt history must not forget them. */
+  badMarksFile: string;
   /** Root-only: snapshots of the app's databases, one folder per deploy. */
   snapshotsDir: string;
   cacheDir: string;
   mirrorDir: string;
+  /** The app's runtime folder and its locks (the service user's). */
   runDir: string;
   locksDir: string;
+  /** The tool's own runtime folder (root-only) and its lock. */
+  toolRunDir: string;
   lockFile: string;
   etcDir: string;
   envFile: string;
@@ -45,6 +55,10 @@ export function makeLayout(root = '/'): Layout {
   const stateDir = under('/var/lib/smolotchi');
   const cacheDir = under('/var/cache/smolotchi');
   const etcDir = under('/etc/smolotchi');
+  // The tool's state and lock live in root-only folders: the service user owns stateDir and
+  // runDir, and root must never trust or write through what it can change.
+  const toolStateDir = path.join(stateDir, 'release');
+  const toolRunDir = under('/run/smolotchi-release');
   return {
     root: abs,
     optDir,
@@ -54,13 +68,17 @@ export function makeLayout(root = '/'): Layout {
     stagingDir: path.join(optDir, '.staging'),
     trashDir: path.join(optDir, '.trash'),
     stateDir,
-    historyDb: path.join(stateDir, 'releases.db'),
-    snapshotsDir: path.join(stateDir, 'release', 'snapshots'),
+    toolStateDir,
+    historyDb: path.join(toolStateDir, 'releases.db'),
+    legacyHistoryDb: path.join(stateDir, 'releases.db'),
+    badMarksFile: path.join(toolStateDir, 'bad-marks.json'),
+    snapshotsDir: path.join(toolStateDir, 'snapshots'),
     cacheDir,
     mirrorDir: path.join(cacheDir, 'repo.git'),
     runDir,
     locksDir: path.join(runDir, 'locks'),
-    lockFile: path.join(runDir, 'locks', 'release.lock'),
+    toolRunDir,
+    lockFile: path.join(toolRunDir, 'release.lock'),
     etcDir,
     envFile: path.join(etcDir, 'env'),
     keysDir: path.join(etcDir, 'keys'),

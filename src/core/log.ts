@@ -1,3 +1,5 @@
+import { escapeControl } from '../render/escape.js';
+
 /** Progress and diagnostics go to stderr; stdout is reserved for data (tables, JSON). */
 export interface Logger {
   info(message: string): void;
@@ -12,7 +14,9 @@ export interface LoggerOptions {
 }
 
 export function makeLogger(options: LoggerOptions = {}): Logger {
-  const write = options.write ?? ((line: string) => process.stderr.write(line + '\n'));
+  const out = options.write ?? ((line: string) => process.stderr.write(line + '\n'));
+  // Messages quote release output and history text: never a raw control character on the terminal.
+  const write = (line: string) => out(escapeControl(line));
   return {
     info: (m) => {
       if (!options.quiet) write(m);

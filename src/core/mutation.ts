@@ -11,6 +11,13 @@ export interface MutationScope {
   recovery: RecoveryReport;
 }
 
+/** On the device, releases must be root-owned so the service user cannot rewrite the code it runs. */
+export function requireRootOnDevice(ctx: Context, command: string): void {
+  if (isDeviceRoot(ctx.layout) && process.getuid?.() !== 0) {
+    throw new ReleaseError(`${command} must run as root on the device`, ExitCode.failed, 'run it with sudo, or use --root DIR for a sandbox');
+  }
+}
+
 /**
  * Every mutating command: take the one lock, repair what a crash left behind, run, release.
  * The lock is released on every path out, including errors.
@@ -18,14 +25,12 @@ export interface MutationScope {
 export async function withMutation<T>(
   ctx: Context,
   purpose: string,
-  waitSeconds: number | undefined,
+  lockOptions: number | undefined | { waitSeconds?: number; force?: boolean },
   body: (scope: MutationScope) => Promise<T>,
 ): Promise<T> {
-  // On the device, releases must be root-owned so the service user cannot rewrite the code it runs.
-  if (isDeviceRoot(ctx.layout) && process.getuid?.() !== 0) {
-    throw new ReleaseError(`${purpose.split(' ')[0]} must run as root on the device`, ExitCode.failed, 'run it with sudo, or use --root DIR for a sandbox');
-  }
-  const lock = await acquireLock(ctx.layout.lockFile, { purpose, waitSeconds });
+  const { waitSeconds, force } = typeof lockOptions === 'object' ? lockOptions : { waitSeconds: lockOptions, force: false };
+  requireRootOnDevice(ctx, purpose.split(' ')[0]!);
+  const lock = await acquireLock(ctx.layout.lockFile, { purpose, waitSeconds, force });
   try {
     killPoint('lock-acquired', ctx.env);
     const recovery = await recover(ctx, null);

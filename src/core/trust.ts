@@ -3,6 +3,7 @@ import { constants } from 'node:fs';
 import { lstat, open, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { IntegrityError } from './errors.js';
+import { checkOwnerAndMode } from './ownership.js';
 import { isKeyId, MAX_KEY_FILE_BYTES, parsePublicKey, type TrustedKeys } from './signing.js';
 import type { KeyObject } from 'node:crypto';
 
@@ -14,7 +15,7 @@ import type { KeyObject } from 'node:crypto';
  */
 export interface TrustStore extends TrustedKeys {
   dir: string;
-  /** Tarball installs need a valid signature: some key is configured (or revoked). */
+  /** Every install needs a valid signature: some key or git signer is configured (or a key revoked). */
   requireSignatures: boolean;
   gitAllowedSigners: string | null;
 }
@@ -22,14 +23,6 @@ export interface TrustStore extends TrustedKeys {
 export const REVOKED_FILE = 'revoked';
 export const GIT_ALLOWED_SIGNERS = 'git-allowed-signers';
 const MAX_LIST_BYTES = 64 * 1024;
-
-/** Only root or the user running the tool may own trust material, and nobody else may write it. */
-function checkOwnerAndMode(st: Stats, what: string): void {
-  const uid = process.getuid?.();
-  if (st.uid !== 0 && st.uid !== uid) throw new IntegrityError(`${what} is owned by uid ${st.uid}, not root`, 'chown root: a key another user can replace is no key');
-  // A group- or world-writable key lets that group choose what the device runs.
-  if (st.mode & 0o022) throw new IntegrityError(`${what} is writable by group or others (mode ${(st.mode & 0o7777).toString(8)})`, `chmod go-w ${what}`);
-}
 
 /** Read a small trust file through one O_NOFOLLOW descriptor: no symlink, checked owner, mode and size. */
 export async function readTrustFile(file: string, maxBytes: number): Promise<Buffer> {
@@ -99,6 +92,22 @@ export async function loadTrust(keysDir: string): Promise<TrustStore | null> {
       gitAllowedSigners = file;
     }
   }
-  // A revocation list alone still means "this device checks signatures": deleting the last .pub must not open the door.
-  return { dir: keysDir, keys, revoked, requireSignatures: keys.size > 0 || revoked.size > 0, gitAllowedSigners };
+  // Any trust material means "this device checks signatures", for every source: a revocation list
+  // alone (deleting the last .pub must not open the door), or git signers alone (a tarball cannot
+  // be checked against them, so it is refused rather than installed unchecked).
+  const requireSignatures = keys.size > 0 || revoked.size > 0 || gitAllowedSigners !== null;
+  return { dir: keysDir, keys, revoked, requireSignatures, gitAllowedSigners };
+}
+
+/**
+ * Fail closed for git sources too: with any trust material present, a git tag must verify against
+ * git-allowed-signers; without that file there is nothing to check it against, so it is refused.
+ */
+export function gitSignersRequired(trust: TrustStore | null): string | null {
+  if (!trust?.requireSignatures) return null;
+  if (trust.gitAllowedSigners) return trust.gitAllowedSigners;
+  throw new IntegrityError(
+    `this device requires signed releases (${trust.dir}), but has no ${GIT_ALLOWED_SIGNERS} to check a git tag against`,
+    `add the release signers' ssh keys to ${path.join(trust.dir, GIT_ALLOWED_SIGNERS)} and sign tags (git tag -s, gpg.format=ssh), or install signed archives made by \`smolotchi release pack\``,
+  );
 }

@@ -1,6 +1,7 @@
 import { CommanderError } from 'commander';
 import { ReleaseError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
+import { escapeControl } from './escape.js';
 import { SCHEMA_VERSION } from './render.js';
 
 /** Every failure in one shape: `smolotchi: <message>` plus `hint:` lines, or the JSON error object. */
@@ -42,7 +43,8 @@ export function toErrorReport(err: unknown, command: string | null): ErrorReport
 }
 
 export function renderErrorText(r: ErrorReport): string {
-  return [`smolotchi: ${r.message}`, ...(r.hint ? r.hint.split('\n').map((h) => `hint: ${h}`) : [])].join('\n');
+  // A message may quote a release's output or history text: never a raw control character.
+  return [`smolotchi: ${escapeControl(r.message)}`, ...(r.hint ? r.hint.split('\n').map((h) => `hint: ${escapeControl(h)}`) : [])].join('\n');
 }
 
 export function renderErrorJson(r: ErrorReport): string {

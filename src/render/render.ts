@@ -9,14 +9,16 @@ import type { StatusResult } from '../commands/status.js';
 import type { KeygenResult } from '../commands/keygen.js';
 import type { PackResult } from '../commands/pack.js';
 import type { VerifyResult } from '../commands/verify.js';
+import type { MarkResult } from '../commands/mark.js';
 import type { InitResult } from '../commands/init.js';
 import { renderInit } from './init.js';
+import { markedBy, renderMark } from './marks.js';
 import { renderKeygen, renderPack, renderVerify } from './signing.js';
 import { dash, seconds, table } from './table.js';
 
 export type CommandResult =
   | InstallResult | RollbackResult | HistoryResult | ListResult | StatusResult | PruneResult | RecoverResult
-  | VerifyResult | KeygenResult | PackResult | InitResult;
+  | VerifyResult | KeygenResult | PackResult | InitResult | MarkResult;
 
 export const SCHEMA_VERSION = 1;
 
@@ -43,14 +45,16 @@ function renderInstall(r: InstallResult): string {
       lines.push(...dataLines(r.data));
       return lines.join('\n');
     }
-    case 'rolled-back':
-      return [
-        `release ${r.version} FAILED its health gate: ${r.failure}`,
-        `rolled back to ${r.rolledBackTo ?? '(nothing installed before: units removed)'}; ${r.version} is marked bad`,
-        ...dataLines(r.data),
-      ].join('\n');
+    case 'rolled-back': {
+      const back = `rolled back to ${r.rolledBackTo ?? '(nothing installed before: units removed)'}`;
+      const head =
+        r.faultOf === 'environment'
+          ? [`installing ${r.version} failed after its restart, not by its own fault: ${r.failure}`, `${back}; nothing is marked bad`]
+          : [`release ${r.version} FAILED its health gate: ${r.failure}`, `${back}; ${r.version} is marked bad`];
+      return [...head, ...dataLines(r.data)].join('\n');
+    }
     case 'degraded':
-      return `DEGRADED: ${r.failure}\nthe system is left as it is; see \`smolotchi release status\` and the README's "Recovering from degraded"`;
+      return `DEGRADED: ${r.failure}\nthe system is left as it is; see \`smolotchi release status\` for what to do (README: "Recovering from degraded")`;
   }
 }
 
@@ -58,13 +62,16 @@ function renderRollback(r: RollbackResult): string {
   if (r.status === 'dry-run') return [`would roll back ${dash(r.from)} -> ${r.to}:`, ...r.plan.map((s, i) => `  ${i + 1}. ${s}`)].join('\n');
   const data = dataLines(r.data, r.dataComparison);
   if (r.status === 'rolled-back') return [`rolled back ${dash(r.from)} -> ${r.to}`, ...data].join('\n');
-  if (r.status === 'reverted') return [`rollback to ${r.to} FAILED its health gate: ${r.failure}`, `went back to ${dash(r.from)}`, ...data].join('\n');
-  return `DEGRADED: ${r.failure}`;
+  if (r.status === 'reverted' && r.faultOf === 'environment') {
+    return [`rollback to ${r.to} failed after its restart, not by its own fault: ${r.failure}`, `went back to ${dash(r.from)}; nothing is marked bad`, ...data].join('\n');
+  }
+  if (r.status === 'reverted') return [`rollback to ${r.to} FAILED its health gate: ${r.failure}`, `went back to ${dash(r.from)}; ${r.to} is marked bad`, ...data].join('\n');
+  return `DEGRADED: ${r.failure}\nthe system is left as it is; see \`smolotchi release status\` for what to do (README: "Recovering from degraded")`;
 }
 
 function renderHistory(r: HistoryResult): string {
   if (!r.historyAvailable) return 'no deploy history yet';
-  return table(
+  const deploys = table(
     ['ID', 'STARTED', 'KIND', 'FROM', 'TO', 'STATUS', 'TOOK', 'USER', 'DETAIL'],
     r.deploys.map((d) => [
       String(d.id),
@@ -78,12 +85,20 @@ function renderHistory(r: HistoryResult): string {
       d.error ?? (d.commit ? `commit ${d.commit.slice(0, 12)}` : d.sha256 ? `sha256 ${d.sha256.slice(0, 12)}` : ''),
     ]),
   );
+  // Operator marks are decisions worth seeing beside the deploys; the gate's own marks are in the deploy rows.
+  const operator = r.marks.filter((m) => m.markedBy === 'operator');
+  if (operator.length === 0) return deploys;
+  const marks = table(
+    ['MARKED', 'VERSION', 'MARK', 'BY', 'REASON'],
+    operator.map((m) => [m.markedAt.replace('T', ' ').slice(0, 19), m.version, m.state, dash(m.user), dash(m.reason)]),
+  );
+  return `${deploys}\n\noperator marks:\n${marks}`;
 }
 
 function renderList(r: ListResult): string {
   if (r.releases.length === 0) return 'no releases installed';
   return table(
-    ['VERSION', 'STATE', 'INSTALLED', 'SOURCE'],
+    ['VERSION', 'STATE', 'INSTALLED', 'SOURCE', 'MARK'],
     r.releases.map((x) => [
       x.version,
       [x.current && 'current', x.lastGood && 'last-good', x.rollbackTarget && 'rollback-target', x.bad && 'bad', !x.complete && 'incomplete']
@@ -91,6 +106,7 @@ function renderList(r: ListResult): string {
         .join(',') || '-',
       dash(x.installedAt?.replace('T', ' ').slice(0, 19)),
       dash(x.source),
+      x.mark ? `${x.mark.state} ${markedBy(x.mark)}${x.mark.reason ? `: ${x.mark.reason}` : ''}`.trim() : '-',
     ]),
   );
 }
@@ -101,7 +117,7 @@ function renderStatus(r: StatusResult): string {
     `current:          ${dash(r.current)}${r.current && !r.currentComplete ? ' (INCOMPLETE)' : ''}`,
     `last good:        ${dash(r.lastGood)}`,
     `rollback target:  ${dash(r.rollbackTarget)}`,
-    `bad releases:     ${r.bad.length ? r.bad.join(', ') : '-'}`,
+    `bad releases:     ${r.badMarks.length ? r.badMarks.map((m) => `${m.version} (${[markedBy(m), m.reason].filter(Boolean).join(': ')})`).join(', ') : '-'}`,
     `state:            ${r.degraded ? `DEGRADED: ${r.degradedReason}` : 'ok'}`,
     `last deploy:      ${last ? `#${last.id} ${last.kind} ${dash(last.fromVersion)} -> ${dash(last.toVersion)} ${last.status}${last.error ? `: ${last.error}` : ''}` : '-'}`,
     `units:            ${r.drift ? `DRIFT (${r.driftFiles.join(', ')})` : 'match the current release'}`,
@@ -109,6 +125,12 @@ function renderStatus(r: StatusResult): string {
     `lock:             ${r.lock ? `held by pid ${r.lock.pid} (${r.lock.purpose}) since ${r.lock.since}${r.lock.alive ? '' : ' [holder is dead]'}` : 'free'}`,
   ];
   if (!r.historyAvailable) lines.push('history:          unavailable (no readable releases.db)');
+  if (r.degraded && r.current) {
+    lines.push(
+      `hint: fix the cause, then \`smolotchi release rollback --to ${r.current}\` re-applies its units and re-runs the gate;`,
+      `      or \`smolotchi release mark good ${r.current}\` once you have checked it yourself (README: "Recovering from degraded")`,
+    );
+  }
   return lines.join('\n');
 }
 
@@ -159,5 +181,7 @@ export function renderText(result: CommandResult): string {
       return renderPack(result);
     case 'init':
       return renderInit(result);
+    case 'mark':
+      return renderMark(result);
   }
 }

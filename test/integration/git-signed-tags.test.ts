@@ -1,4 +1,5 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -89,5 +90,57 @@ describe('git tags must be signed when git-allowed-signers is configured', () =>
       chmodSync(signers, 0o644);
     }
     expect((await cli('install', '1.4.0')).exitCode).toBe(0);
+  });
+});
+
+describe('keys fail closed for every source', () => {
+  /** A fresh device root with the given trust files in /etc/smolotchi/keys. */
+  function deviceWith(name: string, files: Record<string, string>): string {
+    const r = path.join(work, name);
+    writeEnvFile(r, { SMOLOTCHI_RELEASE_SETTLE_SECONDS: 0 });
+    const keys = path.join(r, 'etc/smolotchi/keys');
+    mkdirSync(keys, { recursive: true, mode: 0o755 });
+    for (const d of [keys, path.dirname(keys)]) chmodSync(d, 0o755);
+    for (const [f, text] of Object.entries(files)) writeFileSync(path.join(keys, f), text, { mode: 0o644 });
+    return r;
+  }
+  const releaseKey = () => generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  const on = (r: string, ...args: string[]) => runCli(['release', ...args, '--root', r]);
+
+  it.each([
+    ['a release key (.pub)', () => ({ 'release.pub': releaseKey() })],
+    ['a revocation list', () => ({ revoked: '0123456789abcdef\n' })],
+  ])('with %s and no git-allowed-signers, a git source is refused (exit 4), whatever its transport', async (_what, files) => {
+    const r = deviceWith(`closed-${Math.random().toString(16).slice(2)}`, files());
+    for (const source of [repo, `file://${repo}`]) {
+      const run = await on(r, 'install', '1.0.0', '--source', source);
+      expect(run.exitCode, run.stderr).toBe(4);
+      expect(run.stderr).toMatch(/requires signed releases .*no git-allowed-signers to check a git tag against/);
+      expect(run.stderr).toMatch(/hint: .*git-allowed-signers/);
+    }
+    expect(existsSync(path.join(r, 'opt/smolotchi/current'))).toBe(false);
+    expect(existsSync(path.join(r, 'opt/smolotchi/releases/1.0.0'))).toBe(false);
+  });
+
+  it('a release complete on disk is checked against today\'s keys before install or rollback --to switches to it', async () => {
+    const r = path.join(work, 'keys-later');
+    writeEnvFile(r, { SMOLOTCHI_RELEASE_SETTLE_SECONDS: 0 });
+    // Installed while the device had no keys: 1.0.0 carries a trusted signature, 1.3.0 a lightweight tag.
+    for (const v of ['1.0.0', '1.3.0']) expect((await on(r, 'install', v, '--source', repo)).exitCode).toBe(0);
+    const signers = readFileSync(path.join(root, 'etc/smolotchi/keys/git-allowed-signers'), 'utf8');
+    const keys = path.join(r, 'etc/smolotchi/keys');
+    mkdirSync(keys, { mode: 0o755 });
+    writeFileSync(path.join(keys, 'git-allowed-signers'), signers, { mode: 0o644 });
+
+    const signed = await on(r, 'rollback', '--to', '1.0.0');
+    expect(signed.exitCode, signed.stderr).toBe(0);
+    const current = () => readlinkSync(path.join(r, 'opt/smolotchi/current'));
+    expect(current()).toBe('releases/1.0.0');
+    for (const args of [['install', '1.3.0', '--source', repo], ['rollback', '--to', '1.3.0']]) {
+      const run = await on(r, ...args);
+      expect(run.exitCode, `${args.join(' ')}: ${run.stderr}`).toBe(4);
+      expect(run.stderr).toMatch(/release 1\.3\.0 on disk does not pass today's keys: .*not signed by an allowed signer/);
+      expect(current()).toBe('releases/1.0.0');
+    }
   });
 });

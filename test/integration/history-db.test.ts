@@ -18,6 +18,7 @@ const BLOCKER = `
 const Database = require('better-sqlite3');
 const db = new Database(process.argv[1]);
 db.exec('BEGIN IMMEDIATE');
+db.prepare("INSERT INTO deploys (kind, status, started_at) VALUES ('prune', 'succeeded', 'blocker')").run();
 console.log('locked');
 const until = Date.now() + 700;
 while (Date.now() < until) {}
@@ -52,12 +53,15 @@ describe('connection settings', () => {
     // Another process takes the write lock for 700 ms (better-sqlite3 is synchronous: it must be another process).
     const holder = execa(process.execPath, ['-e', BLOCKER, file], { cwd: packageRoot(), reject: false });
     await new Promise<void>((resolve) => holder.stdout!.on('data', (chunk: Buffer) => String(chunk).includes('locked') && resolve()));
-    const t0 = Date.now();
-    store.beginDeploy({ kind: 'prune', fromVersion: null, toVersion: null, user: 'test', pid: process.pid });
-    const waited = Date.now() - t0;
+    // Had it failed with SQLITE_BUSY this would throw; that it waited shows in the order of the rows.
+    const ours = store.beginDeploy({ kind: 'prune', fromVersion: null, toVersion: null, user: 'test', pid: process.pid });
     store.close();
     expect((await holder).exitCode).toBe(0);
-    expect(waited, `waited ${waited} ms`).toBeGreaterThanOrEqual(400);
+    const db = new Database(file, { readonly: true });
+    const rows = db.prepare('SELECT id, started_at FROM deploys ORDER BY id').all() as { id: number; started_at: string }[];
+    db.close();
+    expect(rows.map((r) => r.started_at === 'blocker')).toEqual([true, false]);
+    expect(rows[1]!.id).toBe(ours);
   });
 });
 
@@ -113,7 +117,7 @@ describe('a corrupted or unreadable releases.db', () => {
     const said = historyWarnings(back.stderr);
     expect(said, back.stderr).toHaveLength(1);
     expect(said[0]).toMatch(/moved it to .*releases\.db\.corrupt-\d{4}-\d\d-\d\dT[\d-]+Z and started a new one/);
-    const aside = readdirSync(layout.stateDir).filter((n) => /^releases\.db\.corrupt-/.test(n) && !/-(wal|shm)$/.test(n));
+    const aside = readdirSync(layout.toolStateDir).filter((n) => /^releases\.db\.corrupt-/.test(n) && !/-(wal|shm)$/.test(n));
     expect(aside).toHaveLength(1);
 
     // From now on: quiet, and the history tells the story.
@@ -132,6 +136,6 @@ describe('a corrupted or unreadable releases.db', () => {
     expect(prune.exitCode, prune.stderr).toBe(0);
     expect(JSON.parse((await box.cli(['list', '--json'])).stdout).releases.map((r: { version: string }) => r.version)).toEqual(['2.0.0', '1.1.0']);
     expect(checkState(box.root)).toEqual([]);
-    expect(existsSync(path.join(layout.stateDir, aside[0]!))).toBe(true);
+    expect(existsSync(path.join(layout.toolStateDir, aside[0]!))).toBe(true);
   });
 });

@@ -189,6 +189,24 @@ describe('hostile archives are refused with exit 4 and nothing outside staging c
   it('newline in a name', async () => {
     await expectRefused(gz(tarOf(top, { path: `${T}/evil\nname`, body: 'x' })), /control character in path/);
   });
+  it('right-to-left override in a name (evil\u202Egnp.py reads as evilyp.png)', async () => {
+    await expectRefused(gz(tarOf(top, { path: `${T}/evil\u202egnp.py`, body: 'x' })), /bidi or zero-width character in path/);
+  });
+  it('left-to-right and right-to-left isolates in a name', async () => {
+    await expectRefused(gz(tarOf(top, { path: `${T}/smolotchi/\u2066cli\u2069.py`, body: 'x' })), /bidi or zero-width character in path/);
+  });
+  it('zero-width space in a name (setup\u200B.py beside setup.py)', async () => {
+    await expectRefused(gz(tarOf(top, { path: `${T}/setup\u200b.py`, body: 'x' })), /bidi or zero-width character in path/);
+  });
+  it('zero-width joiner in a directory name', async () => {
+    await expectRefused(gz(tarOf(top, { path: `${T}/smolo\u200dtchi/`, type: 'Directory' })), /bidi or zero-width character in path/);
+  });
+  it('byte order mark at the start of a name', async () => {
+    await expectRefused(gz(tarOf(top, { path: `${T}/\ufeffrequirements.txt`, body: 'x' })), /bidi or zero-width character in path/);
+  });
+  it('bidi override in a symlink target', async () => {
+    await expectRefused(gz(tarOf(top, { path: `${T}/link`, type: 'SymbolicLink', linkpath: 'a\u202eb' })), /bidi or zero-width character in symlink target/);
+  });
   it('backslash in a name', async () => {
     await expectRefused(gz(tarOf(top, { path: `${T}/..\\..\\canary.txt`, body: 'x' })), /backslash in path/);
   });

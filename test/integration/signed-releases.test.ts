@@ -134,7 +134,7 @@ describe('installing signed releases', () => {
     walk(path.join(dev.root, 'opt/smolotchi/releases'));
     expect(loose).toEqual([]);
     for (const f of ['releases.db', 'releases.db-wal', 'releases.db-shm']) {
-      const file = path.join(dev.root, 'var/lib/smolotchi', f);
+      const file = path.join(dev.root, 'var/lib/smolotchi/release', f);
       if (existsSync(file)) expect(statSync(file).mode & 0o777, f).toBe(0o640);
     }
   });

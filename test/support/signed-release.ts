@@ -88,7 +88,8 @@ export function treeState(root: string, extra: string[] = []): string[] {
   const out: string[] = [];
   const walk = (p: string) => {
     const rel = path.relative(root, p);
-    if (rel === 'run' || /^var\/lib\/smolotchi\/releases\.db/.test(rel)) return;
+    // The history (its rows record the refusal) and its bad-marks sidecar are not "the tree".
+    if (rel === 'run' || /^var\/lib\/smolotchi\/release\/(releases\.db|bad-marks\.json)/.test(rel)) return;
     const st = lstatSync(p);
     // A folder's mtime moves whenever a refused install's staging folder comes and goes inside it.
     const what = st.isSymbolicLink() ? `-> ${readlinkSync(p)}` : st.isFile() ? `${st.size} ${st.mtimeMs} ${sha256(readFileSync(p))}` : 'dir';

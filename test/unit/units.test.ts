@@ -136,7 +136,7 @@ describe('renderUnits', () => {
     expect(file(r, 'smolotchi-core.service.d/10-hardening-prune.conf')).toBeUndefined();
     // The tool owns its check unit and the tmpfiles lines of its own run folders; the release's others follow.
     expect(file(r, 'smolotchi-release-check.service')).toContain(TOOL);
-    expect(r.tmpfiles).not.toContain('0700');
+    expect(r.tmpfiles).not.toContain('d /run/smolotchi 0700');
     expect(r.tmpfiles).toContain('d /var/lib/smolotchi/artifacts 0775 smolotchi smolotchi -');
     expect(r.startOrder).toEqual(['smolotchi-core.service', 'smolotchi-ai-worker.service', 'smolotchi-prune.service']);
   });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -13,13 +14,25 @@ export interface Account {
   groups: number[];
 }
 
-async function lines(file: string): Promise<string[][]> {
-  try {
-    return (await readFile(file, 'utf8')).split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
+const rows = (text: string): string[][] => text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
+
+function missingIsEmpty(err: unknown): string {
+  if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
+  throw err;
+}
+
+/** The account `name` from the texts of a passwd and a group file; null when absent or malformed. */
+function accountFrom(passwd: string, group: string, name: string): Account | null {
+  const entry = rows(passwd).find((f) => f[0] === name && f.length >= 7);
+  if (!entry) return null;
+  const uid = Number(entry[2]);
+  const gid = Number(entry[3]);
+  if (!Number.isInteger(uid) || !Number.isInteger(gid)) return null;
+  const groups = rows(group)
+    .filter((f) => f.length >= 4 && (f[3] ?? '').split(',').includes(name))
+    .map((f) => Number(f[2]))
+    .filter((g) => Number.isInteger(g) && g !== gid);
+  return { name, uid, gid, home: entry[5] ?? '/', groups: [...new Set(groups)].sort((a, b) => a - b) };
 }
 
 /**
@@ -27,14 +40,18 @@ async function lines(file: string): Promise<string[][]> {
  * sandbox --root the account lives in the sandbox's files, and on a device both are root-owned.
  */
 export async function readAccount(root: string, name = SERVICE_USER): Promise<Account | null> {
-  const entry = (await lines(path.join(root, 'etc', 'passwd'))).find((f) => f[0] === name && f.length >= 7);
-  if (!entry) return null;
-  const uid = Number(entry[2]);
-  const gid = Number(entry[3]);
-  if (!Number.isInteger(uid) || !Number.isInteger(gid)) return null;
-  const groups = (await lines(path.join(root, 'etc', 'group')))
-    .filter((f) => f.length >= 4 && (f[3] ?? '').split(',').includes(name))
-    .map((f) => Number(f[2]))
-    .filter((g) => Number.isInteger(g) && g !== gid);
-  return { name, uid, gid, home: entry[5] ?? '/', groups: [...new Set(groups)].sort((a, b) => a - b) };
+  const read = (file: string) => readFile(path.join(root, 'etc', file), 'utf8').catch(missingIsEmpty);
+  return accountFrom(await read('passwd'), await read('group'), name);
+}
+
+/** readAccount for synchronous callers (the history opens synchronously). */
+export function readAccountSync(root: string, name = SERVICE_USER): Account | null {
+  const read = (file: string) => {
+    try {
+      return readFileSync(path.join(root, 'etc', file), 'utf8');
+    } catch (err) {
+      return missingIsEmpty(err);
+    }
+  };
+  return accountFrom(read('passwd'), read('group'), name);
 }
