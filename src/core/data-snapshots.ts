@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { backupAppDb, snapshotFacts, type DbFacts } from '../adapters/app-db.js';
+import { ensurePrivateDir } from './private-dir.js';
 import type { Context } from './context.js';
 import { IntegrityError, ReleaseError } from './errors.js';
 import { copyHandle, fsyncDir, randomSuffix, writeFileAtomic } from './fsutil.js';
@@ -52,8 +53,8 @@ export async function privateDir(dir: string, openBits = 0o077): Promise<string>
 }
 
 async function snapshotsRoot(ctx: Context): Promise<string> {
-  // The tool's state folder may be readable by a group; nobody but root may write it.
-  await privateDir(path.dirname(ctx.layout.snapshotsDir), 0o022);
+  // The tool's state folder, checked as the history is: root's, nobody else may write it.
+  ensurePrivateDir(ctx.layout.toolStateDir, 'history folder');
   return privateDir(ctx.layout.snapshotsDir);
 }
 
