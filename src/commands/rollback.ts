@@ -2,6 +2,7 @@ import type { Context } from '../core/context.js';
 import { NotFoundError, ReleaseError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
 import type { GateResult } from '../core/health.js';
+import { DEGRADED_KEY } from '../core/history.js';
 import { failDeploy } from '../core/disk-full.js';
 import { DeployJournal } from '../core/journal.js';
 import { killPoint } from '../core/killpoint.js';
@@ -14,7 +15,8 @@ import { parseVersion } from '../core/version.js';
 import { switchVerified } from '../core/verified-switch.js';
 import { age, compareWithSnapshot, describeNewer, type DataComparison } from '../core/data-compare.js';
 import { snapshotLeaving, type Snapshot } from '../core/data-snapshots.js';
-import type { DataOutcome } from '../core/data-switch.js';
+import { restoreInPlace, type DataOutcome } from '../core/data-switch.js';
+import { renderFor } from '../core/activate.js';
 
 export interface RollbackOptions {
   to?: string;
@@ -32,6 +34,8 @@ export interface RollbackResult {
   deployId: number | null;
   gate: GateResult | null;
   failure: string | null;
+  /** Whose fault a failure was: only 'release' marks it bad. */
+  faultOf: 'release' | 'environment' | null;
   plan: string[];
   /** The app data: the snapshot taken of what is left, and what was written back. */
   data: DataOutcome | null;
@@ -59,18 +63,26 @@ async function dataPlan(ctx: Context, to: string, restore: boolean | undefined):
 }
 
 /** Where to go: --to (must be complete on disk: rollback never fetches) or the last good release. */
-async function chooseTarget(ctx: Context, to: string | undefined, current: string | null): Promise<string> {
+async function chooseTarget(ctx: Context, to: string | undefined, current: string | null, restoreData?: boolean): Promise<string> {
   if (to !== undefined) {
     const version = parseVersion(to);
     if (!(await completeRelease(ctx.layout, version))) {
       throw new NotFoundError(`release ${version} is not installed on this device`, 'see `smolotchi release list`');
     }
-    if (version === current) throw new ReleaseError(`release ${version} is already current`, ExitCode.failed);
-    await reverifyBeforeSwitch(ctx, version);
+    // While degraded, `--to <current>` is the documented repair: its units again, and its gate.
+    // With --restore-data the current release is a target too: its data goes back, its code stays.
+    if (version === current && !restoreData && ctx.readHistory()?.getState(DEGRADED_KEY) == null) {
+      throw new ReleaseError(
+        `release ${version} is already current`,
+        ExitCode.failed,
+        `nothing to do; \`smolotchi release install ${version} --force\` re-applies its units and re-runs its gate, and --restore-data puts back its data's last snapshot`,
+      );
+    }
+    if (version !== current) await reverifyBeforeSwitch(ctx, version);
     return version;
   }
   const facts = await releaseFacts(ctx, ctx.readHistory(), current);
-  if (!facts.rollbackTarget) throw new NotFoundError('no earlier complete release to roll back to');
+  if (!facts.rollbackTarget) throw new NotFoundError('no earlier complete release to roll back to', 'see `smolotchi release list`');
   return facts.rollbackTarget;
 }
 
@@ -79,36 +91,44 @@ export async function rollback(options: RollbackOptions, ctx: Context): Promise<
   if (options.to !== undefined) parseVersion(options.to);
   if (options.dryRun) {
     const current = await readCurrent(ctx.layout);
-    const to = await chooseTarget(ctx, options.to, current);
+    const to = await chooseTarget(ctx, options.to, current, options.restoreData);
     const { comparison } = await dataPlan(ctx, to, options.restoreData);
-    const plan = [
-      `render and write ${to}'s units`,
-      ...(options.restoreData ? [`stop the units, snapshot the app's data, write back ${to}'s snapshot of ${comparison?.takenAt}`] : []),
-      `switch current: ${current ?? '(none)'} -> ${to}`,
-      'restart units and run the health gate',
-    ];
-    return { command: 'rollback', status: 'dry-run', from: current, to, deployId: null, gate: null, failure: null, plan, data: null, dataComparison: comparison, exitCode: ExitCode.ok };
+    const restore = options.restoreData ? [`stop the units, snapshot the app's data, write back ${to}'s snapshot of ${comparison?.takenAt}`] : [];
+    const plan =
+      to === current
+        ? [...restore, 'restart the units (the code stays)']
+        : [`render and write ${to}'s units`, ...restore, `switch current: ${current ?? '(none)'} -> ${to}`, 'restart units and run the health gate'];
+    return { command: 'rollback', status: 'dry-run', from: current, to, deployId: null, gate: null, failure: null, plan, faultOf: null, data: null, dataComparison: comparison, exitCode: ExitCode.ok };
   }
   return withMutation(ctx, `rollback${options.to ? ` to ${options.to}` : ''}`, options.waitSeconds, async ({ lock }) => {
     const current = await readCurrent(ctx.layout);
-    const to = await chooseTarget(ctx, options.to, current);
+    const to = await chooseTarget(ctx, options.to, current, options.restoreData);
     const { snapshot, comparison } = await dataPlan(ctx, to, options.restoreData);
     const journal = DeployJournal.begin(ctx, 'rollback', current, to);
-    ctx.log.info(`rolling back ${current ?? '(none)'} -> ${to}`);
+    if (to === current && snapshot) {
+      const data = await restoreInPlace(ctx, journal, to, snapshot, (await renderFor(ctx, to)).startOrder).catch(failDeploy(ctx, journal));
+      journal.finish('succeeded');
+      return { command: 'rollback' as const, status: 'rolled-back' as const, from: current, to, deployId: journal.id, gate: null, failure: null, faultOf: null, plan: [], data, dataComparison: comparison, exitCode: ExitCode.ok };
+    }
+    ctx.log.info(to === current ? `re-applying ${to} (degraded)` : `rolling back ${current ?? '(none)'} -> ${to}`);
+    // Re-applying the current release falls back, if it fails again, to the last good other one
+    // (or to itself once more, never to nothing: that would remove the running units).
+    const previous = to === current ? ((await releaseFacts(ctx, ctx.history(), current)).rollbackTarget ?? current) : current;
     // Only an activation that changed nothing throws (e.g. a full disk while staging units).
-    const outcome = await switchVerified(ctx, { target: to, previous: current, journal, lock, restoreData: snapshot }).catch(failDeploy(ctx, journal));
+    const outcome = await switchVerified(ctx, { target: to, previous, journal, lock, restoreData: snapshot }).catch(failDeploy(ctx, journal));
     const base = { command: 'rollback' as const, from: current, to, deployId: journal.id, gate: outcome.gate, plan: [], data: outcome.data, dataComparison: comparison };
     if (outcome.status === 'switched') {
       journal.finish('succeeded');
       killPoint('rollback-finished', ctx.env);
-      return { ...base, status: 'rolled-back' as const, failure: null, exitCode: ExitCode.ok };
+      return { ...base, status: 'rolled-back' as const, failure: null, faultOf: null, exitCode: ExitCode.ok };
     }
     const degraded = outcome.status === 'degraded';
     return {
       ...base,
       status: degraded ? ('degraded' as const) : ('reverted' as const),
       failure: degraded ? `${outcome.failure}; going back failed: ${outcome.rollback?.failure}` : (outcome.failure ?? null),
-      exitCode: degraded ? ExitCode.degraded : ExitCode.rolledBack,
+      faultOf: outcome.faultOf ?? null,
+      exitCode: degraded ? ExitCode.degraded : outcome.faultOf === 'environment' ? ExitCode.failed : ExitCode.rolledBack,
     };
   });
 }

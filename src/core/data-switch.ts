@@ -102,3 +102,16 @@ export function restoreOnReturn(ctx: Context, journal: DeployJournal, snapshot: 
     }
   };
 }
+
+/**
+ * `rollback --restore-data --to <current>`: the code stays, its data goes back to the snapshot
+ * taken when it was last left (after a crash made recovery undo a switch, say). The live data is
+ * snapshotted first, so running it again undoes it. The units are stopped for it and restarted.
+ */
+export async function restoreInPlace(ctx: Context, journal: DeployJournal, current: string, snapshot: Snapshot, startOrder: string[]): Promise<DataOutcome> {
+  const out = emptyDataOutcome();
+  await snapshotOnLeave(ctx, journal, { from: current, to: current, restore: snapshot }, out)();
+  journal.step('restart');
+  for (const unit of startOrder) await ctx.services.restart(unit);
+  return out;
+}
