@@ -2,7 +2,6 @@ import { constants } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { backupAppDb, snapshotFacts, type DbFacts } from '../adapters/app-db.js';
-import { ensurePrivateDir } from './private-dir.js';
 import type { Context } from './context.js';
 import { ReleaseError } from './errors.js';
 import { ensurePrivateDir } from './private-dir.js';
