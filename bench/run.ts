@@ -14,6 +14,7 @@ import { downtimeBench } from './downtime.js';
 import { fleetBench } from './fleet.js';
 import { median } from './gaps.js';
 import { makeBenchRepo } from './bench-repo.js';
+import { contentionBench, contentionRows } from './contention.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.resolve(here, '..', 'src', 'cli.js');
@@ -30,6 +31,7 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 }
 
 async function tool(root: string, args: string[]): Promise<void> {
+  mkdirSync(root, { recursive: true });
   await execa(process.execPath, [CLI, 'release', ...args, '--root', root, '--quiet'], { env: PIP_ENV });
 }
 
@@ -79,6 +81,7 @@ async function main(): Promise<void> {
         'smoke import, stamp, unit rendering, the atomic flip and the SQLite history; service restarts are not\n' +
         'part of this table (no systemd under --root; the downtime part below has them). The naive rollback is a bare `ln -sfn`.\n',
     );
+    process.stdout.write(contentionRows(await contentionBench(CLI, path.join(work, 'contention'), repo)));
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -6,7 +6,7 @@
  * runs again on a real systemd booted in private namespaces (scripts/demo-systemd.ts).
  */
 import { execa } from 'execa';
-import { existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +24,7 @@ function banner(text: string): void {
 
 async function smolotchi(root: string, args: string[], expectExit = 0): Promise<void> {
   process.stdout.write(`$ smolotchi release ${args.join(' ')}\n`);
+  mkdirSync(root, { recursive: true }); // --root must exist: the tool refuses a typo'd one
   const r = await execa(process.execPath, [cli, 'release', ...args, '--root', root], { reject: false, all: true, env: { NO_COLOR: '1' } });
   if (r.all) process.stdout.write(r.all.replace(/^/gm, '  ') + '\n');
   process.stdout.write(`  (exit ${r.exitCode})\n`);

@@ -139,6 +139,36 @@ export async function syncMirror(source: string, mirrorDir: string): Promise<voi
   }
 }
 
+/** How long asking a source for its refs may take: an answer is small, a dead host must not hang us. */
+const LS_REMOTE_TIMEOUT_MS = 60_000;
+
+/**
+ * The tags a source offers, without cloning or touching the mirror: name -> commit (annotated
+ * tags peeled). Used by dry runs, and to tell an http(s) git repository from a tarball folder.
+ */
+export async function lsRemoteTags(source: string, timeoutMs = LS_REMOTE_TIMEOUT_MS): Promise<Map<string, string>> {
+  const url = checkSource(source);
+  if (isLocal(url) && !(await exists(url))) throw new NotFoundError(`git source not found: ${source}`);
+  const { stdout } = await git(null, ['ls-remote', '--tags', '--', url], timeoutMs, `git ls-remote ${source}`);
+  const tags = new Map<string, string>();
+  for (const line of stdout.split('\n')) {
+    const m = /^([0-9a-f]{40}|[0-9a-f]{64})\trefs\/tags\/(.+?)(\^\{\})?$/.exec(line);
+    // The peeled line (^{}) names the commit of an annotated tag: it wins over the tag object.
+    if (m && (m[3] !== undefined || !tags.has(m[2]!))) tags.set(m[2]!, m[1]!);
+  }
+  return tags;
+}
+
+/** Does `url` answer git's protocol? (A short, quiet `git ls-remote`; any failure is "no".) */
+export async function answersGit(url: string, timeoutMs = 15_000): Promise<boolean> {
+  try {
+    await git(null, ['ls-remote', '--heads', '--', checkSource(url)], timeoutMs);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Tag names of the mirror (short names, as git stores them; unvalidated). */
 export async function listTags(mirrorDir: string): Promise<string[]> {
   const { stdout } = await git(mirrorDir, ['for-each-ref', '--format=%(refname:strip=2)', 'refs/tags/']);

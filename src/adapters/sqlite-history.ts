@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { DeployKind, DeployRow, DeployStatus, HistoryStore, NewDeploy, ReleaseMark, SnapshotRecord } from '../core/history.js';
+import type { DeployKind, DeployRow, DeployStatus, HistoryStore, MarkEvent, MarkSource, NewDeploy, ReleaseMark, SnapshotRecord } from '../core/history.js';
 
 type Db = Database.Database;
 
@@ -44,6 +44,16 @@ function toRow(r: RawDeploy): DeployRow {
     parentId: r.parent_id,
   };
 }
+
+interface RawMark {
+  version: string;
+  state: 'good' | 'bad';
+  reason: string | null;
+  marked_at: string;
+  marked_by: MarkSource | null;
+}
+
+const toMark = (r: RawMark): ReleaseMark => ({ version: r.version, state: r.state, reason: r.reason, markedAt: r.marked_at, markedBy: r.marked_by });
 
 /** The deploy history, marks and state, as SQL over one open connection. */
 export class SqliteHistory implements HistoryStore {
@@ -102,24 +112,30 @@ export class SqliteHistory implements HistoryStore {
     return (this.db.prepare("SELECT * FROM deploys WHERE status = 'running' ORDER BY id").all() as RawDeploy[]).map(toRow);
   }
 
-  setMark(version: string, state: 'good' | 'bad', reason: string | null, deployId: number | null): void {
-    this.db
-      .prepare(
-        `INSERT INTO release_marks (version, state, reason, marked_at, deploy_id) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (version) DO UPDATE SET state = excluded.state, reason = excluded.reason,
-         marked_at = excluded.marked_at, deploy_id = excluded.deploy_id`,
-      )
-      .run(version, state, reason, nowIso(), deployId);
+  setMark(version: string, state: 'good' | 'bad', reason: string | null, deployId: number | null, by: { source: MarkSource; user?: string | null } = { source: 'gate' }): void {
+    const at = nowIso();
+    this.db.transaction(() => {
+      this.db
+        .prepare(
+          `INSERT INTO release_marks (version, state, reason, marked_at, deploy_id, marked_by) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (version) DO UPDATE SET state = excluded.state, reason = excluded.reason,
+           marked_at = excluded.marked_at, deploy_id = excluded.deploy_id, marked_by = excluded.marked_by`,
+        )
+        .run(version, state, reason, at, deployId, by.source);
+      this.db
+        .prepare('INSERT INTO mark_events (version, state, reason, marked_by, user, marked_at, deploy_id) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(version, state, reason, by.source, by.user ?? null, at, deployId);
+    })();
   }
 
   marks(): Map<string, ReleaseMark> {
-    const rows = this.db.prepare('SELECT version, state, reason, marked_at FROM release_marks').all() as {
-      version: string;
-      state: 'good' | 'bad';
-      reason: string | null;
-      marked_at: string;
-    }[];
-    return new Map(rows.map((r) => [r.version, { version: r.version, state: r.state, reason: r.reason, markedAt: r.marked_at }]));
+    const rows = this.db.prepare('SELECT version, state, reason, marked_at, marked_by FROM release_marks').all() as RawMark[];
+    return new Map(rows.map((r) => [r.version, toMark(r)]));
+  }
+
+  markEvents(limit = 50): MarkEvent[] {
+    const rows = this.db.prepare('SELECT * FROM mark_events ORDER BY id DESC LIMIT ?').all(limit) as (RawMark & { id: number; user: string | null; deploy_id: number | null })[];
+    return rows.map((r) => ({ ...toMark(r), id: r.id, user: r.user, deployId: r.deploy_id }));
   }
 
   /** Versions current after a successful deploy (or a history rebuilt around them), most recent first. */

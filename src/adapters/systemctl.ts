@@ -35,6 +35,28 @@ export interface SystemdOptions {
   tmpfiles?: string | null;
   /** How long a start/restart job may take: for Type=notify that is until READY=1 (or the unit's own timeout). */
   jobTimeoutMs?: number;
+  /** Told every command line before it runs (--verbose prints them). */
+  onCall?: (argv: string[]) => void;
+}
+
+/**
+ * systemd could not be asked (no bus, not booted with systemd, no permission, a full or read-only
+ * disk under it), as opposed to a unit failing its job: the first is never the release's fault.
+ */
+const UNREACHABLE = /Failed to connect to bus|not been booted with systemd|D-Bus connection|Access denied|authentication required|Transport endpoint|Connection refused|Connection timed out|Permission denied|Read-only file system|No space left/i;
+
+/** A failed systemctl call; `environmental` when the fault lies with the host, not with a unit. */
+export class SystemdError extends ProcessError {
+  constructor(
+    argv: string[],
+    exitCode: number | undefined,
+    signal: string | undefined,
+    stderrTail: string,
+    what: string,
+    readonly environmental: boolean,
+  ) {
+    super(argv, exitCode, signal, stderrTail, what);
+  }
 }
 
 const PROPERTIES = ['LoadState', 'ActiveState', 'SubState', 'Result', 'NRestarts', 'MainPID', 'ExecMainCode', 'ExecMainStatus'];
@@ -87,11 +109,22 @@ export function makeSystemd(options: SystemdOptions = {}): ServiceManager {
   async function ctl(verb: string, units: string[], timeoutMs: number, tolerate?: RegExp, flags: string[] = []): Promise<string> {
     // '--' so that a unit name can never be read as an option.
     const args = ['--no-ask-password', ...flags, verb, ...(units.length ? ['--', ...units] : [])];
-    const r = await runAllowingFailure(systemctl, args, { timeoutMs });
+    const what = `systemctl ${verb} ${units.join(' ')}`.trim();
+    let r: Awaited<ReturnType<typeof runAllowingFailure>>;
+    options.onCall?.([systemctl, ...args]);
+    try {
+      r = await runAllowingFailure(systemctl, args, { timeoutMs });
+    } catch (err) {
+      // It did not even start (missing, not executable): the host's fault, whatever the verb.
+      if (err instanceof ProcessError) throw new SystemdError(err.argv, undefined, undefined, err.stderrTail, what, true);
+      throw err;
+    }
     if (r.exitCode === 0) return r.stdout;
     const lines = r.stderr.split('\n').filter((l) => l.trim());
     if (tolerate && lines.length > 0 && lines.every((l) => tolerate.test(l))) return r.stdout;
-    throw new ProcessError([systemctl, ...args], r.signal ? undefined : r.exitCode, r.signal, reason(r.stderr || r.stdout), `systemctl ${verb} ${units.join(' ')}`.trim());
+    // Only a unit's own job (start/restart) can fail because of the release; the rest is systemd's plumbing.
+    const environmental = !(verb === 'restart' || verb === 'start') || UNREACHABLE.test(r.stderr);
+    throw new SystemdError([systemctl, ...args], r.signal ? undefined : r.exitCode, r.signal, reason(r.stderr || r.stdout), what, environmental);
   }
 
   return {

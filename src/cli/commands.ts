@@ -34,6 +34,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     uses: { systemctl: true, wait: true, gate: true },
     options: (cmd) => {
       cmd.option('--source <source>', 'git URL or path, or a folder/URL of smolotchi-<ver>.tar.gz archives');
+      cmd.addOption(new Option('--source-kind <kind>', 'what --source is (default: auto, from its text or by asking an http(s) URL)').choices(['git', 'tarball', 'auto']));
       dryRun(cmd, 'resolve the version and print the plan, change nothing');
       cmd.option('--force', 'install even if marked bad, already current, or its tag moved; take over a lock from another host or boot');
       cmd.option('--allow-downgrade', 'install a version older than the current one');
@@ -50,6 +51,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
         {
           target: target!,
           source: o.source as string | undefined,
+          sourceKind: o.sourceKind as 'git' | 'tarball' | 'auto' | undefined,
           dryRun: Boolean(o.dryRun),
           force: Boolean(o.force),
           allowDowngrade: Boolean(o.allowDowngrade),
@@ -89,7 +91,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     summary: 'releases on disk: current, last good, rollback target, bad',
     uses: {},
     examples: ['smolotchi release list', 'smolotchi release list --json'],
-    exitCodes: [ok],
+    exitCodes: [ok, usage, notFound],
     run: async (_o, _a, ctx) => (await import('../commands/list.js')).list({}, ctx),
   },
   {
@@ -97,7 +99,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     summary: 'current and last good release, last deploy, degraded state, unit drift, lock holder',
     uses: {},
     examples: ['smolotchi release status', 'smolotchi release status --json || alert "device degraded"'],
-    exitCodes: [ok, degraded],
+    exitCodes: [ok, usage, notFound, degraded],
     run: async (_o, _a, ctx) => (await import('../commands/status.js')).status({}, ctx),
   },
   {
@@ -148,6 +150,17 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     examples: ['sudo smolotchi release init --dry-run', 'sudo smolotchi release init && sudo smolotchi release install latest'],
     exitCodes: [ok, failed, usage],
     run: async (o, _a, ctx) => (await import('../commands/init.js')).init({ dryRun: Boolean(o.dryRun) }, ctx),
+  },
+  {
+    name: 'mark',
+    args: '<state> <version>',
+    summary: 'mark a release good or bad by hand (as `rauc status mark-good|mark-bad`), recorded in the history',
+    uses: { wait: true },
+    options: (cmd) => cmd.option('--reason <text>', 'why (one line): shown by status, list and history'),
+    examples: ['smolotchi release mark bad 1.4.2 --reason "e-paper display stays blank"', 'smolotchi release mark good 1.4.1'],
+    exitCodes: [ok, failed, usage, notFound, locked],
+    run: async (o, [state, version], ctx) =>
+      (await import('../commands/mark.js')).mark({ state: state!, version: version!, reason: o.reason as string | undefined, waitSeconds: waitSeconds(o) }, ctx),
   },
   {
     name: 'keygen',

@@ -1,6 +1,6 @@
 import type { Context } from '../core/context.js';
 import { UsageError } from '../core/errors.js';
-import type { DeployRow } from '../core/history.js';
+import type { DeployRow, MarkEvent } from '../core/history.js';
 
 export interface HistoryOptions {
   limit?: number;
@@ -9,6 +9,8 @@ export interface HistoryOptions {
 export interface HistoryResult {
   command: 'history';
   deploys: DeployRow[];
+  /** Marks as they were set (gate, rebuild, operator), newest first, as many as --limit. */
+  marks: MarkEvent[];
   /** False when there is no readable history (fresh device or unreadable file). */
   historyAvailable: boolean;
 }
@@ -18,5 +20,5 @@ export async function history(options: HistoryOptions, ctx: Context): Promise<Hi
   const limit = options.limit ?? 20;
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError('--limit must be a whole number from 1 to 10000');
   const store = ctx.readHistory();
-  return { command: 'history', deploys: store?.listDeploys(limit) ?? [], historyAvailable: store !== null };
+  return { command: 'history', deploys: store?.listDeploys(limit) ?? [], marks: store?.markEvents(limit) ?? [], historyAvailable: store !== null };
 }

@@ -1,15 +1,17 @@
 import type { Context } from '../core/context.js';
 import { ExitCode } from '../core/exit-codes.js';
-import { parseRequest, resolveRequest, type InstallRequest } from '../core/fetch.js';
+import { parseRequest, resolveRequest, settleKind, type InstallRequest, type ParsedRequest } from '../core/fetch.js';
+import type { SourceKindSetting } from '../core/source-kind.js';
+import { probeRequest } from '../core/probe-source.js';
 import type { ReleaseLock } from '../core/lock.js';
 import { buildRelease } from '../core/build-release.js';
-import { refuseBadRelease, refuseDowngrade } from '../core/install-rules.js';
+import { refuseBadRelease, refuseDowngrade, refuseMovedTag } from '../core/install-rules.js';
 import type { GateResult } from '../core/health.js';
 import { failDeploy } from '../core/disk-full.js';
 import { DeployJournal } from '../core/journal.js';
 import { killPoint } from '../core/killpoint.js';
 import { preflight } from '../core/preflight.js';
-import { withMutation } from '../core/mutation.js';
+import { requireRootOnDevice, withMutation } from '../core/mutation.js';
 import { completeRelease } from '../core/releases.js';
 import { readCurrent } from '../core/switch.js';
 import { switchVerified } from '../core/verified-switch.js';
@@ -24,6 +26,8 @@ import type { DataOutcome } from '../core/data-switch.js';
 export interface InstallOptions {
   target: string;
   source?: string;
+  /** Force the source's kind (default: the setting, else auto-detected). */
+  sourceKind?: SourceKindSetting;
   dryRun?: boolean;
   force?: boolean;
   allowDowngrade?: boolean;
@@ -44,6 +48,8 @@ export interface InstallResult {
   deployId: number | null;
   gate: GateResult | null;
   failure: string | null;
+  /** Whose fault a failure was: only 'release' marks it bad. */
+  faultOf: 'release' | 'environment' | null;
   rolledBackTo: string | null;
   pruned: string[];
   /** The app data: the snapshot taken before the switch, and what a failed gate wrote back. */
@@ -68,6 +74,7 @@ function baseResult(req: InstallRequest) {
     deployId: null,
     gate: null,
     failure: null,
+    faultOf: null,
     rolledBackTo: null,
     pruned: [],
     data: null,
@@ -76,34 +83,50 @@ function baseResult(req: InstallRequest) {
   };
 }
 
-async function dryRun(ctx: Context, req: InstallRequest, started: number): Promise<InstallResult> {
+/**
+ * A dry run tells the truth: it resolves the version from the source (read-only: no mirror sync,
+ * no download) and applies every refusal of the real run, in the same order, with the same exit
+ * codes. Only the lock is not taken: a busy lock (75) is a moment, not an answer.
+ */
+async function dryRun(ctx: Context, asked: ParsedRequest, options: InstallOptions, started: number): Promise<InstallResult> {
+  requireRootOnDevice(ctx, 'install');
   const previous = await readCurrent(ctx.layout);
-  const onDisk = await completeRelease(ctx.layout, req.version);
+  const history = ctx.readHistory();
+  const knownOnDisk = asked.version !== null ? await completeRelease(ctx.layout, asked.version) : null;
+  // A named version already complete on disk is switched to without asking the source (as the real run does).
+  const req = knownOnDisk ? { ...asked, version: asked.version! } : await probeRequest(ctx, asked);
+  const existing = knownOnDisk ?? (await completeRelease(ctx.layout, req.version));
+  const base = { ...baseResult(req), previous, durationMs: Date.now() - started };
+  if (previous === req.version && !options.force && existing) return { ...base, status: 'already-current', exitCode: ExitCode.ok };
+  refuseBadRelease(history, req.version, options.force);
+  refuseDowngrade(previous, req.version, options.allowDowngrade);
+  if (!existing) {
+    refuseMovedTag(history, req.version, 'commit' in req ? req.commit : undefined, options.force);
+    await preflight(ctx, req);
+  }
   const plan = [
-    onDisk ? `reuse complete release ${req.version} already on disk` : `fetch ${req.version} from ${req.source} (${req.kind}) into staging`,
-    ...(onDisk ? [] : ['build its venv at its final path, byte-compile, smoke-import smolotchi.cli', 'write the completion stamp']),
+    existing ? `reuse complete release ${req.version} already on disk` : `fetch ${req.version} from ${req.source} (${req.kind}) into staging`,
+    ...(existing ? [] : ['build its venv at its final path, byte-compile, smoke-import smolotchi.cli', 'write the completion stamp']),
     ...((await pathExists(configFile(ctx.layout))) ? [] : [`seed ${configFile(ctx.layout)} from the release's config.toml, web UI bound to 127.0.0.1`]),
     'render and write its systemd units, daemon-reload',
     `switch current: ${previous ?? '(none)'} -> ${req.version}`,
     'restart units, run the health gate; on failure roll back automatically',
     `prune beyond ${ctx.settings.keep} releases`,
   ];
-  return { ...baseResult(req), status: 'dry-run', previous, plan, durationMs: Date.now() - started, exitCode: ExitCode.ok };
+  return { ...base, commit: 'commit' in req ? (req.commit ?? null) : null, status: 'dry-run', plan, exitCode: ExitCode.ok };
 }
 
 export async function install(options: InstallOptions, ctx: Context): Promise<InstallResult> {
   const started = Date.now();
   // Validate everything that needs no lock first: a refused command changes nothing.
-  const asked = parseRequest(ctx, options.target, options.source);
-  if (options.dryRun) {
-    const req = await resolveRequest(ctx, asked);
-    refuseDowngrade(await readCurrent(ctx.layout), req.version, options.allowDowngrade);
-    return dryRun(ctx, req, started);
+  const parsed = parseRequest(ctx, options.target, options.source, options.sourceKind);
+  if (parsed.version !== null) {
+    refuseDowngrade(await readCurrent(ctx.layout), parsed.version, options.allowDowngrade);
+    refuseBadRelease(ctx.readHistory(), parsed.version, options.force);
   }
-  if (asked.version !== null) {
-    refuseDowngrade(await readCurrent(ctx.layout), asked.version, options.allowDowngrade);
-    refuseBadRelease(ctx.readHistory(), asked.version, options.force);
-  }
+  // An http(s) URL that does not say its kind is asked (read-only) whether it speaks git.
+  const asked = await settleKind(parsed);
+  if (options.dryRun) return dryRun(ctx, asked, options, started);
   return withMutation(ctx, `install ${asked.version ?? 'latest'}`, { waitSeconds: options.waitSeconds, force: options.force }, async ({ lock }) => {
     // `latest` asks the source under the lock: the git mirror is shared with other installs.
     const req = await resolveRequest(ctx, asked);
@@ -162,9 +185,10 @@ async function installLocked(ctx: Context, req: InstallRequest, options: Install
       ...common,
       status: outcome.status,
       failure: degraded ? `${outcome.failure}; rollback failed: ${outcome.rollback?.failure}` : (outcome.failure ?? null),
+      faultOf: outcome.faultOf ?? null,
       rolledBackTo: outcome.rollback?.to ?? null,
       durationMs: Date.now() - started,
-      exitCode: degraded ? ExitCode.degraded : ExitCode.rolledBack,
+      exitCode: degraded ? ExitCode.degraded : outcome.faultOf === 'environment' ? ExitCode.failed : ExitCode.rolledBack,
     };
   }
   journal.step('prune');

@@ -1,6 +1,7 @@
 import type { Context } from '../core/context.js';
+import type { ReleaseMark } from '../core/history.js';
 import { readCurrent } from '../core/switch.js';
-import { releaseFacts } from '../core/targets.js';
+import { releaseFacts, requireInstalled } from '../core/targets.js';
 
 export interface ReleaseEntry {
   version: string;
@@ -10,6 +11,8 @@ export interface ReleaseEntry {
   rollbackTarget: boolean;
   bad: boolean;
   badReason: string | null;
+  /** The release's mark and who set it (null: never marked). */
+  mark: ReleaseMark | null;
   installedAt: string | null;
   source: string | null;
   commit: string | null;
@@ -26,7 +29,8 @@ export async function list(_options: object, ctx: Context): Promise<ListResult> 
   const store = ctx.readHistory();
   const current = await readCurrent(ctx.layout);
   const facts = await releaseFacts(ctx, store, current);
-  const marks = store?.marks() ?? new Map();
+  requireInstalled(ctx, facts);
+  const marks: Map<string, ReleaseMark> = store?.marks() ?? new Map();
   return {
     command: 'list',
     releases: facts.releases.map((r) => ({
@@ -37,6 +41,7 @@ export async function list(_options: object, ctx: Context): Promise<ListResult> 
       rollbackTarget: r.version === facts.rollbackTarget,
       bad: facts.bad.has(r.version),
       badReason: facts.bad.has(r.version) ? (marks.get(r.version)?.reason ?? null) : null,
+      mark: marks.get(r.version) ?? null,
       installedAt: r.stamp?.completedAt ?? null,
       source: r.stamp?.source ?? null,
       commit: r.stamp?.commit ?? null,

@@ -2,6 +2,7 @@ import type { Context } from '../core/context.js';
 import { NotFoundError, ReleaseError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
 import type { GateResult } from '../core/health.js';
+import { DEGRADED_KEY } from '../core/history.js';
 import { failDeploy } from '../core/disk-full.js';
 import { DeployJournal } from '../core/journal.js';
 import { killPoint } from '../core/killpoint.js';
@@ -33,6 +34,8 @@ export interface RollbackResult {
   deployId: number | null;
   gate: GateResult | null;
   failure: string | null;
+  /** Whose fault a failure was: only 'release' marks it bad. */
+  faultOf: 'release' | 'environment' | null;
   plan: string[];
   /** The app data: the snapshot taken of what is left, and what was written back. */
   data: DataOutcome | null;
@@ -66,13 +69,20 @@ async function chooseTarget(ctx: Context, to: string | undefined, current: strin
     if (!(await completeRelease(ctx.layout, version))) {
       throw new NotFoundError(`release ${version} is not installed on this device`, 'see `smolotchi release list`');
     }
+    // While degraded, `--to <current>` is the documented repair: its units again, and its gate.
     // With --restore-data the current release is a target too: its data goes back, its code stays.
-    if (version === current && !restoreData) throw new ReleaseError(`release ${version} is already current`, ExitCode.failed, 'with --restore-data its data goes back to its last snapshot');
+    if (version === current && !restoreData && ctx.readHistory()?.getState(DEGRADED_KEY) == null) {
+      throw new ReleaseError(
+        `release ${version} is already current`,
+        ExitCode.failed,
+        `nothing to do; \`smolotchi release install ${version} --force\` re-applies its units and re-runs its gate, and --restore-data puts back its data's last snapshot`,
+      );
+    }
     if (version !== current) await reverifyBeforeSwitch(ctx, version);
     return version;
   }
   const facts = await releaseFacts(ctx, ctx.readHistory(), current);
-  if (!facts.rollbackTarget) throw new NotFoundError('no earlier complete release to roll back to');
+  if (!facts.rollbackTarget) throw new NotFoundError('no earlier complete release to roll back to', 'see `smolotchi release list`');
   return facts.rollbackTarget;
 }
 
@@ -88,7 +98,7 @@ export async function rollback(options: RollbackOptions, ctx: Context): Promise<
       to === current
         ? [...restore, 'restart the units (the code stays)']
         : [`render and write ${to}'s units`, ...restore, `switch current: ${current ?? '(none)'} -> ${to}`, 'restart units and run the health gate'];
-    return { command: 'rollback', status: 'dry-run', from: current, to, deployId: null, gate: null, failure: null, plan, data: null, dataComparison: comparison, exitCode: ExitCode.ok };
+    return { command: 'rollback', status: 'dry-run', from: current, to, deployId: null, gate: null, failure: null, plan, faultOf: null, data: null, dataComparison: comparison, exitCode: ExitCode.ok };
   }
   return withMutation(ctx, `rollback${options.to ? ` to ${options.to}` : ''}`, options.waitSeconds, async ({ lock }) => {
     const current = await readCurrent(ctx.layout);
@@ -98,23 +108,27 @@ export async function rollback(options: RollbackOptions, ctx: Context): Promise<
     if (to === current && snapshot) {
       const data = await restoreInPlace(ctx, journal, to, snapshot, (await renderFor(ctx, to)).startOrder).catch(failDeploy(ctx, journal));
       journal.finish('succeeded');
-      return { command: 'rollback' as const, status: 'rolled-back' as const, from: current, to, deployId: journal.id, gate: null, failure: null, plan: [], data, dataComparison: comparison, exitCode: ExitCode.ok };
+      return { command: 'rollback' as const, status: 'rolled-back' as const, from: current, to, deployId: journal.id, gate: null, failure: null, faultOf: null, plan: [], data, dataComparison: comparison, exitCode: ExitCode.ok };
     }
-    ctx.log.info(`rolling back ${current ?? '(none)'} -> ${to}`);
+    ctx.log.info(to === current ? `re-applying ${to} (degraded)` : `rolling back ${current ?? '(none)'} -> ${to}`);
+    // Re-applying the current release falls back, if it fails again, to the last good other one
+    // (or to itself once more, never to nothing: that would remove the running units).
+    const previous = to === current ? ((await releaseFacts(ctx, ctx.history(), current)).rollbackTarget ?? current) : current;
     // Only an activation that changed nothing throws (e.g. a full disk while staging units).
-    const outcome = await switchVerified(ctx, { target: to, previous: current, journal, lock, restoreData: snapshot }).catch(failDeploy(ctx, journal));
+    const outcome = await switchVerified(ctx, { target: to, previous, journal, lock, restoreData: snapshot }).catch(failDeploy(ctx, journal));
     const base = { command: 'rollback' as const, from: current, to, deployId: journal.id, gate: outcome.gate, plan: [], data: outcome.data, dataComparison: comparison };
     if (outcome.status === 'switched') {
       journal.finish('succeeded');
       killPoint('rollback-finished', ctx.env);
-      return { ...base, status: 'rolled-back' as const, failure: null, exitCode: ExitCode.ok };
+      return { ...base, status: 'rolled-back' as const, failure: null, faultOf: null, exitCode: ExitCode.ok };
     }
     const degraded = outcome.status === 'degraded';
     return {
       ...base,
       status: degraded ? ('degraded' as const) : ('reverted' as const),
       failure: degraded ? `${outcome.failure}; going back failed: ${outcome.rollback?.failure}` : (outcome.failure ?? null),
-      exitCode: degraded ? ExitCode.degraded : ExitCode.rolledBack,
+      faultOf: outcome.faultOf ?? null,
+      exitCode: degraded ? ExitCode.degraded : outcome.faultOf === 'environment' ? ExitCode.failed : ExitCode.rolledBack,
     };
   });
 }

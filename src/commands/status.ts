@@ -2,11 +2,11 @@ import { renderFor } from '../core/activate.js';
 import type { Context } from '../core/context.js';
 import { IntegrityError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
-import { DEGRADED_KEY, type DeployRow } from '../core/history.js';
+import { DEGRADED_KEY, type DeployRow, type ReleaseMark } from '../core/history.js';
 import { readLock, type LockInfo } from '../core/lock.js';
 import { isSameLiveProcess } from '../core/proc.js';
 import { readCurrent } from '../core/switch.js';
-import { releaseFacts } from '../core/targets.js';
+import { releaseFacts, requireInstalled } from '../core/targets.js';
 import { diffUnits, readInstalledUnits } from '../core/units.js';
 
 export interface StatusResult {
@@ -16,6 +16,8 @@ export interface StatusResult {
   lastGood: string | null;
   rollbackTarget: string | null;
   bad: string[];
+  /** The bad marks with their reason and who set them (gate or operator). */
+  badMarks: ReleaseMark[];
   degraded: boolean;
   degradedReason: string | null;
   lastDeploy: Pick<DeployRow, 'id' | 'kind' | 'status' | 'fromVersion' | 'toVersion' | 'error' | 'startedAt' | 'finishedAt'> | null;
@@ -33,6 +35,7 @@ export async function status(_options: object, ctx: Context): Promise<StatusResu
   const store = ctx.readHistory();
   const current = await readCurrent(ctx.layout);
   const facts = await releaseFacts(ctx, store, current);
+  requireInstalled(ctx, facts);
   const currentComplete = facts.releases.some((r) => r.version === current && r.stamp);
   let drift = false;
   let driftFiles: string[] = [];
@@ -64,6 +67,7 @@ export async function status(_options: object, ctx: Context): Promise<StatusResu
     lastGood: facts.lastGood,
     rollbackTarget: facts.rollbackTarget,
     bad: [...facts.bad].sort(),
+    badMarks: [...(store?.marks().values() ?? [])].filter((m) => m.state === 'bad').sort((a, b) => a.version.localeCompare(b.version)),
     degraded: degradedReason !== null,
     degradedReason,
     lastDeploy: last && {

@@ -6,6 +6,7 @@ import { scanReleases } from '../core/releases.js';
 import { shadowingModules } from '../core/shadow-check.js';
 import { readCurrent } from '../core/switch.js';
 import { loadTrust } from '../core/trust.js';
+import { requireInstalled } from '../core/targets.js';
 import { verifyRelease, type ReleaseCheck } from '../core/verify-release.js';
 import { parseVersion } from '../core/version.js';
 import { exists } from '../core/fsutil.js';
@@ -26,13 +27,18 @@ export interface VerifyResult {
 async function targets(options: VerifyOptions, ctx: Context): Promise<string[]> {
   if (options.version && options.all) throw new UsageError('name a version or pass --all, not both');
   // Incomplete folders are crash leftovers the next command removes, never targets: not "installed".
-  if (options.all) return (await scanReleases(ctx.layout)).filter((r) => r.stamp).map((r) => r.version);
+  if (options.all) {
+    const releases = await scanReleases(ctx.layout);
+    requireInstalled(ctx, { current: await readCurrent(ctx.layout), releases });
+    return releases.filter((r) => r.stamp).map((r) => r.version);
+  }
   if (options.version) {
     const version = parseVersion(options.version);
     if (!(await exists(releaseDir(ctx.layout, version)))) throw new NotFoundError(`release ${version} is not installed on this device`);
     return [version];
   }
   const current = await readCurrent(ctx.layout);
+  if (!current) requireInstalled(ctx, { current, releases: await scanReleases(ctx.layout) });
   if (!current) throw new NotFoundError('no current release to verify', 'name a version or pass --all');
   return [current];
 }

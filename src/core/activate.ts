@@ -1,11 +1,16 @@
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { diffUnits, installChanged, readInstalledUnits, renderUnits, writeUnits, bundledPackagingDir, type RenderedUnits } from './units.js';
 import type { Context } from './context.js';
 import type { BeforeSwitch } from './data-switch.js';
 import type { GateFailure } from './health.js';
 import type { DeployJournal } from './journal.js';
 import { releaseDir } from './layout.js';
-import type { ReleaseLock } from './lock.js';
+import { readLock, type ReleaseLock } from './lock.js';
+import { environmentFault, LockLostError } from './environment-fault.js';
+import { randomSuffix } from './fsutil.js';
 import { killPoint } from './killpoint.js';
+import { restartStep } from './progress.js';
 import { flipCurrent, removeCurrent } from './switch.js';
 
 export interface Activation {
@@ -59,10 +64,13 @@ export async function applyUnits(ctx: Context, rendered: RenderedUnits, journal:
 /** Restart in dependency order; the first failure stops the sequence and is reported to the gate. */
 async function restartAll(ctx: Context, order: string[]): Promise<GateFailure | undefined> {
   for (const unit of order) {
+    ctx.progress.step(restartStep(unit));
     try {
       await ctx.services.restart(unit);
       killPoint(`restarted:${unit}`, ctx.env);
     } catch (err) {
+      // systemd out of reach is not the unit's failure: the caller applies the fault rule.
+      if (environmentFault(err)) throw err;
       return { check: 'restart', unit, reason: (err as Error).message, journal: await ctx.services.journal(unit, 10).catch(() => []) };
     }
   }
@@ -70,20 +78,59 @@ async function restartAll(ctx: Context, order: string[]): Promise<GateFailure | 
 }
 
 /**
- * DESIGN steps 8-10 for a complete release: its units, the flip, the restarts. `beforeSwitch`
- * (the app-data step) runs once the units are rendered and before anything is written.
+ * Check first what can be checked: a read-only or unwritable /opt or unit folder fails here, with
+ * nothing changed, instead of halfway through (units rewritten, then the flip refused).
  */
-export async function activate(ctx: Context, version: string, journal: DeployJournal, lock: ReleaseLock, beforeSwitch?: BeforeSwitch): Promise<Activation> {
+async function probeWritable(layout: Context['layout']): Promise<void> {
+  // Named like the temp files recovery already sweeps, so a power cut here leaves no stray file.
+  const probes = [path.join(layout.optDir, `.current.probe-${randomSuffix()}`), path.join(layout.unitDir, `.smolotchi-probe.service.${randomSuffix()}.tmp`)];
+  for (const probe of probes) {
+    try {
+      await mkdir(path.dirname(probe), { recursive: true });
+      await writeFile(probe, '', { flag: 'wx', mode: 0o600 });
+      await rm(probe, { force: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw Object.assign(new Error(`cannot write to ${path.dirname(probe)} (${code ?? (err as Error).message}); nothing was changed`), { code });
+    }
+  }
+}
+
+/** How far an activation got: what an environment fault must undo, and whether anything restarted. */
+export interface ActivationProgress {
+  unitsTouched: boolean;
+  flipped: boolean;
+  restarted: boolean;
+}
+
+/**
+ * DESIGN steps 8-10 for a complete release: its units, the flip, the restarts. `beforeSwitch`
+ * (the app-data step) runs once the units are rendered and the folders proven writable, before
+ * anything is written.
+ */
+export async function activate(
+  ctx: Context,
+  version: string,
+  journal: DeployJournal,
+  lock: ReleaseLock,
+  beforeSwitch?: BeforeSwitch,
+  progress: ActivationProgress = { unitsTouched: false, flipped: false, restarted: false },
+): Promise<Activation> {
   journal.step('render-units');
   const rendered = await renderFor(ctx, version);
+  await probeWritable(ctx.layout);
   await beforeSwitch?.();
+  progress.unitsTouched = true;
   const removedUnits = await applyUnits(ctx, rendered, journal);
   journal.step('flip');
   await flipCurrent(ctx.layout, version);
+  progress.flipped = true;
   journal.step('restart');
+  progress.restarted = true;
   const restartFailure = await restartAll(ctx, rendered.startOrder);
   // Stopping units can make systemd remove runtime directories; keep our lock in place.
   lock.reassert();
+  if (JSON.stringify(readLock(lock.file)) !== JSON.stringify(lock.info)) throw new LockLostError(lock.file);
   killPoint('lock-reasserted', ctx.env);
   if (ctx.services.kind === 'none') ctx.log.info(`service steps skipped: ${ctx.services.reason ?? 'no service manager'}`);
   return { rendered, removedUnits, restartFailure };

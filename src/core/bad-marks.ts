@@ -53,8 +53,8 @@ function writeBadMarks(file: string, marks: BadMarks): void {
 /** Mirror every bad mark (and its clearing by a good one) of `store` into `file`. */
 export function mirrorBadMarks(store: HistoryStore, file: string): HistoryStore {
   const setMark = store.setMark.bind(store);
-  store.setMark = (version, state, reason, deployId) => {
-    setMark(version, state, reason, deployId);
+  store.setMark = (version, state, reason, deployId, by) => {
+    setMark(version, state, reason, deployId, by);
     const marks = readBadMarks(file);
     const changed = state === 'bad' ? marks.get(version) !== reason || !marks.has(version) : marks.delete(version);
     if (state === 'bad') marks.set(version, reason);

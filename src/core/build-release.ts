@@ -1,8 +1,8 @@
+import { refuseMovedTag } from './install-rules.js';
 import { mkdir, rename } from 'node:fs/promises';
 import { syncFileSystem } from '../adapters/sync.js';
 import { renderFor, unitOptions } from './activate.js';
 import type { Context } from './context.js';
-import { IntegrityError } from './errors.js';
 import { fetchIntoStaging, type InstallRequest } from './fetch.js';
 import { fsyncDir, removeViaTrash } from './fsutil.js';
 import type { HistoryStore } from './history.js';
@@ -17,17 +17,11 @@ import { resolveProfile } from './device-profile.js';
 import { buildVenv, type VenvSpec } from './venv.js';
 import { bundledPackagingDir, renderUnits } from './units.js';
 
-/**
- * A version names one commit forever: a tag that now points elsewhere than at its first install
- * means the source was rewritten (or tampered with), so it is refused unless --force.
- */
+/** Refuse a moved tag; remember the commit of a version seen for the first time. */
 function checkTagCommit(history: HistoryStore, version: string, commit: string | undefined, force: boolean | undefined): void {
   if (!commit) return;
-  const known = history.tagCommit(version);
-  if (known && known !== commit && !force) {
-    throw new IntegrityError(`tag of ${version} now points at ${commit.slice(0, 12)}, but it was ${known.slice(0, 12)} when first installed`, 'pass --force if the tag was moved on purpose');
-  }
-  if (!known) history.recordTagCommit(version, commit);
+  refuseMovedTag(history, version, commit, force);
+  if (!history.tagCommit(version)) history.recordTagCommit(version, commit);
 }
 
 /** The venv a release gets on this device: its requirement files, the device's profile, the chosen extras. */
@@ -66,7 +60,7 @@ export async function buildRelease(ctx: Context, req: InstallRequest, journal: D
     const candidates = (await scanReleases(ctx.layout))
       .filter((r) => r.stamp && r.version !== req.version)
       .map((r) => ({ releaseDir: r.dir, requirementHash: r.stamp!.requirementHash }));
-    const venv = await buildVenv(await venvSpec(ctx, target), { log: ctx.log, reuseCandidates: candidates });
+    const venv = await buildVenv(await venvSpec(ctx, target), { log: ctx.log, reuseCandidates: candidates, progress: ctx.progress });
     // Root's and read-only to group/others (the service user), whatever umask pip or python had.
     await lockDownRelease(target);
     journal.step('stamp');

@@ -7,7 +7,8 @@ import { recordReleaseFiles } from './release-files.js';
 import { gitSignersRequired, loadTrust } from './trust.js';
 import { killPoint } from './killpoint.js';
 import { fetchGit, listGitVersions } from './sources/git.js';
-import { fetchTarball, fetchTarballFile, isTarballSource, listTarballVersions } from './sources/tarball.js';
+import { fetchTarball, fetchTarballFile, listTarballVersions } from './sources/tarball.js';
+import { detectSourceKind, kindFromText, type SourceKindSetting } from './source-kind.js';
 import type { FetchedRelease } from './sources/types.js';
 import { latestStable, parseVersion } from './version.js';
 
@@ -21,6 +22,9 @@ export interface InstallRequest {
 /** As parsed from the command line: `latest` is still to be asked of the source (version null). */
 export type ParsedRequest = Omit<InstallRequest, 'version'> & { version: string | null };
 
+/** Before its kind is known: an http(s) URL may still have to be asked whether it speaks git. */
+export type UnsettledRequest = Omit<ParsedRequest, 'kind'> & { kind: ParsedRequest['kind'] | 'auto'; setting: SourceKindSetting };
+
 const ARCHIVE_NAME = /^smolotchi-(.+)\.tar\.gz$/;
 
 export function looksLikeArchivePath(arg: string): boolean {
@@ -31,11 +35,12 @@ export function looksLikeArchivePath(arg: string): boolean {
  * Turn `<ver|latest|./file.tar.gz>` and the source into a request, touching nothing: versions are
  * validated before anything else, so a hostile string never reaches a path or a git argument.
  */
-export function parseRequest(ctx: Context, arg: string, sourceFlag: string | undefined): ParsedRequest {
+export function parseRequest(ctx: Context, arg: string, sourceFlag: string | undefined, kindFlag?: SourceKindSetting): UnsettledRequest {
+  const setting = kindFlag ?? ctx.settings.sourceKind;
   if (looksLikeArchivePath(arg)) {
     const m = ARCHIVE_NAME.exec(path.basename(arg));
     if (!m) throw new UsageError(`archive name must be smolotchi-<version>.tar.gz: ${path.basename(arg)}`);
-    return { version: parseVersion(m[1]!), kind: 'file', source: path.resolve(arg) };
+    return { version: parseVersion(m[1]!), kind: 'file', source: path.resolve(arg), setting };
   }
   const source = sourceFlag ?? ctx.settings.source;
   // Parse the version before looking at the source: bad input is refused without side effects.
@@ -43,7 +48,16 @@ export function parseRequest(ctx: Context, arg: string, sourceFlag: string | und
   if (!source) throw new UsageError('no release source: pass --source or set SMOLOTCHI_RELEASE_SOURCE in /etc/smolotchi/env');
   // A leading '-' could be taken for an option by git or tar.
   if (source.startsWith('-')) throw new UsageError(`a source may not start with '-': ${JSON.stringify(source)}`);
-  return { version, kind: isTarballSource(source) ? 'tarball' : 'git', source };
+  const told = kindFromText(source, setting);
+  return { version, kind: told.kind ?? 'auto', source: told.source, setting };
+}
+
+/** Settle the kind of an http(s) URL that did not say it: ask it (once) whether it speaks git. */
+export async function settleKind(req: UnsettledRequest): Promise<ParsedRequest> {
+  const { setting: _setting, ...rest } = req;
+  if (req.kind !== 'auto') return { ...rest, kind: req.kind };
+  const { kind, source } = await detectSourceKind(req.source, req.setting);
+  return { ...rest, kind, source };
 }
 
 /** `latest` = the highest non-prerelease version the source offers (git: after syncing the mirror). */
@@ -51,7 +65,6 @@ export async function resolveRequest(ctx: Context, req: ParsedRequest): Promise<
   if (req.version !== null) return { ...req, version: req.version };
   let versions: string[];
   if (req.kind === 'git') versions = await listGitVersions({ source: req.source, mirrorDir: ctx.layout.mirrorDir });
-  else if (/^https?:\/\//.test(req.source)) throw new UsageError('`latest` needs a git source or a local directory; name the version for a URL source');
   else versions = await listTarballVersions(req.source);
   const latest = latestStable(versions);
   if (!latest) throw new NotFoundError(`no released version found in ${req.source}`);

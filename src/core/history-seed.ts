@@ -64,8 +64,8 @@ export function seedHistory(store: HistoryStore, layout: Layout, log: Logger, op
   const current = completeCurrent(layout);
   const id = store.beginDeploy({ kind: 'recover', fromVersion: current, toVersion: current, user: userName(), pid: process.pid });
   const bad = [...opts.badMarks].filter(([v]) => v !== current);
-  for (const [version, reason] of bad) store.setMark(version, 'bad', reason, id);
-  if (current) store.setMark(current, 'good', null, id);
+  for (const [version, reason] of bad) store.setMark(version, 'bad', reason, id, { source: 'rebuild' });
+  if (current) store.setMark(current, 'good', null, id, { source: 'rebuild' });
   const tags = restoreTagCommits(store, layout);
   const kept = [bad.length && `${bad.length} bad mark(s) kept`, tags && `${tags} tag commit(s) restored from release stamps`].filter(Boolean);
   const note = [opts.why, ...kept, current ? `${current} (current) marked good` : ''].filter(Boolean).join('; ');

@@ -31,11 +31,23 @@ export interface NewDeploy {
   parentId?: number | null;
 }
 
+/** Who set a mark: the health gate of a deploy, a rebuilt history, or an operator (`release mark`). */
+export type MarkSource = 'gate' | 'rebuild' | 'operator';
+
 export interface ReleaseMark {
   version: string;
   state: 'good' | 'bad';
   reason: string | null;
   markedAt: string;
+  /** null for marks set before marks recorded their source. */
+  markedBy: MarkSource | null;
+}
+
+/** One mark as it was set, for the history. */
+export interface MarkEvent extends ReleaseMark {
+  id: number;
+  user: string | null;
+  deployId: number | null;
 }
 
 /** A data snapshot as the history records it (the files are in the snapshots folder). */
@@ -56,8 +68,10 @@ export interface HistoryStore {
   listDeploys(limit?: number): DeployRow[];
   getDeploy(id: number): DeployRow | null;
   runningDeploys(): DeployRow[];
-  setMark(version: string, state: 'good' | 'bad', reason: string | null, deployId: number | null): void;
+  setMark(version: string, state: 'good' | 'bad', reason: string | null, deployId: number | null, by?: { source: MarkSource; user?: string | null }): void;
   marks(): Map<string, ReleaseMark>;
+  /** Marks as they were set, newest first. */
+  markEvents(limit?: number): MarkEvent[];
   goodHistory(): string[];
   tagCommit(version: string): string | null;
   recordTagCommit(version: string, commit: string): void;

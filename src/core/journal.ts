@@ -12,7 +12,7 @@ export class DeployJournal {
   private constructor(
     private readonly store: HistoryStore,
     readonly id: number,
-    private readonly env: NodeJS.ProcessEnv,
+    private readonly ctx: Pick<Context, 'env' | 'progress' | 'interrupt'>,
   ) {}
 
   static begin(
@@ -23,15 +23,20 @@ export class DeployJournal {
     extra: { source?: string | null; parentId?: number | null } = {},
   ): DeployJournal {
     const store = ctx.history();
-    const user = ctx.env.SUDO_USER ? `${ctx.env.SUDO_USER} (sudo)` : userName();
+    const user = invokingUser(ctx.env);
     const id = store.beginDeploy({ kind, fromVersion, toVersion, source: extra.source ?? null, user, pid: process.pid, parentId: extra.parentId ?? null });
-    return new DeployJournal(store, id, ctx.env);
+    return new DeployJournal(store, id, ctx);
   }
 
-  /** Record the step, then (test hook) die there if asked to. */
+  /**
+   * Record the step, then (test hook) die there if asked to. Every step is shown as progress, and
+   * is a safe point for Ctrl-C/SIGTERM: stopping here is exactly the crash recovery already undoes.
+   */
   step(name: string): void {
+    this.ctx.progress.step(name);
     this.store.step(this.id, name);
-    killPoint(name, this.env);
+    killPoint(name, this.ctx.env);
+    this.ctx.interrupt.safePoint(name);
   }
 
   annotate(fields: { toVersion?: string; source?: string; commit?: string; sha256?: string }): void {
@@ -47,4 +52,9 @@ export class DeployJournal {
   get isFinished(): boolean {
     return this.finished;
   }
+}
+
+/** Who ran the command, as the history records it: the sudo caller when there is one. */
+export function invokingUser(env: NodeJS.ProcessEnv): string {
+  return env.SUDO_USER ? `${env.SUDO_USER} (sudo)` : userName();
 }

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -11,15 +11,25 @@ import path from 'node:path';
 export const KILL_ENV = 'SMOLOTCHI_TEST_KILL_AT';
 export const PAUSE_ENV = 'SMOLOTCHI_TEST_PAUSE_AT';
 export const PAUSE_DIR_ENV = 'SMOLOTCHI_TEST_PAUSE_DIR';
+/** Appends every point reached, one per line: tests measure progress in steps, not milliseconds. */
+export const TRACE_ENV = 'SMOLOTCHI_TEST_TRACE';
+/** At the N-th point reached (any name), SIGKILL the whole process group (children included). */
+export const KILL_GROUP_AT_STEP_ENV = 'SMOLOTCHI_TEST_KILL_GROUP_AT_STEP';
 
 const reached = new Map<string, number>();
+let steps = 0;
 
 export function killPoint(name: string, env: NodeJS.ProcessEnv = process.env): void {
   const target = env[KILL_ENV];
   const pause = env[PAUSE_ENV];
-  if (!target && !pause) return;
+  const trace = env[TRACE_ENV];
+  const groupAt = env[KILL_GROUP_AT_STEP_ENV];
+  if (!target && !pause && !trace && !groupAt) return;
   const n = (reached.get(name) ?? 0) + 1;
   reached.set(name, n);
+  steps++;
+  if (trace) appendFileSync(trace, `${name}\n`);
+  if (groupAt && steps === Number(groupAt)) killGroup();
   const hit = (wanted: string) => wanted === name || wanted === `${name}#${n}`;
   if (target && hit(target)) process.kill(process.pid, 'SIGKILL');
   if (pause && pause.split(',').some(hit)) pauseHere(name, env[PAUSE_DIR_ENV]);
@@ -42,4 +52,13 @@ function pauseHere(name: string, dir: string | undefined): void {
   while (!existsSync(resume) && Date.now() < deadline) Atomics.wait(cell, 0, 0, 20);
   rmSync(paused, { force: true });
   rmSync(resume, { force: true });
+}
+
+/** Our process group when we lead one (a test started us detached), else just this process. */
+function killGroup(): void {
+  try {
+    process.kill(-process.pid, 'SIGKILL');
+  } catch {
+    process.kill(process.pid, 'SIGKILL');
+  }
 }

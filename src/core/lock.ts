@@ -1,3 +1,4 @@
+import { killPoint } from './killpoint.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { closeSync, constants, fsyncSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
@@ -176,6 +177,7 @@ export async function acquireLock(file: string, options: AcquireOptions): Promis
   };
   const content = JSON.stringify(info);
   const deadline = Date.now() + (options.waitSeconds ?? 0) * 1000;
+  let waiting = false;
   for (;;) {
     if (createExclusive(file, content)) break;
     const holder = readLock(file);
@@ -195,6 +197,8 @@ export async function acquireLock(file: string, options: AcquireOptions): Promis
         'wait for it to finish, or pass --wait[=SECONDS]',
       );
     }
+    if (!waiting) killPoint('lock-waiting'); // tests see a waiter start waiting, without a clock
+    waiting = true;
     await sleep(200);
   }
   // The app's own locks keep a .lock.json sidecar beside the lock; ours does the same.

@@ -11,6 +11,13 @@ export interface MutationScope {
   recovery: RecoveryReport;
 }
 
+/** On the device, releases must be root-owned so the service user cannot rewrite the code it runs. */
+export function requireRootOnDevice(ctx: Context, command: string): void {
+  if (isDeviceRoot(ctx.layout) && process.getuid?.() !== 0) {
+    throw new ReleaseError(`${command} must run as root on the device`, ExitCode.failed, 'run it with sudo, or use --root DIR for a sandbox');
+  }
+}
+
 /**
  * Every mutating command: take the one lock, repair what a crash left behind, run, release.
  * The lock is released on every path out, including errors.
@@ -22,17 +29,18 @@ export async function withMutation<T>(
   body: (scope: MutationScope) => Promise<T>,
 ): Promise<T> {
   const { waitSeconds, force } = typeof lockOptions === 'object' ? lockOptions : { waitSeconds: lockOptions, force: false };
-  // On the device, releases must be root-owned so the service user cannot rewrite the code it runs.
-  if (isDeviceRoot(ctx.layout) && process.getuid?.() !== 0) {
-    throw new ReleaseError(`${purpose.split(' ')[0]} must run as root on the device`, ExitCode.failed, 'run it with sudo, or use --root DIR for a sandbox');
-  }
+  requireRootOnDevice(ctx, purpose.split(' ')[0]!);
   const lock = await acquireLock(ctx.layout.lockFile, { purpose, waitSeconds, force });
+  // From here a Ctrl-C waits for a safe point, and the lock is released before the CLI stops.
+  const unguard = ctx.interrupt.guard(() => lock.release());
   try {
     killPoint('lock-acquired', ctx.env);
     const recovery = await recover(ctx, null);
     killPoint('recovered', ctx.env);
+    ctx.interrupt.safePoint('recovery');
     return await body({ lock, recovery });
   } finally {
+    unguard();
     lock.release();
   }
 }

@@ -3,10 +3,13 @@ import path from 'node:path';
 import type { ProfileSetting } from './device-profile.js';
 import { IntegrityError, UsageError } from './errors.js';
 import { checkOwnerAndMode } from './ownership.js';
+import { parseSourceKind, type SourceKindSetting } from './source-kind.js';
 
 /** Operator settings: /etc/smolotchi/env (shared with the app), flags winning over the file. */
 export interface Settings {
   source: string | null;
+  /** git, tarball, or auto (from the source's text, else asking an http(s) URL whether it speaks git). */
+  sourceKind: SourceKindSetting;
   keep: number;
   display: boolean;
   coreNet: boolean;
@@ -31,6 +34,7 @@ export interface Settings {
 
 export const DEFAULT_SETTINGS: Settings = {
   source: null,
+  sourceKind: 'auto',
   keep: 3,
   display: false,
   coreNet: false,
@@ -93,6 +97,7 @@ const RELEASE_KEYS: Record<string, Parser> = {
     if (v.startsWith('-')) throw new UsageError(`${key}: a source may not start with '-'`);
     return { source: v || null };
   },
+  SMOLOTCHI_RELEASE_SOURCE_KIND: (v, key) => ({ sourceKind: parseSourceKind(v, key) }),
   SMOLOTCHI_RELEASE_KEEP: int('keep', 1, 100),
   SMOLOTCHI_RELEASE_DISPLAY: bool('display'),
   SMOLOTCHI_RELEASE_CORE_NET: bool('coreNet'),
@@ -148,14 +153,17 @@ export function parseEnvFile(text: string, origin = 'env file'): Map<string, str
   return out;
 }
 
-/** Turn env-file pairs into settings; unknown SMOLOTCHI_RELEASE_* keys are errors naming the key. */
-export function settingsFromEnv(pairs: Map<string, string>, base: Settings = DEFAULT_SETTINGS): Settings {
+/**
+ * Turn KEY=VALUE pairs into settings; unknown SMOLOTCHI_RELEASE_* keys are errors naming the key.
+ * `releaseKeysOnly`: the process environment may set our keys, never the app's (those are the file's).
+ */
+export function settingsFromEnv(pairs: Map<string, string>, base: Settings = DEFAULT_SETTINGS, origin = '', releaseKeysOnly = false): Settings {
   let settings: Settings = { ...base };
   for (const [key, value] of pairs) {
-    const parser = RELEASE_KEYS[key] ?? APP_KEYS[key];
+    const parser = RELEASE_KEYS[key] ?? (releaseKeysOnly ? undefined : APP_KEYS[key]);
     if (parser) settings = { ...settings, ...parser(value, key) };
     else if (key.startsWith('SMOLOTCHI_RELEASE_')) {
-      throw new UsageError(`unknown setting ${key}`, `known settings: ${Object.keys(RELEASE_KEYS).join(', ')}`);
+      throw new UsageError(`unknown setting ${key}${origin}`, `known settings: ${Object.keys(RELEASE_KEYS).join(', ')}`);
     }
   }
   return settings;
@@ -197,12 +205,18 @@ export function readEnvFile(envFile: string): string {
   }
 }
 
-/** Settings = defaults (`base`), then the env file, then flags (`overrides`). */
-export function loadSettings(envFile: string, overrides: Partial<Settings> = {}, base: Settings = DEFAULT_SETTINGS): Settings {
+/** Our keys as set in the process environment (`SMOLOTCHI_RELEASE_SOURCE=... smolotchi release ...`). */
+function releaseKeysOf(env: NodeJS.ProcessEnv): Map<string, string> {
+  return new Map(Object.entries(env).filter((e): e is [string, string] => e[0].startsWith('SMOLOTCHI_RELEASE_') && e[1] !== undefined));
+}
+
+/** Settings = defaults (`base`), then the env file, then the process environment, then flags (`overrides`). */
+export function loadSettings(envFile: string, overrides: Partial<Settings> = {}, base: Settings = DEFAULT_SETTINGS, env: NodeJS.ProcessEnv = {}): Settings {
   const text = readEnvFile(envFile);
   const fromFile = settingsFromEnv(parseEnvFile(text, envFile), base);
+  const fromEnv = settingsFromEnv(releaseKeysOf(env), fromFile, ' (in the environment)', true);
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
-  return { ...fromFile, ...defined };
+  return { ...fromEnv, ...defined };
 }
 
 /** Validate a flag value with the same rules as its env-file key. */

@@ -1,4 +1,5 @@
 import type { Context } from './context.js';
+import { NotFoundError } from './errors.js';
 import type { HistoryStore } from './history.js';
 import { scanReleases, type ReleaseOnDisk } from './releases.js';
 import { compareVersions } from './version.js';
@@ -28,4 +29,14 @@ export async function releaseFacts(ctx: Context, history: HistoryStore | null, c
     rollbackTarget = candidates.find((v) => current === null || compareVersions(v, current) < 0) ?? candidates[0] ?? null;
   }
   return { current, releases, bad, lastGood, rollbackTarget };
+}
+
+/**
+ * Read-only commands on a root with no release at all (a fresh device, or a typo'd --root) say
+ * so with exit 3, instead of an empty "ok" that a script or a tired operator would trust.
+ */
+export function requireInstalled(ctx: Context, facts: Pick<ReleaseFacts, 'current' | 'releases'>): void {
+  if (facts.current === null && facts.releases.length === 0) {
+    throw new NotFoundError(`nothing installed under ${ctx.layout.root}`, 'check --root (or SMOLOTCHI_ROOT) for a typo, or install a release: `smolotchi release install <ver>`');
+  }
 }

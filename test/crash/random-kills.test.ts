@@ -1,5 +1,8 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KILL_GROUP_AT_STEP_ENV, TRACE_ENV } from '../../src/core/killpoint.js';
 import { CLI } from '../support/cli.js';
 import { makeCrashBox, type CrashBox } from '../support/crash-fixture.js';
 import { checkInvariants, currentOf } from '../support/invariants.js';
@@ -8,11 +11,14 @@ import { checkInvariants, currentOf } from '../support/invariants.js';
  * The whole process group (the CLI and its git, python, pip and systemctl children) SIGKILLed at
  * random moments, many times, on one device whose state carries over from kill to kill. After
  * each kill: the next command's recovery, then I1-I7 (the next install and rollback succeed).
- * Seeded, so a failure can be replayed: SMOLOTCHI_RANDOM_SEED=<n>.
+ * Moments are chosen by progress, never by the clock: the tool traces every step it reaches
+ * (SMOLOTCHI_TEST_TRACE), an uncut run of each action tells how many steps it has, and a kill
+ * lands at a random step N (exactly there, SMOLOTCHI_TEST_KILL_GROUP_AT_STEP) or, every other
+ * time, at the first moment after step N while a child process runs. A slow machine gets the same
+ * kills as a fast one. Seeded, so a failure can be replayed: SMOLOTCHI_RANDOM_SEED=<n>.
  */
 
-const ITERATIONS = Number(process.env.SMOLOTCHI_RANDOM_KILLS ?? 40);
-const BUDGET_MS = Number(process.env.SMOLOTCHI_RANDOM_BUDGET_MS ?? 60_000);
+const KILLS = Number(process.env.SMOLOTCHI_RANDOM_KILLS ?? 12);
 const SEED = Number(process.env.SMOLOTCHI_RANDOM_SEED ?? Date.now() % 100_000);
 
 /** mulberry32: small, seedable. */
@@ -27,21 +33,15 @@ function rng(seed: number): () => number {
   };
 }
 
-interface Action {
-  args: string[];
-  /** Rough duration of the uncut command: kills land in [0, this]. */
-  ms: number;
-}
-
 // 2.0.0 builds a fresh venv with pip; 1.1.0 and 1.0.0 clone one (when on disk they just switch).
-const ACTIONS: Action[] = [
-  { args: ['install', '2.0.0', '--allow-downgrade'], ms: 2500 },
-  { args: ['install', '1.1.0', '--allow-downgrade'], ms: 800 },
-  { args: ['install', '1.0.0', '--allow-downgrade'], ms: 800 },
-  { args: ['install', '1.2.0', '--allow-downgrade', '--force'], ms: 1200 },
-  { args: ['rollback'], ms: 500 },
-  { args: ['prune', '--keep', '1'], ms: 300 },
-  { args: ['recover'], ms: 250 },
+const ACTIONS: string[][] = [
+  ['install', '2.0.0', '--allow-downgrade'],
+  ['install', '1.1.0', '--allow-downgrade'],
+  ['install', '1.0.0', '--allow-downgrade'],
+  ['install', '1.2.0', '--allow-downgrade', '--force'],
+  ['rollback'],
+  ['prune', '--keep', '1'],
+  ['recover'],
 ];
 
 let box: CrashBox;
@@ -73,85 +73,96 @@ async function children(pgid: number): Promise<string[]> {
     .map(([, name]) => name ?? '?');
 }
 
-type Outcome = { killed: boolean; hit: string[] };
+const releasesOnDisk = (): string => (existsSync(path.join(box.root, 'opt/smolotchi/releases')) ? readdirSync(path.join(box.root, 'opt/smolotchi/releases')).sort().join(',') : '');
+const stepsIn = (trace: string): string[] => (existsSync(trace) ? readFileSync(trace, 'utf8').split('\n').filter(Boolean) : []);
+
+type Outcome = { killed: boolean; hit: string[]; steps: string[] };
 
 /**
- * Run one command in its own process group and SIGKILL the group: after `delayMs`, or (when
- * `inChild`) at a random moment while a child process (git, pip, ...) is running.
+ * Run one command in its own process group. `at` null: uncut (to learn its steps). Otherwise the
+ * group dies at step `at.step`: exactly there, or (`inChild`) at the first moment after it while
+ * a child process runs.
  */
-async function runAndKill(action: Action, delayMs: number, inChild: boolean, random: () => number): Promise<Outcome> {
-  const child = execa(process.execPath, [CLI, 'release', ...action.args, '--root', box.root, '--systemctl', box.systemctl.path], {
+async function runAndKill(args: string[], at: { step: number; inChild: boolean } | null): Promise<Outcome> {
+  const trace = path.join(mkdtempSync(path.join(box.work, 'trace-')), 'steps');
+  const env: Record<string, string> = { NO_COLOR: '1', [TRACE_ENV]: trace };
+  if (at && !at.inChild) env[KILL_GROUP_AT_STEP_ENV] = String(at.step);
+  const child = execa(process.execPath, [CLI, 'release', ...args, '--root', box.root, '--systemctl', box.systemctl.path], {
     detached: true, // its own process group: the kill takes git, tar, pip and systemctl with it
     reject: false,
     stdin: 'ignore',
-    env: { NO_COLOR: '1' },
+    env,
   });
   let done = false;
   let hit: string[] = [];
-  let killedByUs = false;
-  const kill = (names: string[]) => {
-    try {
-      process.kill(-child.pid!, 'SIGKILL');
-      killedByUs = true;
-      hit = names;
-    } catch {
-      /* already gone */
-    }
-  };
   const killer = (async () => {
-    if (!inChild) {
-      await new Promise((r) => setTimeout(r, delayMs));
-      if (!done) kill(await children(child.pid!).catch(() => []));
-      return;
-    }
+    if (!at?.inChild) return;
+    // Polling the trace and the process table: the moment is set by progress, the poll only finds it.
     while (!done) {
-      const names = await children(child.pid!).catch(() => []);
-      if (done) return;
-      if (names.length > 0 && random() < 0.5) return kill(names);
-      await new Promise((r) => setTimeout(r, 10));
+      if (stepsIn(trace).length >= at.step) {
+        const names = await children(child.pid!).catch(() => []);
+        if (done) return;
+        if (names.length > 0) {
+          try {
+            process.kill(-child.pid!, 'SIGKILL');
+            hit = names;
+          } catch {
+            /* already gone */
+          }
+          return;
+        }
+      }
+      await new Promise((r) => setTimeout(r, 5));
     }
   })();
   const r = await child;
   done = true;
   await killer;
-  const killed = killedByUs && r.signal === 'SIGKILL';
-  return { killed, hit: killed ? hit : [] };
+  return { killed: r.signal === 'SIGKILL', hit: r.signal === 'SIGKILL' ? hit : [], steps: stepsIn(trace) };
 }
 
 describe('random SIGKILLs of the whole process group', () => {
-  it(`survives up to ${ITERATIONS} random kills in ${BUDGET_MS / 1000} s (seed ${SEED})`, async () => {
+  it(`survives ${KILLS} kills at random steps (seed ${SEED})`, async () => {
     const random = rng(SEED);
-    // How long each action last took uncut on this device state: kills aim inside that window.
-    const learned = new Map<Action, number>();
-    for (let i = 0; stats.killed < ITERATIONS && Date.now() - started < BUDGET_MS; i++) {
-      const action = ACTIONS[Math.floor(random() * ACTIONS.length)]!;
-      const delay = Math.floor(random() * Math.min(action.ms, learned.get(action) ?? action.ms));
+    // How many steps each action took uncut, per device state (current release): kills aim inside.
+    const learned = new Map<string, number>();
+    // A run that ends before its chosen moment (a shorter path this time) is retried with another pick.
+    for (let i = 0; stats.killed < KILLS && i < KILLS * 8; i++) {
+      const args = ACTIONS[Math.floor(random() * ACTIONS.length)]!;
       const before = currentOf(box.root);
-      const t0 = Date.now();
+      const key = `${args.join(' ')} @ ${before} of ${releasesOnDisk()}`;
+      const total = learned.get(key);
+      if (total === undefined) {
+        learned.set(key, (await runAndKill(args, null)).steps.length);
+        stats.finished++;
+        continue;
+      }
+      if (total === 0) continue;
       // Every other kill aims at a moment when a child (git, python, pip, systemctl) runs.
-      const aimAtChild = random() < 0.5;
-      const outcome = await runAndKill(action, delay, aimAtChild, random);
+      const at = { step: 1 + Math.floor(random() * total), inChild: random() < 0.5 };
+      const outcome = await runAndKill(args, at);
       if (!outcome.killed) {
-        if (!aimAtChild) learned.set(action, Date.now() - t0);
+        learned.set(key, outcome.steps.length);
         stats.finished++;
         continue;
       }
       stats.killed++;
       for (const name of new Set(outcome.hit)) stats.children.set(name, (stats.children.get(name) ?? 0) + 1);
       if (outcome.hit.length) stats.inChild++;
-      const when = aimAtChild ? `while ${outcome.hit.join(', ')} ran` : `after ${delay} ms`;
-      const label = `iteration ${i}: ${action.args.join(' ')} killed ${when} (seed ${SEED})`;
+      const last = outcome.steps[outcome.steps.length - 1] ?? '(start)';
+      const when = at.inChild ? `after step ${at.step} (${last}) while ${outcome.hit.join(', ')} ran` : `at step ${at.step} (${last})`;
+      const label = `iteration ${i}: ${args.join(' ')} killed ${when} (seed ${SEED})`;
       const recovered = await box.cli(['recover']);
       expect(recovered.exitCode, `${label}: recover: ${recovered.stderr}`).toBe(0);
       const after = currentOf(box.root);
-      const target = action.args[0] === 'install' ? action.args[1]! : null;
+      const target = args[0] === 'install' ? args[1]! : null;
       const allowed = target ? [before, target] : [before, after];
       // I7 on this same device: the next install (alternating targets) and a rollback succeed.
       const next = before === '1.1.0' ? '2.0.0' : '1.1.0';
-      const problems = await checkInvariants(box.root, (args) => box.cli(args), { allowed, old: before, next: { install: [next] } });
+      const problems = await checkInvariants(box.root, (a) => box.cli(a), { allowed, old: before, next: { install: [next] } });
       expect(problems, label).toEqual([]);
       stats.survived++;
     }
-    expect(stats.killed).toBeGreaterThanOrEqual(Math.min(ITERATIONS, 10));
+    expect(stats.killed).toBe(KILLS);
   });
 });

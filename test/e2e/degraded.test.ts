@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -65,7 +66,11 @@ describe.skipIf(!available)('e2e: degraded when the automatic rollback fails too
     // The first install, the failed one, and at most one automatic rollback: no loop.
     expect(json.deploys.filter((d) => d.kind === 'auto-rollback').length, JSON.stringify(json.deploys)).toBeLessThanOrEqual(1);
     expect(json.deploys.length, JSON.stringify(json.deploys)).toBeLessThanOrEqual(3);
-    await new Promise((r) => setTimeout(r, 3000));
+    // Nothing of ours is left running that could move anything later: no tool process, no lock.
+    // ('[d]ist' keeps the pattern from matching the command line that runs pgrep itself.)
+    const left = await sb.exec(['pgrep', '-af', '[d]ist/src/cli.js']);
+    expect(left.stdout.trim(), left.stdout).toBe('');
+    expect(existsSync(sb.fsPath('/run/smolotchi-release/release.lock')) || existsSync(sb.fsPath('/run/smolotchi/locks/release.lock'))).toBe(false);
     expect(await currentVersion(sb)).toBe(before);
     const { json: again } = await smolotchiJson<{ deploys: unknown[] }>(sb, ['release', 'history', '--limit', '50']);
     expect(again.deploys.length).toBe(json.deploys.length);

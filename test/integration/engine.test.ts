@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSampleRepo } from '../../scripts/sample-app.js';
 import { runCli, writeEnvFile } from '../support/cli.js';
 import { makeFakeSystemctl, type FakeSystemctl } from '../support/fake-systemctl.js';
+import { changes, snapshot } from '../support/snapshot.js';
 
 interface HistoryJson {
   schemaVersion: number;
@@ -50,26 +51,6 @@ function sandbox(name: string): { root: string; fake: FakeSystemctl; cli: (...ar
 
 const currentOf = (root: string) => readlinkSync(path.join(root, 'opt/smolotchi/current'));
 const restarts = (fake: FakeSystemctl) => fake.log().filter((c) => c[c.length - 2] === 'restart' || c.includes('restart')).map((c) => c[c.length - 1]);
-
-/** Everything a refused command must leave alone: the tree under root (names, file sizes and mtimes, the history file). */
-function snapshot(root: string): string {
-  const out: string[] = [];
-  const walk = (dir: string) => {
-    for (const name of readdirSync(dir).sort()) {
-      const p = path.join(dir, name);
-      const s = statSync(p, { throwIfNoEntry: false });
-      if (!s) continue;
-      const rel = path.relative(root, p);
-      // The lock comes and goes in /run (a tmpfs on the device); everything else must stay as it was.
-      // SQLite's -wal/-shm come and go with any reader; the database file itself must not change.
-      if (rel === 'run' || /\.db-(wal|shm)$/.test(rel)) continue;
-      out.push(s.isDirectory() ? `${rel}/` : `${rel} ${s.size} ${s.mtimeMs}`);
-      if (s.isDirectory() && !p.endsWith('.venv')) walk(p);
-    }
-  };
-  walk(root);
-  return out.join('\n');
-}
 
 describe('install, upgrade, rollback, prune on a sandbox root', () => {
   const sb = () => box;
@@ -304,13 +285,6 @@ describe('unit failures reported by systemd', () => {
     expect(readdirSync(path.join(root, 'etc/systemd/system')).filter((f) => f.startsWith('smolotchi-'))).toEqual([]);
   });
 });
-
-/** What changed between two snapshots, one line per path: empty when nothing did. */
-function changes(a: string, b: string): string {
-  const A = new Set(a.split('\n'));
-  const B = new Set(b.split('\n'));
-  return [...[...A].filter((x) => !B.has(x)).map((x) => `- ${x}`), ...[...B].filter((x) => !A.has(x)).map((x) => `+ ${x}`)].join('\n');
-}
 
 describe('source history', () => {
   it('a tag that moved since its first install is refused (exit 4) unless --force', async () => {

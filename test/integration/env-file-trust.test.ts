@@ -50,7 +50,9 @@ describe('/etc/smolotchi/env and its folder must be root-owned and not group/oth
   it('a root-owned 0644 env file in a 0755 folder is read', async () => {
     fresh();
     const r = await runCli(['release', 'status', '--json', '--root', root]);
-    expect(r.exitCode, r.stderr).toBe(0);
+    // Read and accepted (a refusal would be exit 4); no release is installed, which status says with exit 3.
+    expect(r.exitCode, r.stderr).toBe(3);
+    expect(r.stderr).toContain('nothing installed under');
   });
 
   it.each(cases)('%s: refused with exit 4 and a hint', async (_what, plant, message, needsRoot) => {

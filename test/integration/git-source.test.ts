@@ -224,7 +224,8 @@ describe('failures', () => {
     const commit = await commitFiles(repo, { 'a.txt': '1' }, 'one');
     await syncMirror(repo.dir, mirrorDir);
     const archive = archiveStream(mirrorDir, commit);
-    await new Promise((r) => setTimeout(r, 100));
+    // "Late": only once git's first bytes are already waiting in the stream.
+    await until(() => archive.stdout.readableLength > 0);
     const chunks: Buffer[] = [];
     for await (const chunk of archive.stdout) chunks.push(chunk as Buffer);
     await archive.done;
@@ -239,7 +240,8 @@ describe('failures', () => {
     for await (const _chunk of closed.stdout) break; // destroys the stream after the first chunk
     await expect(closed.done).resolves.toBeUndefined();
     const cancelled = archiveStream(mirrorDir, commit);
-    await new Promise((r) => setTimeout(r, 100)); // git is now blocked on a full pipe
+    // The stream's buffer is full and nobody reads: git is now blocked on a full pipe.
+    await until(() => cancelled.stdout.readableLength >= cancelled.stdout.readableHighWaterMark);
     cancelled.cancel();
     await expect(cancelled.done).resolves.toBeUndefined();
   }, 20_000);
@@ -260,3 +262,8 @@ describe('failures', () => {
     expect(() => archiveStream(mirrorDir, 'HEAD')).toThrow(ReleaseError);
   });
 });
+
+/** Wait for a condition the code under test makes true (polled; no fixed sleep). */
+async function until(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((r) => setTimeout(r, 5));
+}

@@ -18,6 +18,7 @@ const BLOCKER = `
 const Database = require('better-sqlite3');
 const db = new Database(process.argv[1]);
 db.exec('BEGIN IMMEDIATE');
+db.prepare("INSERT INTO deploys (kind, status, started_at) VALUES ('prune', 'succeeded', 'blocker')").run();
 console.log('locked');
 const until = Date.now() + 700;
 while (Date.now() < until) {}
@@ -52,12 +53,15 @@ describe('connection settings', () => {
     // Another process takes the write lock for 700 ms (better-sqlite3 is synchronous: it must be another process).
     const holder = execa(process.execPath, ['-e', BLOCKER, file], { cwd: packageRoot(), reject: false });
     await new Promise<void>((resolve) => holder.stdout!.on('data', (chunk: Buffer) => String(chunk).includes('locked') && resolve()));
-    const t0 = Date.now();
-    store.beginDeploy({ kind: 'prune', fromVersion: null, toVersion: null, user: 'test', pid: process.pid });
-    const waited = Date.now() - t0;
+    // Had it failed with SQLITE_BUSY this would throw; that it waited shows in the order of the rows.
+    const ours = store.beginDeploy({ kind: 'prune', fromVersion: null, toVersion: null, user: 'test', pid: process.pid });
     store.close();
     expect((await holder).exitCode).toBe(0);
-    expect(waited, `waited ${waited} ms`).toBeGreaterThanOrEqual(400);
+    const db = new Database(file, { readonly: true });
+    const rows = db.prepare('SELECT id, started_at FROM deploys ORDER BY id').all() as { id: number; started_at: string }[];
+    db.close();
+    expect(rows.map((r) => r.started_at === 'blocker')).toEqual([true, false]);
+    expect(rows[1]!.id).toBe(ours);
   });
 });
 

@@ -55,6 +55,8 @@ describe('release init', () => {
     expect(mode('opt/smolotchi')).toBe('755');
     expect(mode('var/lib/smolotchi')).toBe('750');
     expect(mode('var/cache/smolotchi')).toBe('755');
+    expect(mode('var/lib/smolotchi/release')).toBe('700');
+    expect(mode('run/smolotchi-release')).toBe('700');
     expect(mode('etc/smolotchi')).toBe('755');
     expect(mode('etc/smolotchi/keys')).toBe('755');
     const passwd = path.join(root, 'etc/passwd');
@@ -99,9 +101,11 @@ describe('release init', () => {
     expect((await init()).exitCode).toBe(0);
     const env = readFileSync(path.join(root, 'etc/smolotchi/env'), 'utf8');
     for (const key of documentedKeys()) expect(env).toMatch(new RegExp(`^#${key}=`, 'm'));
-    // Commented out: the tool reads it back as "all defaults".
+    // Commented out: the tool reads it back as "all defaults" (a bad setting would be exit 2);
+    // no release is installed yet, which status says with exit 3.
     const status = await runCli(['release', 'status', '--root', root, '--json']);
-    expect(status.exitCode, status.stderr).toBe(0);
+    expect(status.exitCode, status.stderr).toBe(3);
+    expect(status.stderr).toContain('nothing installed under');
 
     writeEnvFile(root, { SMOLOTCHI_RELEASE_KEEP: 5 });
     const mine = readFileSync(path.join(root, 'etc/smolotchi/env'), 'utf8');

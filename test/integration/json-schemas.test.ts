@@ -47,6 +47,10 @@ const SAMPLES: Record<string, { ok: Sample[]; fail: Sample[] }> = {
   recover: { ok: [{ args: () => [], exit: 0 }], fail: [{ args: () => ['--wait=soon'], exit: 2 }] },
   verify: { ok: [{ args: () => [], exit: 0 }], fail: [{ args: () => ['8.8.8'], exit: 3 }] },
   init: { ok: [{ args: () => ['--dry-run'], exit: 0 }, { args: () => [], exit: 0 }], fail: [{ args: () => ['--dry-run', 'now'], exit: 2 }] },
+  mark: {
+    ok: [{ args: () => ['bad', '1.2.0', '--reason', 'fails its health check'], exit: 0 }, { args: () => ['good', '1.0.0'], exit: 0 }],
+    fail: [{ args: () => ['good', '6.6.6'], exit: 3 }, { args: () => ['so-so', '1.0.0'], exit: 2 }],
+  },
   keygen: { ok: [{ args: () => ['--out', keys], exit: 0 }], fail: [{ args: () => [], exit: 2 }] },
   pack: {
     ok: [{ args: () => ['--repo', repo, '--version', '1.0.0', '--key', keyFile(), '--out', path.join(work, 'packed')], exit: 0 }],

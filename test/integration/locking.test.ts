@@ -33,7 +33,7 @@ function spawnCli(args: string[], env: Record<string, string> = {}) {
   });
 }
 
-async function waitFor(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+async function waitFor(check: () => boolean, what: string, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -52,16 +52,17 @@ function writeLockFile(info: Partial<LockInfo>): void {
 }
 
 describe('eight simultaneous installs', () => {
-  it('exactly one proceeds; the seven others exit 75 within a second, naming the holder', async () => {
+  it('exactly one proceeds; the seven others exit 75 at once (no waiting), naming the holder', async () => {
     box.useTemplate('one');
     const pauses = uniqueDir(box.work, 'pause');
     const runs = Array.from({ length: 8 }, () => {
-      const t0 = Date.now();
-      const p = spawnCli(['install', '1.1.0'], pauseEnv(pauses, 'lock-acquired'));
-      return { p, t0, ms: 0, result: undefined as Awaited<typeof p> | undefined };
+      const p = spawnCli(['install', '1.1.0'], pauseEnv(pauses, 'lock-acquired', 'lock-waiting'));
+      return { p, result: undefined as Awaited<typeof p> | undefined };
     });
-    for (const r of runs) void r.p.then((res) => ((r.result = res), (r.ms = Date.now() - r.t0)));
-    // The winner stops right after taking the lock; everyone else must give up meanwhile.
+    for (const r of runs) void r.p.then((res) => (r.result = res));
+    // The winner stops right after taking the lock; everyone else must give up meanwhile, and
+    // without --wait none of them may start waiting (a waiter would stop at lock-waiting).
+    // How fast the refusals come is a figure for `npm run bench`, not a test.
     await waitFor(() => isPaused(pauses, 'lock-acquired') && runs.filter((r) => r.result).length === 7, 'one holder and seven refusals');
     const winnerPid = Number(readFileSync(pauseFiles(pauses, 'lock-acquired').paused, 'utf8'));
     const losers = runs.filter((r) => r.result);
@@ -70,9 +71,7 @@ describe('eight simultaneous installs', () => {
       expect(l.result!.stderr).toMatch(new RegExp(`pid ${winnerPid} \\(install 1\\.1\\.0\\) on \\S+ since \\d{4}-\\d\\d-\\d\\dT`));
       expect(l.result!.stderr).toMatch(/--wait/);
     }
-    const slowest = Math.max(...losers.map((l) => l.ms));
-    console.log(`[lock] 7 refused installs exited 75 after at most ${slowest} ms (8 CLIs started at once on ${(await import('node:os')).cpus().length} cores)`);
-    expect(slowest).toBeLessThan(1000 + 1500); // a second of lock handling plus node start-up under 8x load
+    expect(isPaused(pauses, 'lock-waiting')).toBe(false);
     resume(pauses, 'lock-acquired');
     const winner = runs.find((r) => r.result === undefined)!;
     const done = await winner.p;
@@ -89,28 +88,29 @@ describe('--wait', () => {
   it('waits for a live holder, then proceeds', async () => {
     box.useTemplate('one');
     const held = await acquireLock(lockFile, { purpose: 'test holder' });
-    const t0 = Date.now();
-    const run = spawnCli(['install', '1.1.0', '--wait=20']);
-    await sleep(1500);
+    const pauses = uniqueDir(box.work, 'pause');
+    const run = spawnCli(['install', '1.1.0', '--wait=600'], pauseEnv(pauses, 'lock-waiting'));
+    await waitFor(() => isPaused(pauses, 'lock-waiting'), 'the second install to start waiting');
     expect(readLock(lockFile)?.pid).toBe(process.pid); // still ours: the waiter did not take it
     held.release();
+    resume(pauses, 'lock-waiting');
     const r = await run;
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(1500);
     expect(currentOf(box.root)).toBe('1.1.0');
   });
 
-  it('--wait N gives up after N seconds with exit 75', async () => {
+  it('--wait N gives up with exit 75 while the holder still holds it', async () => {
     box.useTemplate('one');
     const held = await acquireLock(lockFile, { purpose: 'test holder' });
     try {
-      const t0 = Date.now();
-      const r = await spawnCli(['rollback', '--wait=1']);
-      const ms = Date.now() - t0;
+      const pauses = uniqueDir(box.work, 'pause');
+      const run = spawnCli(['rollback', '--wait=1'], pauseEnv(pauses, 'lock-waiting'));
+      await waitFor(() => isPaused(pauses, 'lock-waiting'), 'the rollback to start waiting');
+      resume(pauses, 'lock-waiting');
+      const r = await run;
       expect(r.exitCode, r.stderr).toBe(75);
       expect(r.stderr).toMatch(new RegExp(`pid ${process.pid} \\(test holder\\)`));
-      expect(ms).toBeGreaterThanOrEqual(1000);
-      expect(ms).toBeLessThan(5000);
+      expect(readLock(lockFile)?.pid).toBe(process.pid);
     } finally {
       held.release();
     }
@@ -186,7 +186,6 @@ describe('dead and live holders', () => {
     // This very process, its real start time, a lock taken "years ago": alive, so held.
     writeLockFile({ pid: process.pid, startTime: processStartTime(process.pid), purpose: 'install 9.9.9 (slow pip)', since: '2020-01-01T00:00:00.000Z' });
     const before = readFileSync(lockFile, 'utf8');
-    await sleep(1200);
     for (const args of [['install', '1.1.0'], ['rollback'], ['prune'], ['recover']]) {
       const r = await box.cli(args);
       expect(r.exitCode, `${args[0]}: ${r.stderr}`).toBe(75);
@@ -234,12 +233,12 @@ describe('runtime directories removed under a holder', () => {
 describe('read-only commands', () => {
   it('history, list and status never wait for the lock and work while it is held', async () => {
     box.useTemplate('one');
+    // Held for the whole test: a command that waited for it would never finish (the test would time out).
     const held = await acquireLock(lockFile, { purpose: 'install 9.9.9' });
     try {
       for (const cmd of ['history', 'list', 'status']) {
-        const r = await box.cli([cmd, '--json'], { timeoutMs: 5000 });
+        const r = await box.cli([cmd, '--json']);
         expect(r.exitCode, `${cmd}: ${r.stderr}`).toBe(0);
-        expect(r.ms).toBeLessThan(3000);
         if (cmd === 'status') expect(JSON.parse(r.stdout).lock).toMatchObject({ pid: process.pid, purpose: 'install 9.9.9', alive: true });
       }
     } finally {
@@ -252,12 +251,12 @@ describe('read-only commands', () => {
     const pauses = uniqueDir(box.work, 'pause');
     const run = spawnCli(['install', '2.0.0'], pauseEnv(pauses, 'venv'));
     await waitFor(() => isPaused(pauses, 'venv'), 'the install to reach its venv step');
-    const status = await box.cli(['status', '--json'], { timeoutMs: 5000 });
+    const status = await box.cli(['status', '--json']);
     expect(status.exitCode, status.stderr).toBe(0);
     expect(JSON.parse(status.stdout)).toMatchObject({ current: '1.0.0', lock: { pid: run.pid, purpose: 'install 2.0.0', alive: true } });
-    const history = await box.cli(['history', '--json'], { timeoutMs: 5000 });
+    const history = await box.cli(['history', '--json']);
     expect(JSON.parse(history.stdout).deploys[0]).toMatchObject({ kind: 'install', status: 'running', step: 'venv', toVersion: '2.0.0' });
-    const list = await box.cli(['list', '--json'], { timeoutMs: 5000 });
+    const list = await box.cli(['list', '--json']);
     expect(list.exitCode).toBe(0);
     resume(pauses, 'venv');
     expect((await run).exitCode).toBe(0);

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import http from 'node:http';
+import { kindFromText } from '../../src/core/source-kind.js';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,7 +14,6 @@ import { ReleaseError } from '../../src/core/errors.js';
 import {
   fetchTarball,
   fetchTarballFile,
-  isTarballSource,
   listTarballVersions,
   parseChecksum,
 } from '../../src/core/sources/tarball.js';
@@ -180,14 +180,20 @@ describe('directory source', () => {
     expect(await listTarballVersions(sourceDir)).toEqual(['1.2.3', '1.10.0', '2.0.0-rc.1']);
   });
 
-  it('tells tarball sources from git ones', async () => {
-    expect(isTarballSource(sourceDir)).toBe(false);
+  it('tells tarball sources from git ones by their text where it can', async () => {
+    const kind = (s: string, setting?: 'git' | 'tarball') => kindFromText(s, setting).kind;
+    expect(kind(sourceDir)).toBe('git');
     await publish(sourceDir, '1.2.3');
-    expect(isTarballSource(sourceDir)).toBe(true);
-    expect(isTarballSource('https://example.invalid/releases')).toBe(true);
-    expect(isTarballSource('http://example.invalid/releases/')).toBe(true);
-    expect(isTarballSource(path.join(base, 'missing'))).toBe(false);
-    expect(isTarballSource('git@github.com:161sam/smolotchi.git')).toBe(false);
+    expect(kind(sourceDir)).toBe('tarball');
+    expect(kind(path.join(base, 'missing'))).toBe('git');
+    expect(kind('git@github.com:161sam/smolotchi.git')).toBe('git');
+    expect(kind('https://github.com/161sam/smolotchi.git')).toBe('git');
+    expect(kind('ssh://git@example.invalid/app')).toBe('git');
+    // An http(s) URL that says nothing is asked whether it speaks git (source-kinds.test.ts).
+    expect(kind('https://example.invalid/releases')).toBe(null);
+    expect(kind('http://example.invalid/releases/')).toBe(null);
+    expect(kindFromText('git+https://example.invalid/app')).toEqual({ kind: 'git', source: 'https://example.invalid/app' });
+    expect(kind('https://example.invalid/app.git', 'tarball')).toBe('tarball');
   });
 });
 

@@ -49,6 +49,21 @@ function restartCounter(unit) {
   return n + 1;
 }
 
+// "busDownShows": N makes the next N `show` calls for that unit fail as if systemd were out of
+// reach (an environment fault, not the unit's), counted in a file beside the state.
+function busDown(unit) {
+  const wanted = Number((state[unit] ?? {}).busDownShows ?? 0);
+  if (!wanted) return false;
+  const file = `${process.env.FAKE_SYSTEMCTL_STATE}.${unit}.busdown`;
+  let n = 0;
+  try {
+    n = Number(readFileSync(file, 'utf8')) || 0;
+  } catch {}
+  if (n >= wanted) return false;
+  writeFileSync(file, String(n + 1));
+  return true;
+}
+
 const unitState = (unit) => {
   const s = { Id: unit, ...DEFAULTS, ...(state[unit] ?? {}) };
   if (s.NRestartsIncrement) s.NRestarts = restartCounter(unit);
@@ -57,9 +72,13 @@ const unitState = (unit) => {
 
 switch (verb) {
   case 'show':
+    if (units.some(busDown)) {
+      process.stderr.write('Failed to connect to bus: Connection refused\n');
+      process.exit(1);
+    }
     for (const unit of units) {
       const s = unitState(unit);
-      const keys = properties.length ? properties : Object.keys(s).filter((k) => k !== 'failRestart' && k !== 'NRestartsIncrement');
+      const keys = properties.length ? properties : Object.keys(s).filter((k) => !['failRestart', 'NRestartsIncrement', 'busDownShows'].includes(k));
       for (const key of keys) process.stdout.write(`${key}=${s[key] ?? ''}\n`);
       if (units.length > 1) process.stdout.write('\n');
     }

@@ -51,7 +51,7 @@ export async function resolveGitLatest(opts: GitSourceOptions): Promise<string> 
 }
 
 /** Up to three available versions either side of the one asked for. */
-function nearestHint(version: string, available: string[]): string {
+export function nearestHint(version: string, available: string[]): string {
   if (available.length === 0) return 'the source has no version tags (v1.2.3 or 1.2.3)';
   let i = available.findIndex((v) => compareVersions(v, version) > 0);
   if (i === -1) i = available.length;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, readdirSync, statSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -55,19 +55,9 @@ export function versionFromArchiveName(name: string): string | null {
   return version === m[1] ? version : null;
 }
 
-/** An http(s) URL, or a directory holding at least one smolotchi-*.tar.gz. Anything else is git's. */
-export function isTarballSource(source: string): boolean {
-  if (isUrl(source)) return true;
-  try {
-    return statSync(source).isDirectory() && readdirSync(source).some((n) => ARCHIVE_NAME.test(n));
-  } catch {
-    return false;
-  }
-}
-
 /** Versions with an archive in a directory source, ascending; unrelated files are ignored. */
 export async function listTarballVersions(sourceDir: string): Promise<string[]> {
-  if (isUrl(sourceDir)) throw new UsageError('cannot list versions of a URL source', 'name the version to install');
+  if (isUrl(sourceDir)) return listUrlVersions(sourceDir);
   let names: string[];
   try {
     const entries = await readdir(sourceDir, { withFileTypes: true });
@@ -77,6 +67,46 @@ export async function listTarballVersions(sourceDir: string): Promise<string[]> 
   }
   const versions = new Set(names.map(versionFromArchiveName).filter((v): v is string => v !== null));
   return [...versions].sort(compareVersions);
+}
+
+const MAX_LISTING_BYTES = 4 * 1024 * 1024;
+// An archive name as it appears in a listing: in an href, a table cell, or a line of a plain index.
+const LISTED_ARCHIVE = /(?<![A-Za-z0-9_.+-])smolotchi-([0-9A-Za-z.+-]+?)\.tar\.gz(?![A-Za-z0-9_.])/g;
+
+/**
+ * `latest` from a folder on a web server: the folder URL itself is read as a listing (nginx
+ * `autoindex`, Apache, `python3 -m http.server`, or any index.html / plain list naming the files)
+ * and every smolotchi-<ver>.tar.gz named in it counts. Names are only ever strict versions.
+ */
+async function listUrlVersions(source: string): Promise<string[]> {
+  const base = baseUrl(source);
+  if (base.username || base.password) throw new UsageError(`credentials in a source URL are not supported: ${shown(base)}`);
+  const res = await get(base, CHECKSUM_TIMEOUT_MS);
+  const noListing = () =>
+    new NotFoundError(
+      `${shown(base)} lists no smolotchi-<version>.tar.gz`,
+      'serve the folder with a listing (nginx `autoindex on;`, `python3 -m http.server`) or an index.html linking the archives, or name the version',
+    );
+  if (res.status === 404) throw noListing();
+  const tooLarge = () => new IntegrityError(`the listing at ${shown(base)} is larger than ${MAX_LISTING_BYTES} bytes`);
+  const body = (await readBody(res, 'listing', (b) => readCapped(b, MAX_LISTING_BYTES, tooLarge))).toString('utf8');
+  const versions = new Set<string>();
+  for (const m of body.matchAll(LISTED_ARCHIVE)) {
+    const v = versionFromArchiveName(`smolotchi-${m[1]}.tar.gz`);
+    if (v !== null) versions.add(v);
+  }
+  if (versions.size === 0) throw noListing();
+  return [...versions].sort(compareVersions);
+}
+
+/** Is the version's archive there? Asked without downloading it (dry runs). */
+export async function tarballAvailable(source: string, version: string): Promise<boolean> {
+  const name = archiveName(parseVersion(version));
+  if (!isUrl(source)) return isFile(path.join(source, name));
+  const base = baseUrl(source);
+  if (base.username || base.password) throw new UsageError(`credentials in a source URL are not supported: ${shown(base)}`);
+  const res = await get(new URL(name, base), CHECKSUM_TIMEOUT_MS, 'HEAD');
+  return res.status !== 404;
 }
 
 export async function fetchTarball(opts: FetchTarballOptions): Promise<FetchedRelease> {
@@ -191,10 +221,10 @@ export function parseChecksum(text: string, name: string): string {
   return (m[1] as string).toLowerCase();
 }
 
-async function get(url: URL, timeoutMs: number): Promise<Response> {
+async function get(url: URL, timeoutMs: number, method: 'GET' | 'HEAD' = 'GET'): Promise<Response> {
   let res: Response;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'follow' });
+    res = await fetch(url, { method, signal: AbortSignal.timeout(timeoutMs), redirect: 'follow' });
   } catch (err) {
     throw new ReleaseError(`cannot download ${shown(url)}: ${reason(err)}`);
   }
