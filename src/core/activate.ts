@@ -10,6 +10,7 @@ import { readLock, type ReleaseLock } from './lock.js';
 import { environmentFault, LockLostError } from './environment-fault.js';
 import { randomSuffix } from './fsutil.js';
 import { killPoint } from './killpoint.js';
+import { restartStep } from './progress.js';
 import { flipCurrent, removeCurrent } from './switch.js';
 
 export interface Activation {
@@ -75,6 +76,7 @@ export async function applyUnits(ctx: Context, rendered: RenderedUnits, journal:
 /** Restart in dependency order; the first failure stops the sequence and is reported to the gate. */
 async function restartAll(ctx: Context, order: string[]): Promise<GateFailure | undefined> {
   for (const unit of order) {
+    ctx.progress.step(restartStep(unit));
     try {
       await ctx.services.restart(unit);
       killPoint(`restarted:${unit}`, ctx.env);

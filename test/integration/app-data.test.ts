@@ -166,7 +166,7 @@ describe('app data across upgrade and rollback', () => {
   it('a symlink planted in place of the database is refused, never followed: nothing switched, nothing copied', async () => {
     // The service user owns the folder: it can swap events.db for a link to root's history.
     renameSync(db(), `${db()}.real`);
-    symlinkSync(path.join(root, 'var/lib/smolotchi/releases.db'), db());
+    symlinkSync(makeLayout(root).historyDb, db());
     const r = await cli('rollback', '--to', '1.0.0');
     expect(r.exitCode, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/events\.db is a symlink/);
