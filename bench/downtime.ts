@@ -112,7 +112,8 @@ export async function downtimeBench(runs: number, write: (s: string) => void): P
     // The failed gate: from its log line to the first answer of the release it went back to.
     const back = good[runs]!;
     const failed = await measure(sb, back, back, () => tool(sb, ['install', BAD]), `install ${BAD}`, 5);
-    const line = failed.step.stderr.split('\n').find((l) => l.includes('failed its health gate'));
+    // The progress line of the first failed step (the gate's), e.g. `<ms> 08:01:02 gate: units active: FAILED in 2.1s`.
+    const line = failed.step.stderr.split('\n').find((l) => /: FAILED in \d/.test(l));
     const gateFailedAt = line ? Number(line.split(' ')[0]) : NaN;
     const servedAgain = firstAnswerAfter(failed.polls, gateFailedAt, [back]);
 

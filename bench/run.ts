@@ -1,85 +1,151 @@
 /**
- * `npm run bench`: install, upgrade and rollback times of smolotchi-release next to a naive
- * baseline measured in the same run (venv with pip + pip install + copy + ln -sfn), as ratios.
- * Both sides install the same release offline from the same shipped wheels, on the same disk.
- * Then, where a real systemd can boot (root), the downtime of an upgrade (bench/downtime.ts), and
- * where Ansible is there too, a fleet rollout against single-device installs (bench/fleet.ts).
+ * `npm run bench`: the rows of issue 12, ours and the baseline measured in the same run, as ratios,
+ * with the peak RSS of each of our commands. Both sides install the same releases offline from the
+ * same shipped wheels, on the same disk. Then, where a real systemd can boot (root), the downtime
+ * of an upgrade (bench/downtime.ts), lock contention (bench/contention.ts) and, where Ansible is there
+ * too, a fleet rollout (bench/fleet.ts). No test asserts these times: this is the only place they live.
  */
 import { execa } from 'execa';
-import { cpSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { makeLayout } from '../src/core/layout.js';
+import { fillHistory } from './big-history.js';
+import { benchStack, makeBenchRepo } from './bench-repo.js';
 import { downtimeBench } from './downtime.js';
+import { writeQuickSystemctl } from './quick-systemctl.js';
 import { fleetBench } from './fleet.js';
 import { median } from './gaps.js';
-import { makeBenchRepo } from './bench-repo.js';
 import { contentionBench, contentionRows } from './contention.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.resolve(here, '..', 'src', 'cli.js');
 const PYTHON = '/usr/bin/python3';
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const VERSIONS = ['1.0.0', '1.1.0'];
+const DEPLOYS = Number(process.env.BENCH_DEPLOYS ?? 100_000);
 // Keep the host's pip settings (index, find-links) out of both sides: offline from the shipped wheels only.
 const PIP_ENV = { PIP_CONFIG_FILE: os.devNull, PIP_FIND_LINKS: '', PIP_NO_INDEX: '1', PIP_DISABLE_PIP_VERSION_CHECK: '1' };
+const TIME = '/usr/bin/time';
 
-async function timed(fn: () => Promise<unknown>): Promise<number> {
+interface Sample {
+  ms: number;
+  /** Peak resident set of the command and its children (the largest one), in KiB. */
+  rssKb: number | null;
+}
+
+// Without /usr/bin/time, Python's getrusage(RUSAGE_CHILDREN) reads the same figure for the child.
+const RUSAGE = 'import resource, subprocess, sys\nr = subprocess.run(sys.argv[2:])\nopen(sys.argv[1], "w").write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\nsys.exit(r.returncode)';
+
+/** Wall time and peak RSS of one command; it must succeed. */
+async function sample(argv: string[], env: Record<string, string> = {}): Promise<Sample> {
+  const rssFile = path.join(os.tmpdir(), `smolotchi-bench-rss-${process.pid}`);
+  const [file, args] = existsSync(TIME) ? [TIME, ['-f', '%M', '-o', rssFile, ...argv]] : [PYTHON, ['-c', RUSAGE, rssFile, ...argv]];
   const t = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t) / 1e6;
+  await execa(file, args, { env: { ...PIP_ENV, ...env } });
+  const ms = Number(process.hrtime.bigint() - t) / 1e6;
+  const rss = Number(readFileSync(rssFile, 'utf8').trim().split('\n').pop());
+  rmSync(rssFile, { force: true });
+  return { ms, rssKb: Number.isFinite(rss) ? rss : null };
 }
 
-async function tool(root: string, args: string[]): Promise<void> {
+const tool = (root: string, systemctl: string, args: string[]) => {
   mkdirSync(root, { recursive: true });
-  await execa(process.execPath, [CLI, 'release', ...args, '--root', root, '--quiet'], { env: PIP_ENV });
+  return sample([process.execPath, CLI, 'release', ...args, '--root', root, '--systemctl', systemctl, '--quiet']);
+};
+
+/** The naive way (issue 12): git archive, python3 -m venv with pip, pip install the release's wheels, ln -sfn + mv -T. */
+async function naiveInstall(repo: string, base: string, version: string): Promise<number> {
+  const dir = path.join(base, 'releases', version);
+  mkdirSync(dir, { recursive: true });
+  const script = [
+    'git -C "$1" archive "v$2" | tar -x -C "$3"',
+    `"$4" -m venv "$3/venv"`,
+    '"$3/venv/bin/pip" install -q --no-index --find-links "$3/wheels" -r "$3/requirements/base.txt"',
+    'ln -sfn "$3" "$5/current.tmp" && mv -T "$5/current.tmp" "$5/current"',
+  ].join(' && ');
+  return (await sample(['sh', '-c', script, 'sh', repo, version, dir, PYTHON, base])).ms;
 }
 
-/** The naive way: export the tag, copy it in place, build a venv with pip, pip install, ln -sfn. */
-async function naiveInstall(repo: string, base: string, version: string): Promise<void> {
-  const dir = path.join(base, 'releases', version);
-  const src = path.join(base, `src-${version}`);
-  mkdirSync(src, { recursive: true });
-  await execa('sh', ['-c', 'git -C "$1" archive "v$2" | tar -x -C "$3"', 'sh', repo, version, src]);
-  cpSync(src, dir, { recursive: true });
-  await execa(PYTHON, ['-m', 'venv', path.join(dir, 'venv')]);
-  await execa(path.join(dir, 'venv', 'bin', 'pip'), ['install', '-q', '--no-index', '--find-links', path.join(dir, 'wheels'), '-r', path.join(dir, 'requirements', 'base.txt')], { env: PIP_ENV });
-  await execa('ln', ['-sfn', dir, path.join(base, 'current')]);
+/** The floor of a rollback: a fresh node process that points a symlink elsewhere by rename. */
+async function bareNodeFlip(base: string, target: string): Promise<number> {
+  const code = 'const fs = require("node:fs"); const [t, l] = process.argv.slice(1); fs.symlinkSync(t, l + ".tmp"); fs.renameSync(l + ".tmp", l);';
+  return (await sample([process.execPath, '-e', code, target, path.join(base, 'current')])).ms;
+}
+
+interface Row {
+  name: string;
+  baseline: string;
+  goal: number | null;
+  ours: Sample[];
+  base: number[];
+}
+
+const fmtMs = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
+
+function printRows(rows: Row[]): void {
+  const w = [56, 9, 9, 17, 7, 8, 9, 7];
+  const line = (cells: string[]) => process.stdout.write(cells.map((c, i) => (i === 0 || i === 3 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join(' ') + '\n');
+  line(['measured', 'ours', 'baseline', '  baseline is', 'ratio', 'goal', 'peak RSS', 'goal']);
+  for (const r of rows) {
+    const ours = median(r.ours.map((s) => s.ms));
+    const base = median(r.base);
+    const rss = Math.max(...r.ours.map((s) => s.rssKb ?? 0));
+    const ratio = ours / base;
+    const goal = r.goal === null ? '-' : `<=${r.goal.toFixed(2)}x`;
+    const verdict = r.goal === null ? '' : ratio <= r.goal ? 'met' : 'MISSED';
+    line([r.name, fmtMs(ours), fmtMs(base), `  ${r.baseline}`, `${ratio.toFixed(2)}x`, goal, rss ? `${(rss / 1024).toFixed(0)} MB` : '?', verdict]);
+  }
 }
 
 async function main(): Promise<void> {
   const work = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'smolotchi-bench-')));
   try {
+    const stack = await benchStack(PYTHON, path.join(work, 'wheels'), { real: process.env.BENCH_SYNTHETIC !== '1' });
     const repo = path.join(work, 'repo');
-    await makeBenchRepo(PYTHON, repo, VERSIONS.map((version) => ({ version })));
-    const rows: Record<string, { ours: number[]; naive: number[] }> = {
-      'install (fresh)': { ours: [], naive: [] },
-      'upgrade (same requirements)': { ours: [], naive: [] },
-      'rollback': { ours: [], naive: [] },
-    };
+    // 1.1.0 pins the same set as 1.0.0; 1.2.0 changes one pin (the helper wheel).
+    await makeBenchRepo(PYTHON, repo, [{ version: '1.0.0', helper: '1.0.0' }, { version: '1.1.0', helper: '1.0.0' }, { version: '1.2.0', helper: '1.1.0' }], stack);
+    const systemctl = writeQuickSystemctl(work);
+    const row = (name: string, baseline: string, goal: number | null): Row => ({ name, baseline, goal, ours: [], base: [] });
+    const fresh = row('install, fresh (no venv to clone)', 'naive install', null);
+    const same = row('upgrade, same requirements (venv cloned by hard links)', 'naive install', 0.1);
+    const changed = row('upgrade, one requirement changed (venv built afresh)', 'naive install', 0.35);
+    const rollback = row('rollback (--settle 0)', 'bare node flip', 3);
+    const status = row(`status over ${DEPLOYS.toLocaleString('en')} deploys x 5 steps`, '--help', 2);
+    const list = row(`list over ${DEPLOYS.toLocaleString('en')} deploys`, '--help', 2);
+    const history = row(`history --limit 20 over ${DEPLOYS.toLocaleString('en')} deploys`, '--help', 2);
+    const gate = ['--settle', '0'];
     for (let run = 0; run < RUNS; run++) {
       const root = path.join(work, `root-${run}`);
-      rows['install (fresh)']!.ours.push(await timed(() => tool(root, ['install', '1.0.0', '--source', repo])));
-      rows['upgrade (same requirements)']!.ours.push(await timed(() => tool(root, ['install', '1.1.0', '--source', repo])));
-      rows['rollback']!.ours.push(await timed(() => tool(root, ['rollback'])));
+      fresh.ours.push(await tool(root, systemctl, ['install', '1.0.0', '--source', repo, ...gate]));
+      same.ours.push(await tool(root, systemctl, ['install', '1.1.0', '--source', repo, ...gate]));
+      changed.ours.push(await tool(root, systemctl, ['install', '1.2.0', '--source', repo, ...gate]));
+      rollback.ours.push(await tool(root, systemctl, ['rollback', ...gate]));
       const base = path.join(work, `naive-${run}`);
-      rows['install (fresh)']!.naive.push(await timed(() => naiveInstall(repo, base, '1.0.0')));
-      rows['upgrade (same requirements)']!.naive.push(await timed(() => naiveInstall(repo, base, '1.1.0')));
-      // The naive way back re-points the link (it keeps the old folder): not atomic, no units, no record.
-      rows['rollback']!.naive.push(await timed(() => execa('ln', ['-sfn', path.join(base, 'releases', '1.0.0'), path.join(base, 'current')])));
+      fresh.base.push(await naiveInstall(repo, base, '1.0.0'));
+      const naiveUpgrade = await naiveInstall(repo, base, '1.1.0');
+      same.base.push(naiveUpgrade);
+      changed.base.push(await naiveInstall(repo, base, '1.2.0'));
+      rollback.base.push(await bareNodeFlip(base, path.join(base, 'releases', '1.1.0')));
     }
-    process.stdout.write(`smolotchi-release bench: ${RUNS} run(s) each, median wall time, same machine, same run\n`);
-    process.stdout.write('release: sample app + 3 wheels (150 modules) from requirements/base.txt, installed offline\n\n');
-    process.stdout.write(`${'operation'.padEnd(30)}${'smolotchi'.padStart(12)}${'naive'.padStart(12)}${'ratio'.padStart(10)}\n`);
-    for (const [name, r] of Object.entries(rows)) {
-      const ours = median(r.ours);
-      const naive = median(r.naive);
-      process.stdout.write(`${name.padEnd(30)}${`${ours.toFixed(0)} ms`.padStart(12)}${`${naive.toFixed(0)} ms`.padStart(12)}${`${(ours / naive).toFixed(2)}x`.padStart(10)}\n`);
+    // Years of history in one device's file, through the project's own migrations.
+    const big = path.join(work, 'root-0');
+    fillHistory(makeLayout(big).historyDb, DEPLOYS, 5, Array.from({ length: 40 }, (_, i) => `0.${i}.0`).concat(['1.0.0', '1.1.0', '1.2.0']));
+    for (let run = 0; run < Math.max(RUNS, 5); run++) {
+      const help = (await sample([process.execPath, CLI, '--help'])).ms;
+      for (const [r, args] of [[status, ['status']], [list, ['list']], [history, ['history', '--limit', '20']]] as const) {
+        r.ours.push(await tool(big, systemctl, [...args]));
+        r.base.push(help);
+      }
     }
+    process.stdout.write(`smolotchi-release bench: median of ${RUNS} run(s) (history rows: of ${Math.max(RUNS, 5)}), same machine, same run, ${os.cpus().length} CPU(s)\n`);
+    process.stdout.write(`release: sample app + ${stack.label}, installed offline from the release's wheels/\n`);
+    process.stdout.write(`systemctl: a shell stub answering "active" at once; naive = git archive | tar, python3 -m venv (with pip), pip install, ln -sfn + mv -T\n\n`);
+    printRows([same, changed, rollback, status, list, history, fresh]);
     process.stdout.write(
-      '\nratio < 1: smolotchi is faster. smolotchi\'s numbers include fetch from a git mirror, the venv, byte-compile,\n' +
-        'smoke import, stamp, unit rendering, the atomic flip and the SQLite history; service restarts are not\n' +
-        'part of this table (no systemd under --root; the downtime part below has them). The naive rollback is a bare `ln -sfn`.\n',
+      '\nratio = ours / baseline; peak RSS = the largest process of our command (pip included where it runs).\n' +
+        'Ours includes fetch from a git mirror, the venv, byte-compile, smoke import, stamp, units, the atomic flip,\n' +
+        'restarts, the health gate and the SQLite history.\n',
     );
     process.stdout.write(contentionRows(await contentionBench(CLI, path.join(work, 'contention'), repo)));
   } finally {
@@ -88,5 +154,5 @@ async function main(): Promise<void> {
 }
 
 await main();
-await downtimeBench(RUNS, (s) => process.stdout.write(s));
-await fleetBench((s) => process.stdout.write(s));
+if (process.env.BENCH_DOWNTIME !== '0') await downtimeBench(RUNS, (s) => process.stdout.write(s));
+if (process.env.BENCH_FLEET !== '0') await fleetBench((s) => process.stdout.write(s));

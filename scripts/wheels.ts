@@ -8,11 +8,12 @@ import { execa } from 'execa';
 const WHEEL_WRITER = String.raw`
 import base64, hashlib, os, sys, zipfile
 out, name, version, modules, script = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == "1"
+requires = "".join(f"Requires-Dist: {r}\n" for r in sys.argv[6:])
 dist = f"{name}-{version}.dist-info"
 files = {f"{name}/__init__.py": f"__version__ = VALUE = {version!r}\ndef main():\n    print('hello from {name}')\n"}
 for i in range(modules):
     files[f"{name}/mod_{i}.py"] = "".join(f"def f{j}(x):\n    return x * {j} + {i}\n\n" for j in range(40))
-files[f"{dist}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+files[f"{dist}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{requires}"
 files[f"{dist}/WHEEL"] = "Wheel-Version: 1.0\nGenerator: smolotchi-fixture\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
 if script:
     files[f"{dist}/entry_points.txt"] = f"[console_scripts]\n{name}-hello = {name}:main\n"
@@ -33,10 +34,12 @@ export interface WheelOptions {
   modules?: number;
   /** Ship a `<name>-hello` console script (pip writes it into the venv's bin/). */
   consoleScript?: boolean;
+  /** Requires-Dist lines (`othername`, `othername>=1`): pip installs them as dependencies. */
+  requires?: string[];
 }
 
 /** Write `<name>-<version>-py3-none-any.whl` into outDir; returns the requirement line `name==version`. */
 export async function writeWheel(python: string, outDir: string, name: string, version: string, options: WheelOptions = {}): Promise<string> {
-  await execa(python, ['-c', WHEEL_WRITER, outDir, name, version, String(options.modules ?? 0), options.consoleScript ? '1' : '0']);
+  await execa(python, ['-c', WHEEL_WRITER, outDir, name, version, String(options.modules ?? 0), options.consoleScript ? '1' : '0', ...(options.requires ?? [])]);
   return `${name}==${version}`;
 }

@@ -6,25 +6,61 @@ import type { CommandResult } from './render/render.js';
 import { RELEASE_COMMANDS, type CommandSpec } from './cli/commands.js';
 import { normalizeArgv, settingsOverrides, type CliOptions } from './cli/flags.js';
 import { buildProgram } from './cli/program.js';
+import { makeInterruption, type StopSignal } from './core/interrupt.js';
+import { renderErrorJson, renderErrorText, type ErrorReport } from './render/error.js';
+import { stepLabel } from './render/step-labels.js';
 import { appInvocation, type AppInvocation } from './core/app-argv.js';
 import { constants } from 'node:os';
 
-/** What the error path needs to know about the run, filled in as parsing goes. */
-const state = { command: null as string | null, pending: Promise.resolve() };
+/** What the error and signal paths need to know about the run, filled in as it goes. */
+const state = { command: null as string | null, pending: Promise.resolve(), ctx: null as Context | null, json: false, failedAt: null as string | null };
+
+const SIGNAL_EXIT: Record<StopSignal, number> = { SIGINT: 130, SIGTERM: 143 };
+
+function interruptedReport(signal: StopSignal, at: string | null): ErrorReport {
+  const where = at ? ` at ${stepLabel(at) ?? at}; the next command (or boot) finishes or undoes it` : '';
+  return { command: state.command, message: `interrupted${where}`, exitCode: SIGNAL_EXIT[signal], hint: null };
+}
+
+/** Called at a safe point (or at once, outside a mutation) after Ctrl-C/SIGTERM; the lock is already released. */
+function stopNow(signal: StopSignal, at: string | null): void {
+  const report = interruptedReport(signal, at);
+  state.ctx?.progress.close();
+  process.stderr.write(renderErrorText(report) + '\n');
+  if (state.json) process.stdout.write(renderErrorJson(report) + '\n');
+  try {
+    state.ctx?.close();
+  } finally {
+    process.exit(report.exitCode);
+  }
+}
+
+const interruption = makeInterruption(stopNow);
 
 /** Build the context, run one command, print its result; only this file decides the exit code. */
 function runCommand(spec: CommandSpec, run: (ctx: Context) => Promise<CommandResult>, o: CliOptions): void {
   state.command = spec.name;
   state.pending = (async () => {
     const { createContext } = await import('./create-context.js');
-    const ctx = createContext({ root: o.root, systemctl: o.systemctl, quiet: o.quiet, verbose: o.verbose }, settingsOverrides(o));
+    // Only `recover` (at boot, or by hand after a malformed-database error) reads every page of the history.
+    const fullHistoryCheck = spec.name === 'recover';
+    const flags = { root: o.root, systemctl: o.systemctl, quiet: o.quiet, verbose: o.verbose, color: o.color, interrupt: interruption, fullHistoryCheck };
+    const ctx = createContext(flags, settingsOverrides(o));
+    state.ctx = ctx;
     try {
       const result = await run(ctx);
+      ctx.progress.done();
       const { renderJson, renderText } = await import('./render/render.js');
+      const { colorWanted } = await import('./render/color.js');
       const { escapeStrings } = await import('./render/escape.js');
+      const color = colorWanted(process.stdout, process.env, o.color);
       // Human output never carries a release's or the history's control characters raw.
-      process.stdout.write((o.json ? renderJson(result) : renderText(escapeStrings(result))) + '\n');
+      process.stdout.write((o.json ? renderJson(result) : renderText(escapeStrings(result), { color })) + '\n');
       process.exitCode = (result as { exitCode?: number }).exitCode ?? ExitCode.ok;
+    } catch (err) {
+      state.failedAt = ctx.progress.current;
+      ctx.progress.fail();
+      throw err;
     } finally {
       ctx.close();
     }
@@ -33,9 +69,11 @@ function runCommand(spec: CommandSpec, run: (ctx: Context) => Promise<CommandRes
 
 /** One line on stderr (plus hints); with --json also the JSON error object on stdout for scripts. */
 async function reportError(err: unknown, argv: string[]): Promise<number> {
-  const { isHelpExit, renderErrorJson, renderErrorText, toErrorReport } = await import('./render/error.js');
+  const { isHelpExit, toErrorReport } = await import('./render/error.js');
   if (isHelpExit(err)) return ExitCode.ok;
-  const report = toErrorReport(err, state.command);
+  // A Ctrl-C also reaches pip and systemctl: their failure is the interruption, said as such.
+  const signal = interruption.signal;
+  const report = signal ? interruptedReport(signal, state.failedAt) : toErrorReport(err, state.command);
   process.stderr.write(renderErrorText(report) + '\n');
   if ((argv.includes('--verbose') || argv.includes('-v')) && !(err instanceof UsageError) && err instanceof Error && err.stack) {
     process.stderr.write(err.stack + '\n');
@@ -58,9 +96,13 @@ async function passToApp(app: AppInvocation): Promise<void> {
 
 async function main(argv: string[]): Promise<void> {
   try {
+    state.json = argv.includes('--json');
     if (argv.length <= 2) throw new UsageError('no command given', '`smolotchi release --help` lists the commands');
     const app = appInvocation(argv.slice(2));
     if (app) return await passToApp(app);
+    // Our own commands only: the app decides for itself what a Ctrl-C means.
+    process.on('SIGINT', () => interruption.request('SIGINT'));
+    process.on('SIGTERM', () => interruption.request('SIGTERM'));
     const program = buildProgram(runCommand);
     // Errors found before commander runs (argv checks) still name the command when argv does.
     const word = argv[argv.indexOf('release') + 1];

@@ -8,6 +8,10 @@ import type { Context } from './core/context.js';
 import type { HistoryStore } from './core/history.js';
 import { isDeviceRoot, makeLayout, type Layout } from './core/layout.js';
 import { makeLogger, type Logger } from './core/log.js';
+import { neverInterrupted, type Interruption } from './core/interrupt.js';
+import type { Progress } from './core/progress.js';
+import { colorWanted } from './render/color.js';
+import { makeProgress, progressMode } from './render/progress.js';
 import { DEFAULT_SETTINGS, loadSettings, type Settings } from './core/settings.js';
 import { checkRoot, checkSystemctl } from './core/preconditions.js';
 
@@ -16,16 +20,35 @@ export interface GlobalOptions {
   systemctl?: string;
   quiet?: boolean;
   verbose?: boolean;
+  /** Check every page of the history when it is opened for writing (`recover`): slow on a long history. */
+  fullHistoryCheck?: boolean;
+  /** false for --no-color. */
+  color?: boolean;
+  interrupt?: Interruption;
+}
+
+/** Progress on stderr: a live line on a terminal, timestamped lines elsewhere, nothing when quiet. */
+function stderrProgress(opts: GlobalOptions, env: NodeJS.ProcessEnv): Progress {
+  const err = process.stderr;
+  return makeProgress({
+    mode: progressMode(err, env, opts.quiet),
+    verbose: Boolean(opts.verbose),
+    color: colorWanted(err, env, opts.color),
+    write: (text) => void err.write(text),
+    columns: err.columns,
+  });
 }
 
 /** Which service manager: the one named, the host's when it runs systemd, else none (and why). */
-function chooseServices(layout: Layout, systemctl: string | undefined): ServiceManager {
+function chooseServices(layout: Layout, systemctl: string | undefined, progress: Progress): ServiceManager {
+  // --verbose shows every systemctl call, as the operator would type it.
+  const onCall = (argv: string[]) => progress.output(`$ ${argv.join(' ')}`);
   // Under a sandbox root the tmpfiles config names device paths (the tool creates its run dirs
   // itself) and the host's journal says nothing about the sandbox's units.
-  if (systemctl) return makeSystemd(isDeviceRoot(layout) ? { systemctl } : { systemctl, tmpfiles: null, journalctl: null });
+  if (systemctl) return makeSystemd(isDeviceRoot(layout) ? { systemctl, onCall } : { systemctl, tmpfiles: null, journalctl: null, onCall });
   if (!isDeviceRoot(layout)) return makeNoServiceManager(`--root ${layout.root} is a sandbox and no --systemctl was given`);
   if (!existsSync('/run/systemd/system')) return makeNoServiceManager('systemd is not running on this machine (/run/systemd/system is missing)');
-  return makeSystemd({});
+  return makeSystemd({ onCall });
 }
 
 /**
@@ -49,7 +72,8 @@ export function createContext(opts: GlobalOptions, overrides: Partial<Settings> 
   const systemctl = opts.systemctl ?? env.SMOLOTCHI_SYSTEMCTL;
   if (systemctl !== undefined) checkSystemctl(systemctl, opts.systemctl !== undefined ? '--systemctl' : 'SMOLOTCHI_SYSTEMCTL', env);
   const layout = makeLayout(root);
-  const log: Logger = makeLogger({ quiet: opts.quiet, verbose: opts.verbose });
+  const progress = stderrProgress(opts, env);
+  const log: Logger = makeLogger({ quiet: opts.quiet, verbose: opts.verbose, write: (line) => progress.print(line) });
   // Probing the web UI only makes sense where the services really run; the env file may still ask for it.
   const base: Settings = isDeviceRoot(layout) ? DEFAULT_SETTINGS : { ...DEFAULT_SETTINGS, httpCheck: false };
   const settings = loadSettings(layout.envFile, overrides, base, env);
@@ -60,8 +84,10 @@ export function createContext(opts: GlobalOptions, overrides: Partial<Settings> 
   return {
     layout,
     settings,
-    services: chooseServices(layout, systemctl),
+    services: chooseServices(layout, systemctl, progress),
     log,
+    progress,
+    interrupt: opts.interrupt ?? neverInterrupted,
     toolCommand: toolCommandLine(),
     env,
     serviceIdentity() {
@@ -73,7 +99,9 @@ export function createContext(opts: GlobalOptions, overrides: Partial<Settings> 
     },
     history() {
       if (!store) {
-        store = openToolHistory(layout, log);
+        // One connection per command: a reader opened earlier gives way to the writer.
+        reader?.close();
+        store = openToolHistory(layout, log, { fullCheck: opts.fullHistoryCheck });
         readWarning = null; // the rebuild message says it all
       }
       return store;
@@ -86,6 +114,7 @@ export function createContext(opts: GlobalOptions, overrides: Partial<Settings> 
     },
     close() {
       if (readWarning) log.warn(readWarning);
+      progress.close();
       store?.close();
       reader?.close();
     },

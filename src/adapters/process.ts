@@ -8,6 +8,19 @@ export interface RunOptions {
   extendEnv?: boolean;
   timeoutMs?: number;
   input?: string;
+  /** Each line of stdout and stderr as it arrives (the whole output is still returned). */
+  onOutput?: (line: string) => void;
+}
+
+/** Split a child's stream into lines for a listener; a partial last line waits for its end. */
+function forwardLines(stream: NodeJS.ReadableStream | null | undefined, onLine: (line: string) => void): void {
+  let rest = '';
+  stream?.on('data', (chunk: Buffer | string) => {
+    const lines = (rest + chunk.toString()).split(/\r?\n|\r/);
+    rest = lines.pop() ?? '';
+    for (const l of lines) if (l.trim()) onLine(l);
+  });
+  stream?.on('end', () => rest.trim() && onLine(rest));
 }
 
 export interface RunResult {
@@ -68,7 +81,12 @@ export async function runAllowingFailure(
   };
   // Loaded on first use: execa costs ~50 ms to import, and read-only commands never spawn.
   const { execa } = await import('execa');
-  const r = await execa(file, args, execaOptions);
+  const child = execa(file, args, execaOptions);
+  if (options.onOutput) {
+    forwardLines(child.stdout, options.onOutput);
+    forwardLines(child.stderr, options.onOutput);
+  }
+  const r = await child;
   if (r.failed && r.exitCode === undefined && !r.signal) {
     const cause = r.cause instanceof Error ? r.cause.message : String(r.shortMessage);
     throw new ProcessError([file, ...args], undefined, undefined, cause);

@@ -121,6 +121,8 @@ export function requirementLines(text: string): string[] {
 }
 
 export interface PipInstallOptions {
+  /** Each line pip prints, as it prints it (progress and --verbose). */
+  onOutput?: (line: string) => void;
   hostPython: string;
   venvDir: string;
   /** Absolute, or relative to cwd. */
@@ -152,7 +154,7 @@ export async function pipInstall(opts: PipInstallOptions): Promise<void> {
   if (opts.findLinks) args.push('--no-index', '--find-links', opts.findLinks);
   for (const f of files) args.push('-r', f);
   args.push(...single);
-  await pythonStep('pip install', opts.hostPython, args, { as: opts.as, cwd: opts.cwd, env: PIP_ENV, timeoutMs: 30 * MINUTE });
+  await pythonStep('pip install', opts.hostPython, args, { as: opts.as, cwd: opts.cwd, env: PIP_ENV, timeoutMs: 30 * MINUTE, onOutput: opts.onOutput });
 }
 
 /** Services run with /opt read-only, so every .pyc must exist before the first start. */

@@ -99,8 +99,9 @@ export class SqliteHistory implements HistoryStore {
       .run(status, finished, duration, error ?? null, id);
   }
 
-  listDeploys(limit = 50): DeployRow[] {
-    return (this.db.prepare('SELECT * FROM deploys ORDER BY id DESC LIMIT ?').all(limit) as RawDeploy[]).map(toRow);
+  /** Newest first, `before` an id (a page further back); a rowid range, never a scan of every deploy. */
+  listDeploys(limit = 50, before = Number.MAX_SAFE_INTEGER): DeployRow[] {
+    return (this.db.prepare('SELECT * FROM deploys WHERE id < ? ORDER BY id DESC LIMIT ?').all(before, limit) as RawDeploy[]).map(toRow);
   }
 
   getDeploy(id: number): DeployRow | null {
@@ -138,16 +139,22 @@ export class SqliteHistory implements HistoryStore {
     return rows.map((r) => ({ ...toMark(r), id: r.id, user: r.user, deployId: r.deploy_id }));
   }
 
-  /** Versions current after a successful deploy (or a history rebuilt around them), most recent first. */
+  /**
+   * Versions current after a successful deploy (or a history rebuilt around them), most recent
+   * first. One seek per good mark through deploys_version (migration 005), never a scan of deploys.
+   */
   goodHistory(): string[] {
     const rows = this.db
       .prepare(
-        `SELECT d.to_version AS v FROM deploys d JOIN release_marks m ON m.version = d.to_version
-         WHERE d.status = 'succeeded' AND d.kind IN ('install', 'rollback', 'auto-rollback', 'recover') AND m.state = 'good'
-         ORDER BY d.id DESC`,
+        `SELECT v FROM (
+           SELECT m.version AS v,
+             (SELECT d.id FROM deploys d WHERE d.to_version = m.version AND d.status = 'succeeded'
+                AND d.kind IN ('install', 'rollback', 'auto-rollback', 'recover') ORDER BY d.id DESC LIMIT 1) AS last
+           FROM release_marks m WHERE m.state = 'good')
+         WHERE last IS NOT NULL ORDER BY last DESC`,
       )
       .all() as { v: string }[];
-    return [...new Set(rows.map((r) => r.v))];
+    return rows.map((r) => r.v);
   }
 
   tagCommit(version: string): string | null {

@@ -35,6 +35,8 @@ export interface SystemdOptions {
   tmpfiles?: string | null;
   /** How long a start/restart job may take: for Type=notify that is until READY=1 (or the unit's own timeout). */
   jobTimeoutMs?: number;
+  /** Told every command line before it runs (--verbose prints them). */
+  onCall?: (argv: string[]) => void;
 }
 
 /**
@@ -109,6 +111,7 @@ export function makeSystemd(options: SystemdOptions = {}): ServiceManager {
     const args = ['--no-ask-password', ...flags, verb, ...(units.length ? ['--', ...units] : [])];
     const what = `systemctl ${verb} ${units.join(' ')}`.trim();
     let r: Awaited<ReturnType<typeof runAllowingFailure>>;
+    options.onCall?.([systemctl, ...args]);
     try {
       r = await runAllowingFailure(systemctl, args, { timeoutMs });
     } catch (err) {

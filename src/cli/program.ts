@@ -51,6 +51,10 @@ function register(parent: Command, spec: CommandSpec, runCommand: RunCommand): C
     const self = argv[argv.length - 1] as Command;
     const args = argv.slice(0, -2).filter((a): a is string => typeof a === 'string');
     const o = self.optsWithGlobals() as CliOptions;
+    // A negated flag has a default at every level, and the outer level's would win the merge.
+    const levels: Command[] = [];
+    for (let c: Command | null = self; c; c = c.parent) levels.push(c);
+    o.color = levels.every((c) => c.opts().color !== false);
     runCommand(spec, (ctx) => spec.run(o, args, ctx), o);
   });
   return cmd;

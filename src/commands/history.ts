@@ -1,6 +1,6 @@
 import type { Context } from '../core/context.js';
 import { UsageError } from '../core/errors.js';
-import type { DeployRow, MarkEvent } from '../core/history.js';
+import { historyReadable, type DeployRow, type MarkEvent } from '../core/history.js';
 
 export interface HistoryOptions {
   limit?: number;
@@ -20,5 +20,7 @@ export async function history(options: HistoryOptions, ctx: Context): Promise<Hi
   const limit = options.limit ?? 20;
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError('--limit must be a whole number from 1 to 10000');
   const store = ctx.readHistory();
-  return { command: 'history', deploys: store?.listDeploys(limit) ?? [], marks: store?.markEvents(limit) ?? [], historyAvailable: store !== null };
+  const deploys = store?.listDeploys(limit) ?? [];
+  const marks = store?.markEvents(limit) ?? [];
+  return { command: 'history', deploys, marks, historyAvailable: historyReadable(store) };
 }

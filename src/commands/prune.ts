@@ -45,7 +45,6 @@ export async function pruneReleases(ctx: Context, keep: number, dryRun: boolean,
     await removeViaTrash(`${ctx.layout.releasesDir}/${version}`, ctx.layout.trashDir);
     killPoint('prune-removed', ctx.env);
   }
-  if (p.remove.length) ctx.log.info(`pruned ${p.remove.join(', ')}`);
   const snapshots = await pruneSnapshots(ctx, p.keep);
   if (snapshots.length) ctx.log.info(`pruned app data snapshots ${snapshots.join(', ')}`);
   return p.remove;

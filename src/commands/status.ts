@@ -2,7 +2,7 @@ import { renderFor } from '../core/activate.js';
 import type { Context } from '../core/context.js';
 import { IntegrityError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
-import { DEGRADED_KEY, type DeployRow, type ReleaseMark } from '../core/history.js';
+import { DEGRADED_KEY, historyReadable, type DeployRow, type ReleaseMark } from '../core/history.js';
 import { readLock, type LockInfo } from '../core/lock.js';
 import { isSameLiveProcess } from '../core/proc.js';
 import { readCurrent } from '../core/switch.js';
@@ -84,7 +84,7 @@ export async function status(_options: object, ctx: Context): Promise<StatusResu
     driftFiles,
     loosened,
     lock: holder && { ...holder, alive: isSameLiveProcess(holder.pid, holder.startTime, holder.bootId) },
-    historyAvailable: store !== null,
+    historyAvailable: historyReadable(store),
     exitCode: degradedReason !== null ? ExitCode.degraded : ExitCode.ok,
   };
 }

@@ -1,3 +1,4 @@
+import { historyProblem } from '../adapters/history-db.js';
 import type { Context } from '../core/context.js';
 import { NotFoundError, UsageError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
@@ -19,6 +20,8 @@ export interface VerifyOptions {
 export interface VerifyResult {
   command: 'verify';
   releases: ReleaseCheck[];
+  /** What the history's full page check found (null: sound or absent); `recover` moves a damaged one aside. */
+  historyProblem: string | null;
   ok: boolean;
   exitCode: number;
 }
@@ -56,6 +59,8 @@ export async function verify(options: VerifyOptions, ctx: Context): Promise<Veri
     if (shadows.length > 0) releases.push({ ...check, status: 'tampered', problems: [...check.problems, ...shadows] });
     else releases.push(check);
   }
-  const ok = releases.every((r) => r.status === 'ok');
-  return { command: 'verify', releases, ok, exitCode: ok ? ExitCode.ok : ExitCode.integrity };
+  // Other commands rely on SQLite's own errors; verify reads every page of the history.
+  const problem = historyProblem(ctx.layout.historyDb);
+  const ok = releases.every((r) => r.status === 'ok') && problem === null;
+  return { command: 'verify', releases, historyProblem: problem, ok, exitCode: ok ? ExitCode.ok : ExitCode.integrity };
 }

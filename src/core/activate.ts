@@ -1,4 +1,4 @@
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { diffUnits, installChanged, readInstalledUnits, renderUnits, writeUnits, bundledPackagingDir, type RenderedUnits } from './units.js';
 import type { Context } from './context.js';
@@ -10,6 +10,7 @@ import { readLock, type ReleaseLock } from './lock.js';
 import { environmentFault, LockLostError } from './environment-fault.js';
 import { randomSuffix } from './fsutil.js';
 import { killPoint } from './killpoint.js';
+import { restartStep } from './progress.js';
 import { flipCurrent, removeCurrent } from './switch.js';
 
 export interface Activation {
@@ -27,6 +28,8 @@ export function renderFor(ctx: Context, version: string | null): Promise<Rendere
   return renderUnits(version === null ? null : releaseDir(ctx.layout, version), bundledPackagingDir(), unitOptions(ctx));
 }
 
+const unchangedFile = async (file: string, content: string): Promise<boolean> => (await readFile(file, 'utf8').catch(() => null)) === content;
+
 /**
  * DESIGN step 8: install THIS release's units. Their new content is staged first (a full disk
  * fails there, with nothing changed); then units the new set lacks are stopped and disabled (while
@@ -40,6 +43,16 @@ export async function applyUnits(ctx: Context, rendered: RenderedUnits, journal:
   // Links made from an [Install] section (WantedBy=, an old release's Alias=) are removed while
   // systemd still reads the old file; enable below makes the new ones.
   const relink = installChanged(rendered, installed);
+  if (!diff.drift && (await unchangedFile(layout.tmpfilesFile, rendered.tmpfiles))) {
+    // Byte-identical to what systemd already loaded (typical for a rollback): nothing to write or
+    // reload. tmpfiles and enabling stay: /run/smolotchi may be gone (the service user's, so
+    // tmpfiles makes it), and enable re-enables a unit someone disabled by hand.
+    journal?.step('units-unchanged');
+    await services.tmpfilesCreate(layout.tmpfilesFile);
+    if (rendered.units.length > 0) await services.enable(rendered.units);
+    killPoint('units-enabled', ctx.env);
+    return [];
+  }
   journal?.step('write-units');
   await writeUnits(layout.unitDir, layout.tmpfilesFile, rendered, {
     beforeCommit: async () => {
@@ -63,6 +76,7 @@ export async function applyUnits(ctx: Context, rendered: RenderedUnits, journal:
 /** Restart in dependency order; the first failure stops the sequence and is reported to the gate. */
 async function restartAll(ctx: Context, order: string[]): Promise<GateFailure | undefined> {
   for (const unit of order) {
+    ctx.progress.step(restartStep(unit));
     try {
       await ctx.services.restart(unit);
       killPoint(`restarted:${unit}`, ctx.env);

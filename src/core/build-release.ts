@@ -60,7 +60,7 @@ export async function buildRelease(ctx: Context, req: InstallRequest, journal: D
     const candidates = (await scanReleases(ctx.layout))
       .filter((r) => r.stamp && r.version !== req.version)
       .map((r) => ({ releaseDir: r.dir, requirementHash: r.stamp!.requirementHash }));
-    const venv = await buildVenv(await venvSpec(ctx, target), { log: ctx.log, reuseCandidates: candidates });
+    const venv = await buildVenv(await venvSpec(ctx, target), { log: ctx.log, reuseCandidates: candidates, progress: ctx.progress });
     // Root's and read-only to group/others (the service user), whatever umask pip or python had.
     await lockDownRelease(target);
     journal.step('stamp');

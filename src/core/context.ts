@@ -1,8 +1,10 @@
 import type { ServiceIdentity } from '../adapters/service-user.js';
 import type { ServiceManager } from '../adapters/systemctl.js';
 import type { HistoryStore } from './history.js';
+import type { Interruption } from './interrupt.js';
 import type { Layout } from './layout.js';
 import type { Logger } from './log.js';
+import type { Progress } from './progress.js';
 import type { Settings } from './settings.js';
 
 /** Everything a command needs from the outside world, built once by the CLI (or a test). */
@@ -11,6 +13,10 @@ export interface Context {
   settings: Settings;
   services: ServiceManager;
   log: Logger;
+  /** Step-by-step progress on stderr (journaled steps report themselves). */
+  progress: Progress;
+  /** Ctrl-C/SIGTERM: mutations stop only at safe points. */
+  interrupt: Interruption;
   /** Absolute command line of this tool, for the boot-time check unit. */
   toolCommand: string;
   env: NodeJS.ProcessEnv;

@@ -3,7 +3,8 @@ import { lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs
 import path from 'node:path';
 import { backupAppDb, snapshotFacts, type DbFacts } from '../adapters/app-db.js';
 import type { Context } from './context.js';
-import { IntegrityError, ReleaseError } from './errors.js';
+import { ReleaseError } from './errors.js';
+import { ensurePrivateDir } from './private-dir.js';
 import { copyHandle, fsyncDir, randomSuffix, writeFileAtomic } from './fsutil.js';
 
 /**
@@ -38,23 +39,11 @@ export function appDatabases(ctx: Context): Array<{ device: string; file: string
   return devices.map((device) => ({ device, file: path.join(ctx.layout.root, device) }));
 }
 
-/**
- * Create (or check) a folder of the tool's own: owned by us, writable by nobody else, not a link.
- * Its parent /var/lib/smolotchi belongs to the service user, who could plant a folder of theirs.
- */
-export async function privateDir(dir: string, openBits = 0o077): Promise<string> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const st = await lstat(dir);
-  if (!st.isDirectory()) throw new IntegrityError(`${dir} is not a folder (a link?); the tool's data snapshots need a private one`);
-  if (st.uid !== process.getuid?.()) throw new IntegrityError(`${dir} is owned by uid ${st.uid}, not by the release tool`, `remove it; the tool recreates it root-only`);
-  if (st.mode & openBits) throw new IntegrityError(`${dir} is open to group or others (mode ${(st.mode & 0o777).toString(8)})`, `chmod 700 ${dir}`);
-  return dir;
-}
-
+/** The snapshots live in the tool's root-only state folder, checked like the history's (no link, root's, not writable by others). */
 async function snapshotsRoot(ctx: Context): Promise<string> {
-  // The tool's state folder may be readable by a group; nobody but root may write it.
-  await privateDir(path.dirname(ctx.layout.snapshotsDir), 0o022);
-  return privateDir(ctx.layout.snapshotsDir);
+  ensurePrivateDir(ctx.layout.toolStateDir, 'release tool state folder');
+  ensurePrivateDir(ctx.layout.snapshotsDir, 'data snapshots folder');
+  return ctx.layout.snapshotsDir;
 }
 
 /** Back up every app database that exists; null when none does (nothing to protect). */
@@ -62,9 +51,10 @@ export async function takeSnapshot(ctx: Context, deploy: { id: number; from: str
   const root = await snapshotsRoot(ctx);
   const dir = path.join(root, String(deploy.id));
   const work = path.join(root, `.work-${randomSuffix()}`);
+  // Inside a folder only root can write: nobody else can have planted these names.
   await rm(dir, { recursive: true, force: true });
-  await privateDir(dir);
-  await privateDir(work);
+  await mkdir(dir, { mode: 0o700 });
+  await mkdir(work, { mode: 0o700 });
   try {
     const databases: SnapshotDb[] = [];
     for (const [i, db] of appDatabases(ctx).entries()) {

@@ -139,20 +139,24 @@ export async function healthGate(ctx: Context, opts: { version: string; releaseD
   const done = (failure?: GateFailure): GateResult => ({ ok: !failure, failure, durationMs: Date.now() - started, checks });
   const services = opts.units.filter((u) => u.endsWith('.service') || u.endsWith('.timer'));
   if (ctx.services.kind === 'systemd' && services.length > 0) {
+    ctx.progress.step('gate: units active');
     const baseline = await waitActive(ctx, services);
     if (!(baseline instanceof Map)) return done(baseline);
     checks.push(`units active: ${services.join(', ')}`);
     killPoint('gate-units-active', ctx.env);
+    ctx.progress.step(`gate: settling ${ctx.settings.settleSeconds} s`, { countdownSeconds: ctx.settings.settleSeconds });
     const unsettled = await settle(ctx, baseline);
     if (unsettled) return done(unsettled);
     killPoint('gate-settled', ctx.env);
     checks.push(`stable for ${ctx.settings.settleSeconds}s`);
     if (ctx.settings.httpCheck && services.includes('smolotchi-web.service')) {
+      ctx.progress.step('gate: web UI answers');
       const http = await checkHttp(ctx);
       if (http) return done(http);
       checks.push(`web UI answers on ${formatHostPort(ctx.settings.webHost, ctx.settings.webPort)}`);
     }
   }
+  ctx.progress.step('gate: packaging/health-check');
   const own = await runReleaseCheck(ctx, opts.releaseDir, opts.version);
   if (own !== null && own !== 'absent') return done(own);
   if (own === null) checks.push('packaging/health-check passed');

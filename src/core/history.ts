@@ -65,7 +65,7 @@ export interface HistoryStore {
   steps(id: number): string[];
   annotate(id: number, fields: { toVersion?: string; source?: string; commit?: string; sha256?: string }): void;
   finishDeploy(id: number, status: Exclude<DeployStatus, 'running'>, error?: string): void;
-  listDeploys(limit?: number): DeployRow[];
+  listDeploys(limit?: number, before?: number): DeployRow[];
   getDeploy(id: number): DeployRow | null;
   runningDeploys(): DeployRow[];
   setMark(version: string, state: 'good' | 'bad', reason: string | null, deployId: number | null, by?: { source: MarkSource; user?: string | null }): void;
@@ -79,8 +79,13 @@ export interface HistoryStore {
   markSnapshotRestored(deployId: number, byDeploy: number): void;
   getState(key: string): string | null;
   setState(key: string, value: string | null): void;
+  /** False once a read met a damaged page (a read-only store then answers as if empty). */
+  readable?(): boolean;
   close(): void;
 }
+
+/** A history that exists and could be read for everything asked so far. */
+export const historyReadable = (store: HistoryStore | null): boolean => store !== null && store.readable?.() !== false;
 
 /** system_state key holding the degraded reason while a human is needed. */
 export const DEGRADED_KEY = 'degraded';

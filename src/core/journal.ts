@@ -12,7 +12,7 @@ export class DeployJournal {
   private constructor(
     private readonly store: HistoryStore,
     readonly id: number,
-    private readonly env: NodeJS.ProcessEnv,
+    private readonly ctx: Pick<Context, 'env' | 'progress' | 'interrupt'>,
   ) {}
 
   static begin(
@@ -25,13 +25,18 @@ export class DeployJournal {
     const store = ctx.history();
     const user = invokingUser(ctx.env);
     const id = store.beginDeploy({ kind, fromVersion, toVersion, source: extra.source ?? null, user, pid: process.pid, parentId: extra.parentId ?? null });
-    return new DeployJournal(store, id, ctx.env);
+    return new DeployJournal(store, id, ctx);
   }
 
-  /** Record the step, then (test hook) die there if asked to. */
+  /**
+   * Record the step, then (test hook) die there if asked to. Every step is shown as progress, and
+   * is a safe point for Ctrl-C/SIGTERM: stopping here is exactly the crash recovery already undoes.
+   */
   step(name: string): void {
+    this.ctx.progress.step(name);
     this.store.step(this.id, name);
-    killPoint(name, this.env);
+    killPoint(name, this.ctx.env);
+    this.ctx.interrupt.safePoint(name);
   }
 
   annotate(fields: { toVersion?: string; source?: string; commit?: string; sha256?: string }): void {

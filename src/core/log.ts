@@ -21,7 +21,10 @@ export function makeLogger(options: LoggerOptions = {}): Logger {
     info: (m) => {
       if (!options.quiet) write(m);
     },
-    warn: (m) => write(`warning: ${m}`),
+    // --quiet means errors only; errors are thrown, never logged.
+    warn: (m) => {
+      if (!options.quiet) write(`warning: ${m}`);
+    },
     debug: (m) => {
       if (options.verbose) write(`debug: ${m}`);
     },

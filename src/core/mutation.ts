@@ -31,12 +31,16 @@ export async function withMutation<T>(
   const { waitSeconds, force } = typeof lockOptions === 'object' ? lockOptions : { waitSeconds: lockOptions, force: false };
   requireRootOnDevice(ctx, purpose.split(' ')[0]!);
   const lock = await acquireLock(ctx.layout.lockFile, { purpose, waitSeconds, force });
+  // From here a Ctrl-C waits for a safe point, and the lock is released before the CLI stops.
+  const unguard = ctx.interrupt.guard(() => lock.release());
   try {
     killPoint('lock-acquired', ctx.env);
     const recovery = await recover(ctx, null);
     killPoint('recovered', ctx.env);
+    ctx.interrupt.safePoint('recovery');
     return await body({ lock, recovery });
   } finally {
+    unguard();
     lock.release();
   }
 }

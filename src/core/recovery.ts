@@ -3,12 +3,14 @@ import path from 'node:path';
 import { removeStaleGitLocks } from '../adapters/git-locks.js';
 import { applyUnits, deactivateAll, renderFor } from './activate.js';
 import type { Context } from './context.js';
+import { IntegrityError } from './errors.js';
 import { emptyDir, removeViaTrash } from './fsutil.js';
 import type { DeployJournal } from './journal.js';
 import { scanReleases } from './releases.js';
 import { killPoint } from './killpoint.js';
 import { flipCurrent, readCurrent } from './switch.js';
 import { diffUnits, readInstalledUnits } from './units.js';
+import { restartStep } from './progress.js';
 
 export interface RecoveryReport {
   interrupted: { id: number; kind: string; step: string | null }[];
@@ -40,6 +42,7 @@ export async function restartAfterRepair(ctx: Context, r: RecoveryReport, journa
   journal.step('restart');
   const restarted: string[] = [];
   for (const unit of (await renderFor(ctx, r.current)).startOrder) {
+    ctx.progress.step(restartStep(unit));
     await ctx.services.restart(unit);
     restarted.push(unit);
   }
@@ -120,8 +123,10 @@ export async function recover(ctx: Context, journal: DeployJournal | null): Prom
   if (report.incompleteRemoved.length) log.warn(`removed incomplete release folder(s): ${report.incompleteRemoved.join(', ')}`);
 
   // I3: installed units match what the current release renders.
-  if (current && complete.has(current)) {
-    const rendered = await renderFor(ctx, current);
+  // A current release installed before today's unit policy may fail it: say so and leave its units,
+  // so that installing or rolling back to a release that passes stays possible.
+  const rendered = current && complete.has(current) ? await renderFor(ctx, current).catch((err: unknown) => policyRefusal(err, current, log)) : null;
+  if (current && rendered) {
     const diff = diffUnits(rendered, await readInstalledUnits(layout.unitDir));
     if (diff.drift) {
       log.warn(`unit files differ from what ${current} renders (${[...diff.added, ...diff.changed, ...diff.removed].join(', ')}); re-applying`);
@@ -131,6 +136,12 @@ export async function recover(ctx: Context, journal: DeployJournal | null): Prom
   }
   report.current = current;
   return report;
+}
+
+function policyRefusal(err: unknown, current: string, log: Context['log']): null {
+  if (!(err instanceof IntegrityError)) throw err;
+  log.warn(`the units of ${current} are refused by the unit policy (${err.message}); left as installed: install or roll back to a release that passes`);
+  return null;
 }
 
 /** Leftover temp symlinks from a flip interrupted between symlink() and rename(). */

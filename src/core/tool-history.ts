@@ -32,13 +32,16 @@ function legacySeed(layout: Layout, legacy: LegacyHistory, sidecar: BadMarks) {
   return { why, badMarks };
 }
 
-/** For mutating commands: create, check, migrate from the old place, and open. */
-export function openToolHistory(layout: Layout, log: Logger): HistoryStore {
+/**
+ * For mutating commands: create, check, migrate from the old place, and open. `fullCheck` reads
+ * every page first (`recover`): slow on a long history, so other commands rely on SQLite's errors.
+ */
+export function openToolHistory(layout: Layout, log: Logger, opts: { fullCheck?: boolean } = {}): HistoryStore {
   prepareStateParent(layout);
   ensurePrivateDir(layout.toolStateDir, HISTORY_FOLDER);
   checkHistoryFiles(layout);
   const legacy = existsSync(layout.historyDb) ? null : importLegacyHistory(layout.legacyHistoryDb, layout.toolStateDir);
-  const opened = openHistory(layout.historyDb, log);
+  const opened = openHistory(layout.historyDb, log, opts);
   const store = mirrorBadMarks(opened.store, layout.badMarksFile);
   const sidecar = readBadMarks(layout.badMarksFile);
   if (opened.rebuiltFrom) {

@@ -1,3 +1,5 @@
+import { SERVICE_USER } from '../adapters/service-user.js';
+
 /**
  * What a release's unit files may say. A release defines its units; the tool defines what they may
  * do as root's guests: the user they run as, the capabilities they hold, what systemd (as root)
@@ -6,7 +8,8 @@
  * listed in SANDBOX_KEYS and shown by `status`.
  */
 
-export const SERVICE_USER = 'smolotchi';
+// The one name of the service user, shared with the spawn that runs release code as it.
+export { SERVICE_USER } from '../adapters/service-user.js';
 
 /** Directives refused whatever their value: each makes systemd, as root, grant or do something for the unit. */
 export const REFUSED: Record<string, string> = {

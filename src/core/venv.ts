@@ -10,6 +10,7 @@ import { PI_REQUIREMENTS, type Profile } from './device-profile.js';
 import { ReleaseError } from './errors.js';
 import { killPoint } from './killpoint.js';
 import type { Logger } from './log.js';
+import type { Progress } from './progress.js';
 
 export interface VenvSpec {
   releaseDir: string;
@@ -199,12 +200,22 @@ async function releaseCode(releaseDir: string): Promise<string[]> {
     .map((e) => path.join(releaseDir, e.name));
 }
 
+/** pip's own lines under --verbose; the package it is on as the live line's detail. */
+function pipProgress(progress: Progress): (line: string) => void {
+  return (line) => {
+    progress.output(line);
+    const m = /^\s*(Collecting|Processing|Downloading|Building wheel for|Installing collected packages:)\s+(\S.*?)\s*$/.exec(line);
+    if (m) progress.detail(`${m[1]!.replace(/:$/, '').toLowerCase()} ${path.basename(m[2]!)}`);
+  };
+}
+
 /**
  * Build `<release>/.venv` at its final path (a venv records its own location), from a clone of an
  * identical venv when one exists, then byte-compile and import the app. Throws on any failure;
  * the caller removes the release.
  */
-export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandidates: ReuseCandidate[] }): Promise<BuiltVenv> {
+export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandidates: ReuseCandidate[]; progress?: Progress }): Promise<BuiltVenv> {
+  const step = (label: string) => opts.progress?.step(label);
   const started = performance.now();
   const since = () => Math.round(performance.now() - started);
   const releaseDir = path.resolve(spec.releaseDir);
@@ -216,11 +227,13 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
   // A venv shipped in the archive or left half-built is never trusted.
   if (await lstat(venvDir).then(() => true, () => false)) await rm(venvDir, { recursive: true, force: true });
 
+  step('venv: look for an identical venv to clone');
   const reusedFrom = await tryReuse(venvDir, hash, opts.reuseCandidates, opts.log, spec.runAs);
   if (reusedFrom) {
     killPoint('venv-cloned');
-    opts.log.info(`venv: reused ${reusedFrom} by hard links (${since()} ms)`);
+    opts.progress?.detail(`cloned ${path.basename(reusedFrom)}'s by hard links`);
   } else {
+    step('venv: create');
     // The service user builds the venv: it may write this folder and nothing else of the release.
     await grantFolder(venvDir, spec.runAs);
     await py.createVenv(spec.python, venvDir, spec.runAs);
@@ -228,16 +241,21 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
     const wheels = path.join(releaseDir, 'wheels');
     const findLinks = (await exists(wheels)) ? wheels : null;
     const reqs = set.files.map((f) => path.join(releaseDir, f));
-    await py.pipInstall({ hostPython: spec.python, venvDir, requirementFiles: reqs, requirements: set.requirements, findLinks, cwd: releaseDir, as: spec.runAs });
-    killPoint('venv-pip-done');
     const what = [...set.files, ...(set.extras.length ? [`extras ${set.extras.join(', ')}`] : [])];
-    opts.log.info(`venv: built with ${what.length ? what.join(', ') : 'no requirements'}${findLinks ? ' from wheels/' : ''} (${since()} ms)`);
+    const count = (await Promise.all(reqs.map((f) => readFile(f, 'utf8').then(py.requirementLines, () => [])))).flat().length + set.requirements.length;
+    step(`venv: pip install ${count} package${count === 1 ? '' : 's'}${what.length ? ` (${what.join(', ')}${findLinks ? ', from wheels/' : ''})` : ''}`);
+    await py.pipInstall({
+      hostPython: spec.python, venvDir, requirementFiles: reqs, requirements: set.requirements, findLinks, cwd: releaseDir, as: spec.runAs,
+      onOutput: opts.progress && pipProgress(opts.progress),
+    });
+    killPoint('venv-pip-done');
   }
 
   const python = py.venvPython(venvDir);
   // A clone's .pyc files are its source's, compiled when that was built: walking them again costs
   // more than the clone itself. Third-party files that do not compile (templates named .py) are
   // skipped, as pip itself does; the app's own code must compile.
+  step('venv: byte-compile');
   if (!reusedFrom) {
     await py.byteCompile(python, await sitePackages(venvDir), spec.runAs).catch((err: unknown) => {
       opts.log.warn(`some installed files did not byte-compile: ${err instanceof Error ? err.message : String(err)}`);
@@ -249,6 +267,7 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
   // Root's again, read-only, before any more release code runs: the smoke import sees what units will.
   const reclaimed = await reclaimFromService(releaseDir, spec.runAs);
   if (spec.runAs.switched) opts.log.debug(`venv: built as ${spec.runAs.name}; ${reclaimed} entries made root's`);
+  step('venv: smoke import');
   await py.smokeImport(python, releaseDir, spec.runAs);
   killPoint('venv-smoke-done');
   const durationMs = since();

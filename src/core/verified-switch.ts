@@ -40,11 +40,10 @@ interface Attempt {
 async function activateAndGate(ctx: Context, version: string, journal: DeployJournal, lock: ReleaseLock, first: boolean, beforeSwitch: BeforeSwitch): Promise<Attempt> {
   const started = Date.now();
   const progress: ActivationProgress = { unitsTouched: false, flipped: false, restarted: false };
-  const failed = (failure: GateFailure, fault: EnvironmentFault | null = null): Attempt => ({
-    gate: { ok: false, failure, durationMs: Date.now() - started, checks: [] },
-    fault,
-    progress,
-  });
+  const failed = (failure: GateFailure, fault: EnvironmentFault | null = null): Attempt => {
+    ctx.progress.fail(); // the step it failed in is shown failed; the reason is the result's to say
+    return { gate: { ok: false, failure, durationMs: Date.now() - started, checks: [] }, fault, progress };
+  };
   const asFault = (fault: EnvironmentFault): Attempt => failed({ check: 'environment', reason: fault.message, journal: [] }, fault);
   let units: string[] = [];
   try {
@@ -69,6 +68,8 @@ async function activateAndGate(ctx: Context, version: string, journal: DeployJou
         new EnvironmentFault(`the health gate could not run: ${(err as Error).message}`, 'check that systemd runs (`systemctl is-system-running`), then run the command again', err),
     );
   }
+  if (gate.ok) ctx.progress.done();
+  else ctx.progress.fail();
   killPoint(gate.ok ? 'gate-passed' : 'gate-failed', ctx.env);
   return { gate, fault: null, progress };
 }
@@ -116,6 +117,8 @@ export async function switchVerified(
     return { status: 'switched', target, previous, gate, data };
   }
 
+  // A Ctrl-C also stops the systemctl calls and checks of the gate: never blame the release for it.
+  ctx.interrupt.safePoint('health-gate');
   const failure = describeFailure(gate.failure!);
   if (fault && !progress.restarted) {
     await undoUnrestarted(ctx, previous, progress);
@@ -126,10 +129,8 @@ export async function switchVerified(
   const snapshot = data.snapshot ? await snapshotOfDeploy(ctx, journal.id) : null;
   const faultOf = fault ? 'environment' : 'release';
   if (fault) ctx.log.warn(`${target} was restarted, then the environment failed: ${failure}; going back, marking nothing bad`);
-  else {
-    ctx.log.warn(`release ${target} failed its health gate: ${failure}`);
-    history.setMark(target, 'bad', failure, journal.id);
-  }
+  // The release's own failure is said once, by the result.
+  else history.setMark(target, 'bad', failure, journal.id);
   journal.step('auto-rollback');
 
   if (previous === null) {
@@ -141,7 +142,6 @@ export async function switchVerified(
     return { status: 'rolled-back', target, previous, gate, failure, faultOf, rollback: { to: null, ok: true }, data };
   }
 
-  ctx.log.info(`rolling back to ${previous}`);
   const way = DeployJournal.begin(ctx, 'auto-rollback', target, previous, { parentId: journal.id });
   const { gate: backGate } = await activateAndGate(ctx, previous, way, lock, false, restoreOnReturn(ctx, way, snapshot, data));
   if (backGate.ok) {

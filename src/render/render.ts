@@ -14,7 +14,15 @@ import type { InitResult } from '../commands/init.js';
 import { renderInit } from './init.js';
 import { markedBy, renderMark } from './marks.js';
 import { renderKeygen, renderPack, renderVerify } from './signing.js';
+import { paint, type Paint } from './color.js';
 import { dash, seconds, table } from './table.js';
+import { when } from './time.js';
+
+/** How text is shown: status words coloured on a terminal; times relative to now. */
+export interface View {
+  p: Paint;
+  now: number;
+}
 
 export type CommandResult =
   | InstallResult | RollbackResult | HistoryResult | ListResult | StatusResult | PruneResult | RecoverResult
@@ -28,7 +36,7 @@ export function renderJson(result: CommandResult): string {
   return JSON.stringify({ schemaVersion: SCHEMA_VERSION, ...rest }, null, 2);
 }
 
-function renderInstall(r: InstallResult): string {
+function renderInstall(r: InstallResult, { p }: View): string {
   switch (r.status) {
     case 'dry-run':
       return [`would install ${r.version} (current: ${dash(r.previous)}):`, ...r.plan.map((s, i) => `  ${i + 1}. ${s}`)].join('\n');
@@ -37,7 +45,7 @@ function renderInstall(r: InstallResult): string {
     case 'installed': {
       const from = r.previous ? ` (was ${r.previous})` : '';
       const id = r.commit ? ` commit ${r.commit.slice(0, 12)}` : r.sha256 ? ` sha256 ${r.sha256.slice(0, 12)}` : '';
-      const lines = [`installed ${r.version}${from}${id} in ${seconds(r.durationMs)}`];
+      const lines = [`${p.good('installed')} ${r.version}${from}${id} in ${seconds(r.durationMs)}`];
       if (r.gate?.checks.length) lines.push(`health: ${r.gate.checks.join('; ')}`);
       if (r.venvReusedFrom) lines.push(`venv cloned from ${r.venvReusedFrom}`);
       if (r.configSeeded) lines.push(`seeded ${r.configSeeded} from the release (web UI on 127.0.0.1; yours to edit)`);
@@ -46,40 +54,42 @@ function renderInstall(r: InstallResult): string {
       return lines.join('\n');
     }
     case 'rolled-back': {
-      const back = `rolled back to ${r.rolledBackTo ?? '(nothing installed before: units removed)'}`;
+      const back = `${p.warn('rolled back')} to ${r.rolledBackTo ?? '(nothing installed before: units removed)'}`;
       const head =
         r.faultOf === 'environment'
-          ? [`installing ${r.version} failed after its restart, not by its own fault: ${r.failure}`, `${back}; nothing is marked bad`]
-          : [`release ${r.version} FAILED its health gate: ${r.failure}`, `${back}; ${r.version} is marked bad`];
+          ? [`installing ${r.version} ${p.bad('failed')} after its restart, not by its own fault: ${r.failure}`, `${back}; nothing is marked bad`]
+          : [`release ${r.version} ${p.bad('FAILED')} its health gate: ${r.failure}`, `${back}; ${r.version} is marked bad`];
       return [...head, ...dataLines(r.data)].join('\n');
     }
     case 'degraded':
-      return `DEGRADED: ${r.failure}\nthe system is left as it is; see \`smolotchi release status\` for what to do (README: "Recovering from degraded")`;
+      return `${p.bad('DEGRADED')}: ${r.failure}\nthe system is left as it is; see \`smolotchi release status\` for what to do (README: "Recovering from degraded")`;
   }
 }
 
-function renderRollback(r: RollbackResult): string {
+function renderRollback(r: RollbackResult, { p }: View): string {
   if (r.status === 'dry-run') return [`would roll back ${dash(r.from)} -> ${r.to}:`, ...r.plan.map((s, i) => `  ${i + 1}. ${s}`)].join('\n');
   const data = dataLines(r.data, r.dataComparison);
-  if (r.status === 'rolled-back') return [`rolled back ${dash(r.from)} -> ${r.to}`, ...data].join('\n');
+  if (r.status === 'rolled-back') return [`${p.good('rolled back')} ${dash(r.from)} -> ${r.to}`, ...data].join('\n');
   if (r.status === 'reverted' && r.faultOf === 'environment') {
-    return [`rollback to ${r.to} failed after its restart, not by its own fault: ${r.failure}`, `went back to ${dash(r.from)}; nothing is marked bad`, ...data].join('\n');
+    return [`rollback to ${r.to} failed after its restart, not by its own fault: ${r.failure}`, `${p.warn('went back')} to ${dash(r.from)}; nothing is marked bad`, ...data].join('\n');
   }
-  if (r.status === 'reverted') return [`rollback to ${r.to} FAILED its health gate: ${r.failure}`, `went back to ${dash(r.from)}; ${r.to} is marked bad`, ...data].join('\n');
-  return `DEGRADED: ${r.failure}\nthe system is left as it is; see \`smolotchi release status\` for what to do (README: "Recovering from degraded")`;
+  if (r.status === 'reverted') return [`rollback to ${r.to} ${p.bad('FAILED')} its health gate: ${r.failure}`, `${p.warn('went back')} to ${dash(r.from)}; ${r.to} is marked bad`, ...data].join('\n');
+  return `${p.bad('DEGRADED')}: ${r.failure}\nthe system is left as it is; see \`smolotchi release status\` for what to do (README: "Recovering from degraded")`;
 }
 
-function renderHistory(r: HistoryResult): string {
+const DEPLOY_STATUS: Record<string, keyof Paint> = { succeeded: 'good', failed: 'bad', degraded: 'bad', 'rolled-back': 'warn', interrupted: 'warn', running: 'warn' };
+
+function renderHistory(r: HistoryResult, { p, now }: View): string {
   if (!r.historyAvailable) return 'no deploy history yet';
   const deploys = table(
     ['ID', 'STARTED', 'KIND', 'FROM', 'TO', 'STATUS', 'TOOK', 'USER', 'DETAIL'],
     r.deploys.map((d) => [
       String(d.id),
-      d.startedAt.replace('T', ' ').slice(0, 19),
+      when(d.startedAt, now),
       d.kind,
       dash(d.fromVersion),
       dash(d.toVersion),
-      d.status,
+      p[DEPLOY_STATUS[d.status] ?? 'dim'](d.status),
       seconds(d.durationMs),
       dash(d.user),
       d.error ?? (d.commit ? `commit ${d.commit.slice(0, 12)}` : d.sha256 ? `sha256 ${d.sha256.slice(0, 12)}` : ''),
@@ -90,39 +100,39 @@ function renderHistory(r: HistoryResult): string {
   if (operator.length === 0) return deploys;
   const marks = table(
     ['MARKED', 'VERSION', 'MARK', 'BY', 'REASON'],
-    operator.map((m) => [m.markedAt.replace('T', ' ').slice(0, 19), m.version, m.state, dash(m.user), dash(m.reason)]),
+    operator.map((m) => [when(m.markedAt, now), m.version, m.state, dash(m.user), dash(m.reason)]),
   );
   return `${deploys}\n\noperator marks:\n${marks}`;
 }
 
-function renderList(r: ListResult): string {
+function renderList(r: ListResult, { p, now }: View): string {
   if (r.releases.length === 0) return 'no releases installed';
   return table(
     ['VERSION', 'STATE', 'INSTALLED', 'SOURCE', 'MARK'],
     r.releases.map((x) => [
       x.version,
-      [x.current && 'current', x.lastGood && 'last-good', x.rollbackTarget && 'rollback-target', x.bad && 'bad', !x.complete && 'incomplete']
+      [x.current && p.good('current'), x.lastGood && 'last-good', x.rollbackTarget && 'rollback-target', x.bad && p.bad('bad'), !x.complete && p.warn('incomplete')]
         .filter(Boolean)
         .join(',') || '-',
-      dash(x.installedAt?.replace('T', ' ').slice(0, 19)),
+      when(x.installedAt, now),
       dash(x.source),
       x.mark ? `${x.mark.state} ${markedBy(x.mark)}${x.mark.reason ? `: ${x.mark.reason}` : ''}`.trim() : '-',
     ]),
   );
 }
 
-function renderStatus(r: StatusResult): string {
+function renderStatus(r: StatusResult, { p, now }: View): string {
   const last = r.lastDeploy;
   const lines = [
     `current:          ${dash(r.current)}${r.current && !r.currentComplete ? ' (INCOMPLETE)' : ''}`,
     `last good:        ${dash(r.lastGood)}`,
     `rollback target:  ${dash(r.rollbackTarget)}`,
     `bad releases:     ${r.badMarks.length ? r.badMarks.map((m) => `${m.version} (${[markedBy(m), m.reason].filter(Boolean).join(': ')})`).join(', ') : '-'}`,
-    `state:            ${r.degraded ? `DEGRADED: ${r.degradedReason}` : 'ok'}`,
-    `last deploy:      ${last ? `#${last.id} ${last.kind} ${dash(last.fromVersion)} -> ${dash(last.toVersion)} ${last.status}${last.error ? `: ${last.error}` : ''}` : '-'}`,
-    `units:            ${r.drift ? `DRIFT (${r.driftFiles.join(', ')})` : 'match the current release'}`,
+    `state:            ${r.degraded ? `${p.bad('DEGRADED')}: ${r.degradedReason}` : p.good('ok')}`,
+    `last deploy:      ${last ? `#${last.id} ${last.kind} ${dash(last.fromVersion)} -> ${dash(last.toVersion)} ${p[DEPLOY_STATUS[last.status] ?? 'dim'](last.status)}, ${when(last.startedAt, now)}${last.error ? `: ${last.error}` : ''}` : '-'}`,
+    `units:            ${r.drift ? `${p.warn('DRIFT')} (${r.driftFiles.join(', ')})` : 'match the current release'}`,
     ...Object.entries(r.loosened).map(([unit, what]) => `  ${unit} loosens: ${what.join(', ')}`),
-    `lock:             ${r.lock ? `held by pid ${r.lock.pid} (${r.lock.purpose}) since ${r.lock.since}${r.lock.alive ? '' : ' [holder is dead]'}` : 'free'}`,
+    `lock:             ${r.lock ? `held by pid ${r.lock.pid} (${r.lock.purpose}) since ${when(r.lock.since, now)}${r.lock.alive ? '' : ' [holder is dead]'}` : 'free'}`,
   ];
   if (!r.historyAvailable) lines.push('history:          unavailable (no readable releases.db)');
   if (r.degraded && r.current) {
@@ -157,18 +167,19 @@ function renderRecover(r: RecoverResult): string {
   return lines.join('\n');
 }
 
-export function renderText(result: CommandResult): string {
+export function renderText(result: CommandResult, opts: { color?: boolean; now?: number } = {}): string {
+  const view: View = { p: paint(Boolean(opts.color)), now: opts.now ?? Date.now() };
   switch (result.command) {
     case 'install':
-      return renderInstall(result);
+      return renderInstall(result, view);
     case 'rollback':
-      return renderRollback(result);
+      return renderRollback(result, view);
     case 'history':
-      return renderHistory(result);
+      return renderHistory(result, view);
     case 'list':
-      return renderList(result);
+      return renderList(result, view);
     case 'status':
-      return renderStatus(result);
+      return renderStatus(result, view);
     case 'prune':
       return renderPrune(result);
     case 'recover':

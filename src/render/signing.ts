@@ -23,13 +23,13 @@ export function renderPack(r: PackResult): string {
 const listed = (label: string, paths: string[]) => (paths.length ? [`  ${label}: ${paths.slice(0, 20).join(', ')}${paths.length > 20 ? ` and ${paths.length - 20} more` : ''}`] : []);
 
 export function renderVerify(r: VerifyResult): string {
-  if (r.releases.length === 0) return 'no complete releases to verify';
-  const lines: string[] = [];
+  const lines: string[] = r.releases.length === 0 ? ['no complete releases to verify'] : [];
   for (const c of r.releases) {
     const signed = c.signedBy ? `, signed by ${c.signedBy}` : '';
     lines.push(c.status === 'ok' ? `${c.version}: ok (${c.files} files${signed})` : `${c.version}: ${c.status.toUpperCase()}${signed}`);
     lines.push(...listed('modified', c.modified), ...listed('missing', c.missing), ...listed('added', c.added));
     lines.push(...c.problems.slice(0, 20).map((p) => `  problem: ${p}`));
   }
+  if (r.historyProblem) lines.push(`history: DAMAGED (${r.historyProblem}); \`smolotchi release recover\` moves it aside and starts a new one`);
   return lines.join('\n');
 }

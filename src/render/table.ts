@@ -1,9 +1,12 @@
-/** A plain aligned text table; no colours needed to read it, so pipes and logs stay clean. */
+import { visibleLength } from './color.js';
+
+/** A plain aligned text table; colours (on a terminal only) never count towards a column's width. */
 export function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => visibleLength(r[i] ?? ''))));
+  const pad = (c: string, w: number) => c + ' '.repeat(Math.max(0, w - visibleLength(c)));
   const line = (cells: string[]) =>
     cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .map((c, i) => (i === cells.length - 1 ? c : pad(c, widths[i]!)))
       .join('  ')
       .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n');

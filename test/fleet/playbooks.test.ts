@@ -23,6 +23,18 @@ const home = mkdtempSync(path.join(os.tmpdir(), 'smolotchi-ansible-lint-'));
 const env = { HOME: home, XDG_CACHE_HOME: path.join(home, '.cache'), ANSIBLE_HOME: path.join(home, '.ansible'), ANSIBLE_NOCOLOR: '1', NO_COLOR: '1' };
 afterAll(() => rmSync(home, { recursive: true, force: true }));
 
+/** ansible-playbook in packaging/ansible with its ansible.cfg; stdout and stderr together. */
+async function ansiblePlaybook(args: string[]): Promise<{ exitCode: number; all: string }> {
+  const r = await execa('ansible-playbook', args, {
+    cwd: ANSIBLE_DIR,
+    env: { ...env, ANSIBLE_CONFIG: path.join(ANSIBLE_DIR, 'ansible.cfg') },
+    reject: false,
+    all: true,
+    timeout: 120_000,
+  });
+  return { exitCode: r.exitCode ?? 128, all: String(r.all) };
+}
+
 describe('fleet: the Ansible role and playbooks, without devices', () => {
   it.skipIf(!has('ansible-lint'))('ansible-lint (production profile) finds nothing', async () => {
     const r = await execa('ansible-lint', ['--offline', '--nocolor'], { cwd: ANSIBLE_DIR, env, reject: false, all: true, timeout: 300_000 });
@@ -33,25 +45,13 @@ describe('fleet: the Ansible role and playbooks, without devices', () => {
   it.skipIf(!has('ansible-playbook'))('every playbook passes ansible-playbook --syntax-check', async () => {
     const playbooks = readdirSync(path.join(ANSIBLE_DIR, 'playbooks')).filter((f) => f.endsWith('.yml'));
     expect(playbooks.sort()).toEqual(['bootstrap.yml', 'rollback.yml', 'rollout.yml', 'status.yml']);
-    const r = await execa('ansible-playbook', ['--syntax-check', '-i', path.join(ANSIBLE_DIR, 'inventory', 'hosts.example.yml'), ...playbooks.map((p) => path.join('playbooks', p))], {
-      cwd: ANSIBLE_DIR,
-      env: { ...env, ANSIBLE_CONFIG: path.join(ANSIBLE_DIR, 'ansible.cfg') },
-      reject: false,
-      all: true,
-      timeout: 120_000,
-    });
+    const r = await ansiblePlaybook(['--syntax-check', '-i', path.join(ANSIBLE_DIR, 'inventory', 'hosts.example.yml'), ...playbooks.map((p) => path.join('playbooks', p))]);
     expect(r.exitCode, r.all).toBe(0);
   }, 120_000);
 
   // A host that cannot exist: any attempt to contact it would show up as UNREACHABLE.
   const refused = async (playbook: string, vars: Record<string, unknown>) => {
-    const r = await execa('ansible-playbook', ['-i', 'nohost.invalid,', path.join('playbooks', playbook), '-e', JSON.stringify(vars)], {
-      cwd: ANSIBLE_DIR,
-      env: { ...env, ANSIBLE_CONFIG: path.join(ANSIBLE_DIR, 'ansible.cfg') },
-      reject: false,
-      all: true,
-      timeout: 120_000,
-    });
+    const r = await ansiblePlaybook(['-i', 'nohost.invalid,', path.join('playbooks', playbook), '-e', JSON.stringify(vars)]);
     expect(r.exitCode, r.all).toBe(2);
     expect(r.all).not.toMatch(/UNREACHABLE/);
     return r.all;

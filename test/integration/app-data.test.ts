@@ -1,6 +1,6 @@
 import { makeLayout } from '../../src/core/layout.js';
 import Database from 'better-sqlite3';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, renameSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, renameSync, writeFileSync, copyFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +13,7 @@ import { makeFakeSystemctl, type FakeSystemctl } from '../support/fake-systemctl
 let work: string;
 let root: string;
 let fake: FakeSystemctl;
+let repoPath: string;
 const db = () => path.join(root, 'var/lib/smolotchi/events.db');
 const snapshots = () => path.join(root, 'var/lib/smolotchi/release/snapshots');
 
@@ -70,7 +71,9 @@ beforeAll(async () => {
     { version: '1.0.0' },
     { version: '2.0.0', files: { 'packaging/health-check': migratingCheck(path.join(root, 'var/lib/smolotchi/events.db'), '2.0.0', 1) } },
     { version: '2.1.0', files: { 'packaging/health-check': migratingCheck(path.join(root, 'var/lib/smolotchi/events.db'), '2.1.0', 0) } },
+    { version: '2.2.0', files: { 'packaging/health-check': { content: '#!/bin/sh\nexit 1\n', mode: 0o755 } } },
   ]);
+  repoPath = repo;
   fake = makeFakeSystemctl(mkdtempSync(path.join(work, 'fake-')));
   writeEnvFile(root, { SMOLOTCHI_RELEASE_SETTLE_SECONDS: 0, SMOLOTCHI_RELEASE_SOURCE: repo });
   const r = await cli('install', '1.0.0');
@@ -163,7 +166,7 @@ describe('app data across upgrade and rollback', () => {
   it('a symlink planted in place of the database is refused, never followed: nothing switched, nothing copied', async () => {
     // The service user owns the folder: it can swap events.db for a link to root's history.
     renameSync(db(), `${db()}.real`);
-    symlinkSync(path.join(root, 'var/lib/smolotchi/releases.db'), db());
+    symlinkSync(makeLayout(root).historyDb, db());
     const r = await cli('rollback', '--to', '1.0.0');
     expect(r.exitCode, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/events\.db is a symlink/);
@@ -180,7 +183,37 @@ describe('app data across upgrade and rollback', () => {
     fs.chmodSync(snapshots(), 0o777);
     const r = await cli('rollback', '--to', '1.0.0');
     expect(r.exitCode, r.stderr).toBe(1);
-    expect(r.stderr).toMatch(/snapshots is open to group or others/);
+    expect(r.stderr).toMatch(/data snapshots folder .*snapshots is writable by group or others/);
     expect(current()).toBe('2.1.0');
+  });
+
+  it('a data folder swapped for a link after the snapshot: the restore does not write through it; the code still goes back', async () => {
+    // The database in a folder of the service user's, which it can swap for a link to anywhere.
+    rmSync(snapshots(), { recursive: true, force: true }); // the last test opened it to others
+    const was = current();
+    const data = path.join(root, 'var/lib/smolotchi/data');
+    mkdirSync(data);
+    // A copy: 2.1.0's own check still reads the default path.
+    copyFileSync(db(), path.join(data, 'events.db'));
+    writeEnvFile(root, { SMOLOTCHI_RELEASE_SETTLE_SECONDS: 0, SMOLOTCHI_RELEASE_SOURCE: repoPath, SMOLOTCHI_DB: '/var/lib/smolotchi/data/events.db' });
+    const elsewhere = path.join(work, 'elsewhere');
+    mkdirSync(elsewhere);
+    const pauseDir = mkdtempSync(path.join(work, 'pause-'));
+    const running = runCli(['release', 'install', '2.2.0', '--root', root, '--systemctl', fake.path], {
+      env: { SMOLOTCHI_TEST_PAUSE_AT: 'data-snapshotted', SMOLOTCHI_TEST_PAUSE_DIR: pauseDir },
+    });
+    const paused = path.join(pauseDir, 'data-snapshotted.paused');
+    let finished: Awaited<typeof running> | null = null;
+    void running.then((x) => (finished = x));
+    while (!existsSync(paused) && finished === null) await new Promise((r) => setTimeout(r, 100));
+    expect(existsSync(paused), `the install never reached the snapshot: ${(finished as { stderr: string } | null)?.stderr}`).toBe(true);
+    renameSync(data, `${data}.real`);
+    symlinkSync(elsewhere, data);
+    writeFileSync(path.join(pauseDir, 'data-snapshotted.resume'), '');
+    const r = await running;
+    expect(r.exitCode, r.stderr).toBe(5);
+    expect(current()).toBe(was);
+    expect(r.stdout).toMatch(/app data NOT restored: cannot restore \/var\/lib\/smolotchi\/data\/events\.db: .* is not a folder/);
+    expect(readdirSync(elsewhere)).toEqual([]);
   });
 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -94,4 +94,49 @@ describe('npm run package', () => {
     const tags = `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => /^[EW]: /.test(l));
     expect(tags).toEqual([]);
   }, 180_000);
+});
+
+describe('the maintainer scripts', () => {
+  /** Run a maintainer script with recording stand-ins for the system tools it calls. */
+  async function runScript(script: string, args: string[], missing: string[] = []) {
+    const bin = mkdtempSync(path.join(work, 'bin-'));
+    const log = path.join(bin, 'calls.log');
+    for (const tool of ['systemd-sysusers', 'deb-systemd-helper', 'systemctl', 'groupadd', 'useradd', 'getent']) {
+      if (missing.includes(tool)) continue;
+      // getent finds nobody (a fresh device); every other tool succeeds (was-enabled: true on a first install).
+      const exit = tool === 'getent' ? 'exit 2' : '';
+      writeFileSync(path.join(bin, tool), `#!/bin/sh\necho "${tool} $*" >> ${JSON.stringify(log)}\n${exit}\nexit 0\n`, { mode: 0o755 });
+    }
+    // Only the stand-ins and the shell's basics: a missing tool is really missing.
+    const basics = path.join(bin, 'basics');
+    mkdirSync(basics);
+    for (const b of ['cat', 'echo']) symlinkSync(`/bin/${b}`, path.join(basics, b));
+    const r = await execa('/bin/sh', [path.join(REPO, 'deb', script), ...args], { env: { PATH: `${bin}:${basics}` }, extendEnv: false, reject: false });
+    const calls = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : [];
+    return { ...r, calls };
+  }
+
+  it('postinst creates the user from the sysusers.d file and enables (not starts) the boot check', async () => {
+    const r = await runScript('postinst', ['configure', '']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.calls).toContain('systemd-sysusers smolotchi-release.conf');
+    expect(r.calls).toContain('deb-systemd-helper enable smolotchi-release-check.service');
+    expect(r.calls.some((c) => /systemctl .*(start|restart)/.test(c))).toBe(false);
+    expect(r.stdout).toContain('smolotchi release init');
+  });
+
+  it('postinst falls back to groupadd/useradd --system without systemd-sysusers', async () => {
+    const r = await runScript('postinst', ['configure', ''], ['systemd-sysusers']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.calls).toContain('groupadd --system --force smolotchi');
+    expect(r.calls.find((c) => c.startsWith('useradd'))).toMatch(/--system --gid smolotchi --home-dir \/var\/lib\/smolotchi --no-create-home --shell \/usr\/sbin\/nologin/);
+  });
+
+  it('postrm purge removes nothing of the device and says what it keeps', async () => {
+    const r = await runScript('postrm', ['purge']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    for (const kept of ['/opt/smolotchi', '/var/lib/smolotchi', '/etc/smolotchi', 'the smolotchi user']) expect(r.stdout).toContain(kept);
+    expect(r.calls.filter((c) => !c.startsWith('deb-systemd-helper') && !c.startsWith('systemctl --system daemon-reload'))).toEqual([]);
+    expect(readFileSync(path.join(REPO, 'deb', 'postrm'), 'utf8')).not.toMatch(/\brm\b/);
+  });
 });

@@ -143,9 +143,17 @@ describe('install, upgrade, rollback, prune on a sandbox root', () => {
   });
 
   it('rollback goes to the last good release, rollback --to to a named one', async () => {
-    const { root, cli } = sb();
+    const { root, cli, fake } = sb();
+    const unitFile = path.join(root, 'etc/systemd/system/smolotchi-web.service');
+    const unitBefore = statSync(unitFile);
+    const reloads = () => fake.log().filter((c) => c.includes('daemon-reload')).length;
+    const [reloadsBefore, restartsBefore] = [reloads(), restarts(fake).length];
     expect((await cli('rollback')).exitCode).toBe(0);
     expect(currentOf(root)).toBe('releases/1.0.0');
+    // 1.0.0 renders byte-identical units: nothing rewritten, no daemon-reload, yet the services restart.
+    expect(reloads()).toBe(reloadsBefore);
+    expect(statSync(unitFile)).toMatchObject({ ino: unitBefore.ino, mtimeMs: unitBefore.mtimeMs });
+    expect(restarts(fake).length).toBeGreaterThan(restartsBefore);
     expect((await cli('rollback', '--to', '1.1.0')).exitCode).toBe(0);
     expect(currentOf(root)).toBe('releases/1.1.0');
     const missing = await cli('rollback', '--to', '9.9.9');

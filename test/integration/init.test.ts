@@ -55,6 +55,8 @@ describe('release init', () => {
     expect(mode('opt/smolotchi')).toBe('755');
     expect(mode('var/lib/smolotchi')).toBe('750');
     expect(mode('var/cache/smolotchi')).toBe('755');
+    expect(mode('var/lib/smolotchi/release')).toBe('700');
+    expect(mode('run/smolotchi-release')).toBe('700');
     expect(mode('etc/smolotchi')).toBe('755');
     expect(mode('etc/smolotchi/keys')).toBe('755');
     const passwd = path.join(root, 'etc/passwd');

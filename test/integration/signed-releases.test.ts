@@ -1,6 +1,6 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import {
-  chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync,
+  chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync,
 } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -376,3 +376,32 @@ function resignRaw(r: ReleaseFiles, s: Signer, edit: (m: { files: Record<string,
   const manifest = canonicalBytes(m);
   return { ...r, manifest, signature: s.sign(manifest) };
 }
+
+describe("a release complete on disk is checked against today's keys before a switch", () => {
+  it('installed unsigned before keys were configured: install and rollback --to refuse it (exit 4)', async () => {
+    const dev = device('keys-later');
+    renameSync(dev.keys, `${dev.keys}.off`);
+    for (const v of ['1.0.0', '1.1.0']) expect((await dev.run('install', v, '--source', pub)).exitCode).toBe(0);
+    renameSync(`${dev.keys}.off`, dev.keys);
+    for (const args of [['rollback', '--to', '1.0.0'], ['install', '1.0.0', '--allow-downgrade', '--source', pub]]) {
+      const r = await dev.run(...args);
+      expect(r.exitCode, `${args.join(' ')}: ${r.stderr}`).toBe(4);
+      expect(r.stderr).toMatch(/release 1\.0\.0 on disk does not pass today's keys: it was installed unsigned/);
+      expect(currentOf(dev.root)).toBe('releases/1.1.0');
+    }
+  });
+
+  it('signed by a key revoked since: refused (exit 4); without the revocation it switches', async () => {
+    const dev = device('revoked-later');
+    for (const v of ['1.0.0', '1.1.0']) expect((await dev.run('install', v, '--source', pub)).exitCode).toBe(0);
+    writeKey(path.join(dev.keys, 'revoked'), `${signer.keyId}\n`);
+    const r = await dev.run('rollback', '--to', '1.0.0');
+    expect(r.exitCode, r.stderr).toBe(4);
+    expect(r.stderr).toMatch(/release 1\.0\.0 on disk does not pass today's keys: .*revoked/);
+    expect(currentOf(dev.root)).toBe('releases/1.1.0');
+    rmSync(path.join(dev.keys, 'revoked'));
+    const ok = await dev.run('rollback', '--to', '1.0.0');
+    expect(ok.exitCode, ok.stderr).toBe(0);
+    expect(currentOf(dev.root)).toBe('releases/1.0.0');
+  });
+});

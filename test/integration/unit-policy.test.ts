@@ -140,4 +140,20 @@ describe('unit policy on a sandbox root', () => {
     await fs.rm(path.join(state, 'smolotchi'), { recursive: true });
     expect((await cli('verify')).exitCode).toBe(0);
   });
+
+  it('a current release whose units today\'s policy refuses does not block a rollback to one that passes', async () => {
+    // As if installed by an older tool: the current release's own unit asks for root.
+    const current = readlinkSync(path.join(root(), 'opt/smolotchi/current'));
+    const unit = path.join(root(), 'opt/smolotchi', current, WEB);
+    await fs.chmod(unit, 0o644);
+    await fs.writeFile(unit, (await fs.readFile(unit, 'utf8')).replace('User=smolotchi', 'User=root'));
+    const status = await cli('status', '--json');
+    expect(status.exitCode).toBe(0);
+    expect(status.json<{ drift: boolean; driftFiles: string[] }>().driftFiles.join(' ')).toContain('User=root refused');
+    const r = await cli('rollback', '--to', '1.0.0');
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toContain('refused by the unit policy');
+    expect(readlinkSync(path.join(root(), 'opt/smolotchi/current'))).toBe('releases/1.0.0');
+    expect(readFileSync(path.join(root(), 'etc/systemd/system/smolotchi-web.service'), 'utf8')).toMatch(/^User=smolotchi$/m);
+  });
 });

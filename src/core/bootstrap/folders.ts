@@ -12,34 +12,24 @@ export interface FolderSpec {
   mode: number;
 }
 
-const inside = (dir: string, parent: string) => {
-  const rel = path.relative(parent, dir);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-};
-
 /**
  * The folders a device needs before its first install, with the owner and mode each must have.
- * The tool's own state and lock folders are read from the layout: when they sit in a folder the
- * app owns (/run/smolotchi is made by tmpfiles.d), they are not ours to create here.
+ * The tool's own state and lock folders come from the layout (root-only: the service user owns
+ * the folders around them); /run/smolotchi itself is made by tmpfiles.d.
  */
 export function folderSpecs(layout: Layout): FolderSpec[] {
-  const specs: FolderSpec[] = [
+  return [
     { path: layout.optDir, owner: 'root', mode: 0o755 },
     { path: layout.releasesDir, owner: 'root', mode: 0o755 },
     // The app's state: its own, readable by nobody else (its databases hold scan results).
     { path: layout.stateDir, owner: 'service', mode: 0o750 },
-  ];
-  const toolState = path.dirname(layout.historyDb);
-  if (toolState !== layout.stateDir) specs.push({ path: toolState, owner: 'root', mode: 0o700 });
-  const toolRun = path.dirname(layout.lockFile);
-  if (!inside(toolRun, layout.runDir)) specs.push({ path: toolRun, owner: 'root', mode: 0o700 });
-  specs.push(
+    { path: layout.toolStateDir, owner: 'root', mode: 0o700 },
+    { path: layout.toolRunDir, owner: 'root', mode: 0o700 },
     { path: layout.cacheDir, owner: 'root', mode: 0o755 },
     { path: layout.etcDir, owner: 'root', mode: 0o755 },
     // Trust anchors: root's alone to change (the signature checks refuse anything else).
     { path: layout.keysDir, owner: 'root', mode: 0o755 },
-  );
-  return specs;
+  ];
 }
 
 const octal = (mode: number) => '0' + (mode & 0o7777).toString(8);
