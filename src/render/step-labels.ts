@@ -12,6 +12,7 @@ const LABELS: Record<string, string | null> = {
   'write-units': 'units: write',
   'stop-removed-units': 'units: stop the removed ones',
   'daemon-reload': 'units: daemon-reload, enable',
+  'units-unchanged': 'units: unchanged (no rewrite, no daemon-reload)',
   flip: 'switch current',
   restart: null,
   'health-gate': null,
