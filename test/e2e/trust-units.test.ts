@@ -82,6 +82,16 @@ describe.skipIf(!available)('e2e: trust boundaries of units and release code', (
     }
   });
 
+  it("keeps the tool's history folder out of every unit's reach: it is a mount there, so it cannot be read or renamed away", async () => {
+    const pid = (await unitInfo(sb, 'smolotchi-web.service')).MainPID;
+    const mounts = await sb.exec(['cat', `/proc/${pid}/mountinfo`]);
+    expect(mounts.stdout).toMatch(/ \/var\/lib\/smolotchi\/release /);
+    const asApp = ['nsenter', '-t', String(pid), '-m', 'setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
+    expect((await sb.exec([...asApp, 'ls', '/var/lib/smolotchi/release'])).exitCode).not.toBe(0);
+    expect((await sb.exec([...asApp, 'mv', '/var/lib/smolotchi/release', '/var/lib/smolotchi/stolen'])).exitCode).not.toBe(0);
+    expect(existsSync(sb.fsPath('/var/lib/smolotchi/release/releases.db'))).toBe(true);
+  });
+
   it.each(HOSTILE)('refuses hostile units of %s with exit 4, and nothing changes (%s)', async (version, message) => {
     const web = await unitInfo(sb, 'smolotchi-web.service');
     const units = await fs.readdir(sb.fsPath('/etc/systemd/system'));
