@@ -81,12 +81,19 @@ describe('unit policy on a sandbox root', () => {
     ['1.6.0', 'release unit template packaging/systemd/sshd-backdoor.service refused: names must match smolotchi-*'],
     ['1.7.0', 'smolotchi-core.service.d/30-caps.conf:2: AmbientCapabilities=CAP_SYS_ADMIN refused: smolotchi-core.service may hold CAP_NET_RAW'],
   ])('refuses %s with exit 4, naming the line, before anything changes', async (version, message) => {
-    const before = snapshot(root());
+    // The history is the one thing a refused install may add to: the attempt, recorded as failed.
+    const tree = () => snapshot(root()).split('\n').filter((l) => !l.startsWith('var/lib/smolotchi/release/releases.db ')).join('\n');
+    const deploys = async () => JSON.parse((await cli('history', '--json')).stdout).deploys as Array<{ id: number; toVersion: string; status: string }>;
+    const before = tree();
+    const earlier = await deploys();
     const calls = systemctl.log().length;
     const r = await cli('install', version);
     expect(r.exitCode, r.stderr).toBe(4);
     expect(r.stderr).toContain(message);
-    expect(snapshot(root())).toBe(before);
+    expect(tree()).toBe(before);
+    const later = await deploys();
+    expect(later.slice(-earlier.length)).toEqual(earlier);
+    for (const d of later.slice(0, later.length - earlier.length)) expect([d.toVersion, d.status]).toEqual([version, 'failed']);
     expect(existsSync(path.join(root(), 'opt/smolotchi/releases', version))).toBe(false);
     expect(readlinkSync(path.join(root(), 'opt/smolotchi/current'))).toBe('releases/1.0.0');
     expect(systemctl.log().slice(calls)).toEqual([]);
