@@ -116,4 +116,12 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+// A reader that goes away (`| head`) is not a failure of ours: a mutating command still finishes its
+// work (stopping mid-deploy would be the worse outcome); what it would have printed is dropped.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
+}
+
 await main(process.argv);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { runCli } from '../support/cli.js';
+import { execa } from 'execa';
+import { CLI, runCli } from '../support/cli.js';
 
 /** The command line itself: one error style, exit 2 for every usage error, help that reads top-down. */
 
@@ -68,5 +69,13 @@ describe('--help', () => {
   it('--systemctl is shown only on the commands that call systemctl', async () => {
     for (const c of ['install', 'rollback', 'prune', 'recover']) expect((await runCli(['release', c, '--help'])).stdout, c).toContain('--systemctl');
     for (const c of ['history', 'list', 'status', 'verify', 'keygen', 'pack']) expect((await runCli(['release', c, '--help'])).stdout, c).not.toContain('--systemctl');
+  });
+
+  it('a reader that stops early (| head) gets no stack trace and the command still exits 0', async () => {
+    // The reader closes the pipe after one line; help is long enough to fill it past that.
+    const r = await execa('bash', ['-c', `"$0" "$1" release --help | head -n 1; exit "\${PIPESTATUS[0]}"`, process.execPath, CLI], { reject: false });
+    expect(r.stdout).toMatch(/^Usage: smolotchi release/);
+    expect(r.stderr).not.toMatch(/EPIPE|Error/);
+    expect(r.exitCode).toBe(0);
   });
 });
