@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { ReleaseError } from '../core/errors.js';
 import { runAllowingFailure, type RunOptions, type RunResult } from './process.js';
+import { SERVICE_PATH } from '../core/layout.js';
 
 /**
  * The one way release code is started: the smoke import, pip and its build backends, byte-compile
@@ -26,7 +27,6 @@ export const SERVICE_USER = 'smolotchi';
 /** Test-only, honoured under a --root sandbox alone: which existing user plays the service user. */
 export const TEST_SERVICE_USER_ENV = 'SMOLOTCHI_TEST_SERVICE_USER';
 
-const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
 
 function lookupUser(name: string): { uid: number; gid: number } | null {
@@ -67,7 +67,7 @@ export interface ServiceRunOptions extends Omit<RunOptions, 'extendEnv'> {
 
 /** What release code gets to see of the environment: only what the step names, over a fixed base. */
 export function serviceEnv(extra: Record<string, string | undefined> = {}): Record<string, string> {
-  const env: Record<string, string> = { PATH: SAFE_PATH, HOME: '/nonexistent', LANG: 'C.UTF-8', PYTHONNOUSERSITE: '1' };
+  const env: Record<string, string> = { PATH: SERVICE_PATH, HOME: '/nonexistent', LANG: 'C.UTF-8', PYTHONNOUSERSITE: '1' };
   for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;
   return env;
 }

@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { access, lstat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Layout } from './layout.js';
+import { SERVICE_PATH } from './layout.js';
 
 /** What to start for one app command: the program, its arguments, environment and folder. */
 export interface AppLaunch {
@@ -16,7 +17,6 @@ export interface AppLaunch {
 // Only these pass from the caller: language and terminal. Root's PYTHONPATH, LD_* or proxies never
 // reach the app.
 const KEPT_FROM_CALLER = /^(?:LANG|LANGUAGE|LC_[A-Z]+|TERM|TZ|NO_COLOR|COLUMNS|LINES)$/;
-const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /**
  * The app's environment: minimal, then the paths its units set (under the root prefix), then
@@ -27,7 +27,7 @@ export function appEnvironment(layout: Layout, release: string, fileEnv: Map<str
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(caller)) if (KEPT_FROM_CALLER.test(key) && value !== undefined) env[key] = value;
   Object.assign(env, {
-    PATH: SAFE_PATH,
+    PATH: SERVICE_PATH,
     HOME: layout.stateDir,
     USER: user,
     LOGNAME: user,

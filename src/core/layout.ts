@@ -47,6 +47,9 @@ export const DEVICE = {
   configFile: '/etc/smolotchi/config.toml',
 } as const;
 
+/** The PATH release code and the app get: system folders only, never root's or the caller's own. */
+export const SERVICE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
 export function makeLayout(root = '/'): Layout {
   const abs = path.resolve(root);
   const under = (p: string) => path.join(abs, p);
