@@ -91,8 +91,13 @@ export function assertSafePathSupport(version: string, python: string): void {
   );
 }
 
+// One check per interpreter and process: a pip process costs ~0.3 s of start-up.
+const checkedPips = new Map<string, string>();
+
 /** The host pip's version; refuses a pip that cannot target another environment with `--python`. */
 export async function hostPipVersion(python: string, as: ServiceIdentity): Promise<string> {
+  const known = checkedPips.get(python);
+  if (known !== undefined) return known;
   const r = await runAsService(python, ['-m', 'pip', '--version'], { as, timeoutMs: MINUTE }).catch(() => null);
   const match = r?.exitCode === 0 ? /^pip (\d+)\.(\d+)\S*/.exec(r.stdout) : null;
   if (!match) throw new ReleaseError(`${python} has no pip (it installs requirements into each release's venv)`, undefined, HOST_TOOLS_HINT);
@@ -104,6 +109,7 @@ export async function hostPipVersion(python: string, as: ServiceIdentity): Promi
       HOST_TOOLS_HINT,
     );
   }
+  checkedPips.set(python, match[0].slice(4));
   return match[0].slice(4);
 }
 
@@ -133,6 +139,8 @@ export interface PipInstallOptions {
   findLinks: string | null;
   cwd: string;
   as: ServiceIdentity;
+  /** Exactly the requirements given (an incremental install's difference): no dependency resolution. */
+  noDeps?: boolean;
 }
 
 /**
@@ -141,20 +149,59 @@ export interface PipInstallOptions {
  */
 const PIP_ENV = { PIP_CONFIG_FILE: os.devNull };
 
-export async function pipInstall(opts: PipInstallOptions): Promise<void> {
+/** The requirement files and single requirements as pip arguments; null when there is nothing to install. */
+async function requirementArgs(opts: Pick<PipInstallOptions, 'requirementFiles' | 'requirements' | 'cwd'>): Promise<string[] | null> {
   const files = opts.requirementFiles.map((f) => path.resolve(opts.cwd, f));
   const texts = await Promise.all(files.map((f) => readFile(f, 'utf8')));
   const single = opts.requirements ?? [];
   // An argument starting with '-' would be a pip option, not a requirement.
   const option = single.find((r) => !/^[A-Za-z0-9]/.test(r));
   if (option !== undefined) throw new ReleaseError(`refusing requirement ${JSON.stringify(option)}: not a project name`);
-  if (single.length === 0 && texts.every((t) => requirementLines(t).length === 0)) return;
+  if (single.length === 0 && texts.every((t) => requirementLines(t).length === 0)) return null;
+  return [...files.flatMap((f) => ['-r', f]), ...single];
+}
+
+const PIP_COMMON = ['--no-input', '--disable-pip-version-check', '--no-cache-dir'];
+
+export async function pipInstall(opts: PipInstallOptions): Promise<void> {
+  const reqs = await requirementArgs(opts);
+  if (reqs === null) return;
   await hostPipVersion(opts.hostPython, opts.as);
-  const args = ['-m', 'pip', '--python', venvPython(opts.venvDir), 'install', '--no-input', '--disable-pip-version-check', '--no-warn-script-location', '--no-cache-dir'];
+  const args = ['-m', 'pip', '--python', venvPython(opts.venvDir), 'install', ...PIP_COMMON, '--no-warn-script-location'];
+  if (opts.noDeps) args.push('--no-deps');
   if (opts.findLinks) args.push('--no-index', '--find-links', opts.findLinks);
-  for (const f of files) args.push('-r', f);
-  args.push(...single);
+  args.push(...reqs);
   await pythonStep('pip install', opts.hostPython, args, { as: opts.as, cwd: opts.cwd, env: PIP_ENV, timeoutMs: 30 * MINUTE, onOutput: opts.onOutput });
+}
+
+/** One distribution pip would install, from its `--report`. */
+export interface ResolvedDist {
+  name: string;
+  version: string;
+  /** Named by URL or path (not by name from an index or find-links): it cannot be pinned by name. */
+  direct: boolean;
+}
+
+/**
+ * Everything pip would install for these requirements into an empty environment of `hostPython`
+ * (the interpreter the venv is made from, so markers match), without installing anything:
+ * `pip install --dry-run --ignore-installed --report -`. Build backends of sdists run here, as the
+ * service user, like any pip install.
+ */
+export async function pipResolve(opts: Omit<PipInstallOptions, 'venvDir' | 'noDeps' | 'onOutput'>): Promise<ResolvedDist[]> {
+  const reqs = await requirementArgs(opts);
+  if (reqs === null) return [];
+  await hostPipVersion(opts.hostPython, opts.as);
+  const args = ['-m', 'pip', 'install', ...PIP_COMMON, '--quiet', '--dry-run', '--ignore-installed', '--report', '-'];
+  if (opts.findLinks) args.push('--no-index', '--find-links', opts.findLinks);
+  args.push(...reqs);
+  const r = await pythonStep('pip resolve', opts.hostPython, args, { as: opts.as, cwd: opts.cwd, env: PIP_ENV, timeoutMs: 30 * MINUTE });
+  const report = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as { install?: Array<{ metadata?: { name?: unknown; version?: unknown }; is_direct?: unknown }> };
+  return (report.install ?? []).map((item) => {
+    const { name, version } = item.metadata ?? {};
+    if (typeof name !== 'string' || typeof version !== 'string') throw new ReleaseError('pip resolve failed: its report names a distribution without name or version');
+    return { name, version, direct: item.is_direct === true };
+  });
 }
 
 /** Services run with /opt read-only, so every .pyc must exist before the first start. */

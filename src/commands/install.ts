@@ -1,3 +1,4 @@
+import type { IncrementalChanges } from '../core/venv.js';
 import type { Context } from '../core/context.js';
 import { ExitCode } from '../core/exit-codes.js';
 import { parseRequest, resolveRequest, settleKind, type InstallRequest, type ParsedRequest } from '../core/fetch.js';
@@ -45,6 +46,8 @@ export interface InstallResult {
   sha256: string | null;
   reusedRelease: boolean;
   venvReusedFrom: string | null;
+  /** What pip added, changed and removed when venvReusedFrom had other requirements. */
+  venvIncremental: IncrementalChanges | null;
   deployId: number | null;
   gate: GateResult | null;
   failure: string | null;
@@ -71,6 +74,7 @@ function baseResult(req: InstallRequest) {
     sha256: null,
     reusedRelease: false,
     venvReusedFrom: null,
+    venvIncremental: null,
     deployId: null,
     gate: null,
     failure: null,
@@ -151,6 +155,7 @@ async function installLocked(ctx: Context, req: InstallRequest, options: Install
   let commit: string | null = null;
   let sha256: string | null = null;
   let venvReusedFrom: string | null = null;
+  let venvIncremental: IncrementalChanges | null = null;
   let reusedRelease = false;
   let configSeeded: string | null = null;
   try {
@@ -166,6 +171,7 @@ async function installLocked(ctx: Context, req: InstallRequest, options: Install
       commit = built.fetched.commit ?? null;
       sha256 = built.fetched.sha256 ?? null;
       venvReusedFrom = built.venvReusedFrom;
+      venvIncremental = built.venvIncremental;
     }
     // The app's own deploy flow: the operator's config is seeded once, then theirs.
     const seed = await seedConfig(ctx.layout, releaseDir(ctx.layout, req.version), req.version, ctx.log);
@@ -178,7 +184,7 @@ async function installLocked(ctx: Context, req: InstallRequest, options: Install
   const fallback = previous === req.version ? (await releaseFacts(ctx, history, previous)).rollbackTarget : previous;
   // Only a first activation that changed nothing throws (e.g. a full disk while staging units).
   const outcome = await switchVerified(ctx, { target: req.version, previous: fallback, journal, lock }).catch(failDeploy(ctx, journal));
-  const common = { ...base, previous, commit, sha256, reusedRelease, venvReusedFrom, configSeeded, deployId: journal.id, gate: outcome.gate, data: outcome.data };
+  const common = { ...base, previous, commit, sha256, reusedRelease, venvReusedFrom, venvIncremental, configSeeded, deployId: journal.id, gate: outcome.gate, data: outcome.data };
   if (outcome.status !== 'switched') {
     const degraded = outcome.status === 'degraded';
     return {

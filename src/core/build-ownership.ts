@@ -38,6 +38,26 @@ export async function grantFolder(dir: string, as: ServiceIdentity): Promise<voi
   await setOwner(dir, true, as.uid, as.gid, 0o755);
 }
 
+/**
+ * Every folder of a tree root just made (a cloned venv) goes to the service user, its files stay
+ * root's: pip may then add and unlink entries but cannot write a file the clone shares with
+ * another release. Bottom-up: while a folder is handed over, every folder above it is still
+ * root's, so no process of the service user (the running app) can swap the path under the walk.
+ */
+export async function grantFolderTree(dir: string, as: ServiceIdentity): Promise<number> {
+  if (!as.switched) return 0;
+  let granted = 0;
+  const visit = async (folder: string): Promise<void> => {
+    for (const e of await readdir(folder, { withFileTypes: true })) if (e.isDirectory()) await visit(path.join(folder, e.name));
+    const st = await lstat(folder);
+    if (!st.isDirectory()) throw new ReleaseError(`${folder} changed type before it was handed over`);
+    await setOwner(folder, true, as.uid, as.gid, st.mode & 0o7777 & ~SET_ID_BITS);
+    granted++;
+  };
+  await visit(dir);
+  return granted;
+}
+
 /** Every folder of the release's own code that holds .py files gets a __pycache__/ the service user may write. */
 export async function grantPycacheFolders(releaseDir: string, as: ServiceIdentity, skip: (name: string) => boolean): Promise<void> {
   if (!as.switched) return;

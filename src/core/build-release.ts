@@ -59,7 +59,7 @@ export async function buildRelease(ctx: Context, req: InstallRequest, journal: D
     journal.step('venv');
     const candidates = (await scanReleases(ctx.layout))
       .filter((r) => r.stamp && r.version !== req.version)
-      .map((r) => ({ releaseDir: r.dir, requirementHash: r.stamp!.requirementHash }));
+      .map((r) => ({ releaseDir: r.dir, requirementHash: r.stamp!.requirementHash, pythonVersion: r.stamp!.pythonVersion }));
     const venv = await buildVenv(await venvSpec(ctx, target), { log: ctx.log, reuseCandidates: candidates, progress: ctx.progress });
     // Root's and read-only to group/others (the service user), whatever umask pip or python had.
     await lockDownRelease(target);
@@ -81,11 +81,12 @@ export async function buildRelease(ctx: Context, req: InstallRequest, journal: D
       toolVersion: TOOL_VERSION,
       completedAt: new Date().toISOString(),
       venvReusedFrom: venv.reusedFrom,
+      ...(venv.incremental ? { venvIncremental: venv.incremental } : {}),
       filesHash: fetched.filesHash ?? null,
       signedBy: fetched.signed?.keyId ?? null,
     });
     killPoint('stamp-written', ctx.env);
-    return { fetched, venvReusedFrom: venv.reusedFrom };
+    return { fetched, venvReusedFrom: venv.reusedFrom, venvIncremental: venv.incremental };
   } catch (err) {
     await removeViaTrash(staging, ctx.layout.trashDir);
     await removeViaTrash(target, ctx.layout.trashDir);

@@ -18,6 +18,8 @@ export interface ReleaseStamp {
   toolVersion: string;
   completedAt: string;
   venvReusedFrom: string | null;
+  /** Set when venvReusedFrom had other requirements and pip applied the difference; absent otherwise and in older stamps. */
+  venvIncremental?: { added: string[]; changed: string[]; removed: string[] } | null;
   /** sha256 of .smolotchi-files.json (the tree as fetched): `verify` trusts the list only with it. */
   filesHash?: string | null;
   /** Key id that signed the release's manifest (kept as .smolotchi-manifest.json), if it was signed. */

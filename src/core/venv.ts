@@ -4,7 +4,8 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as py from '../adapters/python.js';
 import type { ServiceIdentity } from '../adapters/service-user.js';
-import { grantFolder, grantPycacheFolders, reclaimFromService } from './build-ownership.js';
+import { grantFolder, grantFolderTree, grantPycacheFolders, reclaimFromService } from './build-ownership.js';
+import { installedDists, planDiff, removeDist } from './venv-incremental.js';
 import { extraRequirements } from './app-extras.js';
 import { PI_REQUIREMENTS, type Profile } from './device-profile.js';
 import { ReleaseError } from './errors.js';
@@ -37,12 +38,23 @@ export interface RequirementSet {
 export interface ReuseCandidate {
   releaseDir: string;
   requirementHash: string;
+  /** From the candidate's stamp: only a venv of the same Python is cloned for an incremental install. */
+  pythonVersion?: string;
+}
+
+/** What pip changed in a clone of another release's venv (an incremental build). */
+export interface IncrementalChanges {
+  added: string[];
+  changed: string[];
+  removed: string[];
 }
 
 export interface BuiltVenv {
   requirementHash: string;
   pythonVersion: string;
   reusedFrom: string | null;
+  /** Set when the clone came from a different requirement set and pip applied the difference. */
+  incremental: IncrementalChanges | null;
   durationMs: number;
 }
 
@@ -209,6 +221,91 @@ function pipProgress(progress: Progress): (line: string) => void {
   };
 }
 
+/** `+1 ~1 -0`: added, changed, removed distributions. */
+export function changeCounts(c: IncrementalChanges): string {
+  return `+${c.added.length} ~${c.changed.length} -${c.removed.length}`;
+}
+
+/** The newest complete release whose venv was made from the same interpreter and Python version. */
+async function nearestVenv(self: string, python: string, version: string, candidates: ReuseCandidate[]): Promise<string | null> {
+  const interpreter = await realpath(python).catch(() => null);
+  for (const c of candidates) {
+    const from = path.resolve(c.releaseDir);
+    if (from === self || c.pythonVersion !== version) continue;
+    if (!(await exists(path.join(from, VENV_DIR, 'pyvenv.cfg')))) continue;
+    if ((await realpath(path.join(from, VENV_DIR, 'bin', 'python')).catch(() => null)) === interpreter) return from;
+  }
+  return null;
+}
+
+class ResolveFailed extends Error {
+  constructor(override readonly cause: unknown) {
+    super('pip resolve failed');
+  }
+}
+
+interface IncrementalPlan {
+  spec: VenvSpec;
+  set: RequirementSet;
+  venvDir: string;
+  findLinks: string | null;
+  log: Logger;
+  progress?: Progress;
+}
+
+/**
+ * Clone the nearest venv and let pip apply only the difference: root removes what the new set no
+ * longer has (or has in another version) by each dist's RECORD while the clone is still all root's,
+ * then hands the clone's folders (never its shared files) to the service user, and pip installs the
+ * missing pins with --no-deps. Null, with the slot empty and a warning, when that cannot be done:
+ * the caller builds afresh.
+ */
+async function tryIncremental(plan: IncrementalPlan, from: string): Promise<IncrementalChanges | null> {
+  const { spec, set, venvDir, findLinks, log } = plan;
+  const releaseDir = path.dirname(venvDir);
+  const step = (label: string) => plan.progress?.step(label);
+  step(`venv: clone ${path.basename(from)}'s and resolve the new requirements`);
+  try {
+    const resolving = py.pipResolve({
+      hostPython: spec.python, requirementFiles: set.files.map((f) => path.join(releaseDir, f)), requirements: set.requirements, findLinks, cwd: releaseDir, as: spec.runAs,
+    });
+    // Both settle before anything is removed: a clone still being made must not race the cleanup.
+    const [resolved, cloned] = await Promise.allSettled([resolving, cloneVenv(from, venvDir, spec.runAs)]);
+    if (resolved.status === 'rejected') {
+      // The requirements themselves fail: a fresh build would fail the same way, only later.
+      await rm(venvDir, { recursive: true, force: true });
+      throw new ResolveFailed(resolved.reason);
+    }
+    if (cloned.status === 'rejected') throw cloned.reason;
+    const wanted = resolved.value;
+    killPoint('venv-cloned');
+    const realVenv = await realpath(venvDir);
+    const [site, ...more] = await sitePackages(realVenv);
+    if (!site || more.length > 0) throw new Error(`${from} has ${more.length + (site ? 1 : 0)} site-packages folders`);
+    const diff = planDiff(await installedDists(site), wanted);
+    if (diff === null) throw new Error('a requirement names a URL or path');
+    const changes = { added: diff.added, changed: diff.changed, removed: diff.removed };
+    log.debug(`venv: incremental from ${from}: ${[...diff.added.map((d) => `+${d}`), ...diff.changed.map((d) => `~${d}`), ...diff.removed.map((d) => `-${d}`)].join(', ') || 'nothing to change'}`);
+    for (const dist of diff.remove) await removeDist(realVenv, site, dist);
+    // The service user may now add and unlink entries of the clone's folders; its shared files stay root's.
+    await grantFolderTree(venvDir, spec.runAs);
+    if (diff.install.length > 0) {
+      step(`venv: pip install ${diff.install.length} changed package${diff.install.length === 1 ? '' : 's'}${findLinks ? ' (from wheels/)' : ''}`);
+      await py.pipInstall({
+        hostPython: spec.python, venvDir, requirementFiles: [], requirements: diff.install, findLinks, cwd: releaseDir, as: spec.runAs, noDeps: true,
+        onOutput: plan.progress && pipProgress(plan.progress),
+      });
+    }
+    killPoint('venv-incremental-pip-done');
+    return changes;
+  } catch (err) {
+    if (err instanceof ResolveFailed) throw err.cause;
+    log.warn(`could not update a clone of ${from}'s venv (${err instanceof Error ? err.message : String(err)}); building it afresh`);
+    await rm(venvDir, { recursive: true, force: true });
+    return null;
+  }
+}
+
 /**
  * Build `<release>/.venv` at its final path (a venv records its own location), from a clone of an
  * identical venv when one exists, then byte-compile and import the app. Throws on any failure;
@@ -228,18 +325,29 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
   if (await lstat(venvDir).then(() => true, () => false)) await rm(venvDir, { recursive: true, force: true });
 
   step('venv: look for an identical venv to clone');
-  const reusedFrom = await tryReuse(venvDir, hash, opts.reuseCandidates, opts.log, spec.runAs);
+  const wheels = path.join(releaseDir, 'wheels');
+  const findLinks = (await exists(wheels)) ? wheels : null;
+  let reusedFrom = await tryReuse(venvDir, hash, opts.reuseCandidates, opts.log, spec.runAs);
+  let incremental: IncrementalChanges | null = null;
   if (reusedFrom) {
     killPoint('venv-cloned');
     opts.progress?.detail(`cloned ${path.basename(reusedFrom)}'s by hard links`);
   } else {
+    const nearest = await nearestVenv(releaseDir, spec.python, version, opts.reuseCandidates);
+    if (nearest) {
+      incremental = await tryIncremental({ spec, set, venvDir, findLinks, log: opts.log, progress: opts.progress }, nearest);
+      if (incremental) {
+        reusedFrom = nearest;
+        opts.progress?.detail(`cloned ${path.basename(nearest)}'s by hard links; pip: ${changeCounts(incremental)}`);
+      }
+    }
+  }
+  if (!reusedFrom) {
     step('venv: create');
     // The service user builds the venv: it may write this folder and nothing else of the release.
     await grantFolder(venvDir, spec.runAs);
     await py.createVenv(spec.python, venvDir, spec.runAs);
     killPoint('venv-created');
-    const wheels = path.join(releaseDir, 'wheels');
-    const findLinks = (await exists(wheels)) ? wheels : null;
     const reqs = set.files.map((f) => path.join(releaseDir, f));
     const what = [...set.files, ...(set.extras.length ? [`extras ${set.extras.join(', ')}`] : [])];
     const count = (await Promise.all(reqs.map((f) => readFile(f, 'utf8').then(py.requirementLines, () => [])))).flat().length + set.requirements.length;
@@ -253,8 +361,8 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
 
   const python = py.venvPython(venvDir);
   // A clone's .pyc files are its source's, compiled when that was built: walking them again costs
-  // more than the clone itself. Third-party files that do not compile (templates named .py) are
-  // skipped, as pip itself does; the app's own code must compile.
+  // more than the clone itself; pip compiled what it added to a clone. Third-party files that do not
+  // compile (templates named .py) are skipped, as pip itself does; the app's own code must compile.
   step('venv: byte-compile');
   if (!reusedFrom) {
     await py.byteCompile(python, await sitePackages(venvDir), spec.runAs).catch((err: unknown) => {
@@ -272,5 +380,5 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
   killPoint('venv-smoke-done');
   const durationMs = since();
   opts.log.debug(`venv: compiled and smoke-imported (${durationMs} ms in all)`);
-  return { requirementHash: hash, pythonVersion: version, reusedFrom, durationMs };
+  return { requirementHash: hash, pythonVersion: version, reusedFrom, incremental, durationMs };
 }

@@ -47,7 +47,7 @@ function renderInstall(r: InstallResult, { p }: View): string {
       const id = r.commit ? ` commit ${r.commit.slice(0, 12)}` : r.sha256 ? ` sha256 ${r.sha256.slice(0, 12)}` : '';
       const lines = [`${p.good('installed')} ${r.version}${from}${id} in ${seconds(r.durationMs)}`];
       if (r.gate?.checks.length) lines.push(`health: ${r.gate.checks.join('; ')}`);
-      if (r.venvReusedFrom) lines.push(`venv cloned from ${r.venvReusedFrom}`);
+      if (r.venvReusedFrom) lines.push(`venv cloned from ${r.venvReusedFrom}${r.venvIncremental ? `; pip: +${r.venvIncremental.added.length} ~${r.venvIncremental.changed.length} -${r.venvIncremental.removed.length}` : ''}`);
       if (r.configSeeded) lines.push(`seeded ${r.configSeeded} from the release (web UI on 127.0.0.1; yours to edit)`);
       if (r.pruned.length) lines.push(`pruned: ${r.pruned.join(', ')}`);
       lines.push(...dataLines(r.data));

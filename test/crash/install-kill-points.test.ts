@@ -34,18 +34,18 @@ const UPGRADE = [
   'lock-reasserted', 'health-gate', 'gate-units-active', 'gate-settled', 'gate-passed', 'mark', 'marked',
   'prune', 'prune-remove', 'trash-renamed:0.9.0', 'prune-removed', 'install-finished',
 ];
-// 1.0.0 -> 2.0.0: no venv to clone, so python -m venv and pip (a shipped wheel) run.
-const FRESH_VENV = ['venv-created', 'venv-pip-done', 'venv-compiled'];
+// 1.0.0 -> 2.0.0: other requirements (a shipped wheel): 1.0.0's venv is cloned and pip adds the wheel.
+const INCREMENTAL_VENV = ['venv-cloned', 'venv-incremental-pip-done', 'venv-compiled'];
 // 1.0.0 -> 1.2.0: its health check fails; the automatic rollback re-activates 1.0.0 (steps repeat: #2;
 // both render the same units, so neither writes them nor reloads systemd).
 const FAILING = ['gate-failed', 'auto-rollback', 'render-units#2', 'units-unchanged#2', 'flip#2', 'flip-symlinked#2', 'flip-renamed#2', 'restart#2', 'gate-passed'];
 // First install on an empty device (nothing to go back to), and a first install that fails its gate.
-const FIRST = ['write-units', 'flip-renamed', 'restart', 'gate-passed', 'marked'];
+const FIRST = ['venv-created', 'venv-pip-done', 'write-units', 'flip-renamed', 'restart', 'gate-passed', 'marked'];
 const FIRST_FAILING = ['auto-rollback', 'deactivate', 'deactivated-units'];
 
 const CASES: Case[] = [
   ...UPGRADE.map((point) => ({ point, template: 'base' as const, args: ['install', '1.1.0'], allowed: ['1.0.0', '1.1.0'], next: ['1.1.0'] })),
-  ...FRESH_VENV.map((point) => ({ point, template: 'base' as const, args: ['install', '2.0.0'], allowed: ['1.0.0', '2.0.0'], next: ['2.0.0'] })),
+  ...INCREMENTAL_VENV.map((point) => ({ point, template: 'base' as const, args: ['install', '2.0.0'], allowed: ['1.0.0', '2.0.0'], next: ['2.0.0'] })),
   ...FAILING.map((point) => ({ point, template: 'base' as const, args: ['install', '1.2.0'], allowed: ['1.0.0', '1.2.0'], next: ['1.1.0'] })),
   ...FIRST.map((point) => ({ point, template: 'empty' as const, args: ['install', '1.0.0'], allowed: [null, '1.0.0'], next: ['1.0.0', '1.1.0'] })),
   ...FIRST_FAILING.map((point) => ({ point, template: 'empty' as const, args: ['install', '1.2.0'], allowed: [null, '1.2.0'], next: ['1.0.0', '1.1.0'] })),

@@ -21,7 +21,7 @@ export const PYTHON = '/usr/bin/python3';
 /**
  * 0.9.0, 1.0.0: plain (bundled units). 1.1.0: its own units without the ai worker and with core and
  * web changed (so a switch adds, changes and removes unit files). 1.2.0: fails its health check.
- * 2.0.0: a requirement shipped as a wheel (no venv to clone: python -m venv + pip run).
+ * 2.0.0: a requirement shipped as a wheel (other requirements: a clone of an older venv, and pip adds it).
  */
 export async function createCrashRepo(dir: string): Promise<string> {
   const { repo } = await createSampleRepo(dir, [

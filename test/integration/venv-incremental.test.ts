@@ -1,0 +1,258 @@
+import { writeWheel } from '../../scripts/wheels.js';
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveServiceIdentity, TEST_SERVICE_USER_ENV } from '../../src/adapters/service-user.js';
+import type { Logger } from '../../src/core/log.js';
+import { buildVenv, requirementHash, type BuiltVenv, type VenvSpec } from '../../src/core/venv.js';
+
+// Requirements changed between releases: the new venv is a hard-link clone of the old one that pip
+// updated. The old release's venv must not change by a byte, a mode, an owner or an inode: every
+// test below hashes all of it before and after. Wheels are built here; pip never reaches an index.
+const PYTHON = '/usr/bin/python3';
+
+async function hostProblem(): Promise<string | null> {
+  for (const args of [['-m', 'venv', '--help'], ['-m', 'pip', '--version']]) {
+    const r = await execa(PYTHON, args, { reject: false });
+    if (r.exitCode !== 0) return `${PYTHON} ${args.slice(0, 2).join(' ')} is unavailable`;
+  }
+  return null;
+}
+const skipReason = await hostProblem();
+if (skipReason) console.warn(`skipping incremental venv tests: ${skipReason}`);
+
+// A wheel that ships a file at another distribution's path: pip must replace it by unlinking.
+const OVERLAY_WRITER = String.raw`
+import base64, hashlib, os, sys, zipfile
+out, name, version, target = sys.argv[1:5]
+dist = f"{name}-{version}.dist-info"
+files = {f"{target}/__init__.py": f"VALUE = 'overlaid by {name}'\n", f"{name}_marker.py": "",
+         f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+         f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+record = [f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(t.encode()).digest()).rstrip(b'=').decode()},{len(t.encode())}" for p, t in files.items()]
+files[f"{dist}/RECORD"] = "\n".join(record + [f"{dist}/RECORD,,"]) + "\n"
+with zipfile.ZipFile(os.path.join(out, f"{name}-{version}-py3-none-any.whl"), "w") as z:
+    for p, t in files.items():
+        z.writestr(zipfile.ZipInfo(p, date_time=(2020, 1, 1, 0, 0, 0)), t)
+`;
+
+type Wheel = [name: string, version: string, opts?: { requires?: string[]; overlay?: string }];
+
+interface Entry {
+  kind: string;
+  ino: number;
+  nlink: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtimeMs: number;
+  sha256: string;
+}
+
+/** Every entry of a tree: content hash (or link target), inode, link count, mode, owner, mtime. */
+async function snapshot(dir: string, rel = '', out = new Map<string, Entry>()): Promise<Map<string, Entry>> {
+  for (const e of await fs.readdir(path.join(dir, rel), { withFileTypes: true })) {
+    const r = path.join(rel, e.name);
+    const full = path.join(dir, r);
+    const st = await fs.lstat(full);
+    const content = e.isSymbolicLink() ? await fs.readlink(full) : e.isFile() ? await fs.readFile(full) : '';
+    const sha256 = createHash('sha256').update(content).digest('hex');
+    out.set(r, { kind: e.isDirectory() ? 'dir' : e.isSymbolicLink() ? 'link' : 'file', ino: st.ino, nlink: st.nlink, mode: st.mode, uid: st.uid, gid: st.gid, mtimeMs: st.mtimeMs, sha256 });
+    if (e.isDirectory()) await snapshot(dir, r, out);
+  }
+  return out;
+}
+
+/** How many files of `tree` are each inode: the links a clone adds to its source's files. */
+async function inodeUse(tree: string): Promise<Map<number, number>> {
+  const use = new Map<number, number>();
+  for (const e of (await snapshot(tree)).values()) if (e.kind === 'file') use.set(e.ino, (use.get(e.ino) ?? 0) + 1);
+  return use;
+}
+
+const log: Logger = { info() {}, debug() {}, warn: (m) => void warnings.push(m) };
+const warnings: string[] = [];
+
+async function sitePackages(releaseDir: string): Promise<string> {
+  const lib = path.join(releaseDir, '.venv/lib');
+  const [pyDir] = await fs.readdir(lib);
+  return path.join(lib, pyDir!, 'site-packages');
+}
+
+const isRoot = process.getuid?.() === 0;
+// As root the build switches to `nobody`, as on a device it does to smolotchi: the clone's files
+// stay root's, and only its folders are handed over. As anyone else it runs as that user.
+const identities = [
+  { label: 'as the invoking user', env: {} as NodeJS.ProcessEnv },
+  ...(isRoot ? [{ label: 'as root switching to nobody', env: { [TEST_SERVICE_USER_ENV]: 'nobody' } as NodeJS.ProcessEnv }] : []),
+];
+
+describe.skipIf(skipReason !== null).each(identities)('incremental venv $label', ({ env }) => {
+  const runAs = resolveServiceIdentity({ deviceRoot: false, env });
+  let root: string;
+  const spec = (releaseDir: string, extra: Partial<VenvSpec> = {}): VenvSpec => ({ releaseDir, python: PYTHON, requirementFiles: [], extras: [], runAs, ...extra });
+
+  async function makeRelease(version: string, wheels: Wheel[], pins: string[]): Promise<string> {
+    const dir = path.join(root, 'releases', version);
+    const files: Record<string, string> = {
+      'smolotchi/__init__.py': '',
+      'smolotchi/cli.py': `import json\nVERSION = ${JSON.stringify(version)}\n`,
+      'requirements/base.txt': pins.join('\n') + '\n',
+    };
+    for (const [rel, content] of Object.entries(files)) {
+      await fs.mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+      await fs.writeFile(path.join(dir, rel), content);
+    }
+    await fs.mkdir(path.join(dir, 'wheels'));
+    for (const [name, ver, opts] of wheels) {
+      if (opts?.overlay) await execa(PYTHON, ['-c', OVERLAY_WRITER, path.join(dir, 'wheels'), name, ver, opts.overlay]);
+      else await writeWheel(PYTHON, path.join(dir, 'wheels'), name, ver, { consoleScript: true, requires: opts?.requires });
+    }
+    return dir;
+  }
+
+  /** Build `to` from `from`'s venv and prove nothing of `from`'s venv changed. */
+  async function incremental(from: string, to: string): Promise<BuiltVenv> {
+    const source = path.join(from, '.venv');
+    const before = await snapshot(source);
+    const fromSpec = spec(from);
+    const built = await buildVenv(spec(to), {
+      log,
+      reuseCandidates: [{ releaseDir: from, requirementHash: await requirementHash(fromSpec), pythonVersion: (await buildVersion(from)) }],
+    });
+    const after = await snapshot(source);
+    const clonedLinks = await inodeUse(path.join(to, '.venv'));
+    expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+    for (const [rel, b] of before) {
+      const a = after.get(rel)!;
+      // The only change a clone may make to its source: one more link per file it still shares.
+      const extra = b.kind === 'file' ? (clonedLinks.get(b.ino) ?? 0) : 0;
+      expect({ rel, ...a }).toEqual({ rel, ...b, nlink: b.nlink + extra });
+    }
+    return built;
+  }
+
+  const versions = new Map<string, string>();
+  async function buildVersion(dir: string): Promise<string> {
+    return versions.get(dir)!;
+  }
+
+  async function fresh(dir: string): Promise<BuiltVenv> {
+    const built = await buildVenv(spec(dir), { log, reuseCandidates: [] });
+    versions.set(dir, built.pythonVersion);
+    return built;
+  }
+
+  async function importVersions(dir: string, names: string[]): Promise<Record<string, string>> {
+    const code = `import importlib, json, sys\nprint(json.dumps({n: importlib.import_module(n).VALUE for n in sys.argv[1:]}))`;
+    const r = await execa(path.join(dir, '.venv/bin/python'), ['-c', code, ...names]);
+    return JSON.parse(r.stdout) as Record<string, string>;
+  }
+
+  beforeAll(async () => {
+    root = await fs.mkdtemp(path.join(os.tmpdir(), 'smolotchi-venv-inc-'));
+    await fs.chmod(root, 0o755); // the service user must reach the releases
+  });
+  afterAll(async () => {
+    await fs.rm(root, { recursive: true, force: true });
+  });
+
+  it('upgrades one, removes one and adds one distribution with their console scripts, leaving the source venv as it was', async () => {
+    const a = await makeRelease('1.0.0', [['demopkg', '1.0.0'], ['keeppkg', '1.0.0'], ['gonepkg', '1.0.0']], ['demopkg==1.0.0', 'keeppkg==1.0.0', 'gonepkg==1.0.0']);
+    await fresh(a);
+    const b = await makeRelease('1.1.0', [['demopkg', '1.1.0'], ['keeppkg', '1.0.0'], ['newpkg', '2.0.0']], ['demopkg==1.1.0', 'keeppkg==1.0.0', 'newpkg==2.0.0']);
+    const built = await incremental(a, b);
+    versions.set(b, built.pythonVersion);
+    expect(built.reusedFrom).toBe(a);
+    expect(built.incremental).toEqual({ added: ['newpkg 2.0.0'], changed: ['demopkg 1.0.0 -> 1.1.0'], removed: ['gonepkg 1.0.0'] });
+    expect(await importVersions(b, ['demopkg', 'keeppkg', 'newpkg'])).toEqual({ demopkg: '1.1.0', keeppkg: '1.0.0', newpkg: '2.0.0' });
+    const gone = await execa(path.join(b, '.venv/bin/python'), ['-c', 'import gonepkg'], { reject: false });
+    expect(gone.exitCode).not.toBe(0);
+    const bin = await fs.readdir(path.join(b, '.venv/bin'));
+    expect(bin).toEqual(expect.arrayContaining(['demopkg-hello', 'keeppkg-hello', 'newpkg-hello']));
+    expect(bin).not.toContain('gonepkg-hello');
+    expect((await execa(path.join(b, '.venv/bin/newpkg-hello'))).stdout).toBe('hello from newpkg');
+    expect((await fs.readFile(path.join(b, '.venv/bin/demopkg-hello'), 'utf8')).split('\n')[0]).toBe(`#!${b}/.venv/bin/python`);
+    // The kept distribution is shared by hard links; the upgraded one is new files.
+    const [siteA, siteB] = [await sitePackages(a), await sitePackages(b)];
+    const ino = async (site: string, rel: string) => (await fs.stat(path.join(site, rel))).ino;
+    expect(await ino(siteB, 'keeppkg/__init__.py')).toBe(await ino(siteA, 'keeppkg/__init__.py'));
+    expect(await ino(siteB, 'demopkg/__init__.py')).not.toBe(await ino(siteA, 'demopkg/__init__.py'));
+    // pip byte-compiled what it added: services cannot write .pyc under /opt.
+    expect((await fs.readdir(path.join(siteB, 'newpkg/__pycache__'))).some((n) => n.endsWith('.pyc'))).toBe(true);
+    expect(await fs.readdir(siteB)).not.toContain('gonepkg');
+    expect((await fs.readdir(siteB)).filter((n) => n.startsWith('gonepkg'))).toEqual([]);
+    if (runAs.switched) {
+      // Root's again, all of it: the service user kept nothing it could rewrite.
+      for (const [rel, e] of await snapshot(path.join(b, '.venv'))) expect({ rel, uid: e.uid }).toEqual({ rel, uid: 0 });
+    }
+    expect(warnings).toEqual([]);
+  });
+
+  it('downgrades a distribution and pulls a new dependency of it, leaving the source venv as it was', async () => {
+    const b = path.join(root, 'releases/1.1.0');
+    const c = await makeRelease('1.2.0', [['demopkg', '0.9.0', { requires: ['deppkg>=1'] }], ['deppkg', '1.5.0'], ['keeppkg', '1.0.0'], ['newpkg', '2.0.0']], ['demopkg==0.9.0', 'keeppkg==1.0.0', 'newpkg==2.0.0']);
+    const built = await incremental(b, c);
+    versions.set(c, built.pythonVersion);
+    expect(built.incremental).toEqual({ added: ['deppkg 1.5.0'], changed: ['demopkg 1.1.0 -> 0.9.0'], removed: [] });
+    expect(await importVersions(c, ['demopkg', 'deppkg', 'keeppkg', 'newpkg'])).toEqual({ demopkg: '0.9.0', deppkg: '1.5.0', keeppkg: '1.0.0', newpkg: '2.0.0' });
+    expect(warnings).toEqual([]);
+  });
+
+  it('replaces a file the clone shares with its source by unlinking it, never writing through it', async () => {
+    const c = path.join(root, 'releases/1.2.0');
+    // overlaypkg ships keeppkg/__init__.py: pip overwrites keeppkg's file, a hard link to 1.2.0's.
+    const d = await makeRelease('1.3.0', [['demopkg', '0.9.0', { requires: ['deppkg>=1'] }], ['deppkg', '1.5.0'], ['keeppkg', '1.0.0'], ['newpkg', '2.0.0'], ['overlaypkg', '1.0.0', { overlay: 'keeppkg' }]], ['demopkg==0.9.0', 'keeppkg==1.0.0', 'newpkg==2.0.0', 'overlaypkg==1.0.0']);
+    const built = await incremental(c, d);
+    expect(built.incremental).toEqual({ added: ['overlaypkg 1.0.0'], changed: [], removed: [] });
+    expect(await importVersions(d, ['keeppkg'])).toEqual({ keeppkg: 'overlaid by overlaypkg' });
+    expect(await importVersions(c, ['keeppkg'])).toEqual({ keeppkg: '1.0.0' });
+    expect(warnings).toEqual([]);
+  });
+
+  it('removes every distribution when the new release needs none', async () => {
+    const c = path.join(root, 'releases/1.2.0');
+    const e = await makeRelease('1.4.0', [], []);
+    const built = await incremental(c, e);
+    expect(built.reusedFrom).toBe(c);
+    expect(built.incremental?.removed.sort()).toEqual(['demopkg 0.9.0', 'deppkg 1.5.0', 'keeppkg 1.0.0', 'newpkg 2.0.0']);
+    expect((await fs.readdir(await sitePackages(e))).filter((n) => !n.startsWith('_') && n !== '__pycache__')).toEqual([]);
+    const bin = await fs.readdir(path.join(e, '.venv/bin'));
+    expect(bin.filter((n) => n.endsWith('-hello'))).toEqual([]);
+    expect(warnings).toEqual([]);
+  });
+
+  it('builds afresh, with a warning, when a RECORD names a file outside the venv', async () => {
+    const a = path.join(root, 'releases/1.0.0');
+    const outside = path.join(root, 'outside.txt');
+    await fs.writeFile(outside, 'keep me\n');
+    const record = path.join(await sitePackages(a), 'gonepkg-1.0.0.dist-info/RECORD');
+    const original = await fs.readFile(record, 'utf8');
+    // Written in place: a test stand-in for a source venv whose RECORD was tampered with.
+    await fs.writeFile(record, original + `../../../../../outside.txt,,\n`);
+    try {
+      const f = await makeRelease('1.5.0', [['demopkg', '1.0.0'], ['keeppkg', '1.0.0']], ['demopkg==1.0.0', 'keeppkg==1.0.0']);
+      const built = await buildVenv(spec(f), { log, reuseCandidates: [{ releaseDir: a, requirementHash: 'other', pythonVersion: versions.get(a)! }] });
+      expect(built.reusedFrom).toBeNull();
+      expect(built.incremental).toBeNull();
+      expect(warnings.join('\n')).toMatch(/could not update a clone .*outside the venv.*building it afresh/);
+      expect(await fs.readFile(outside, 'utf8')).toBe('keep me\n');
+      expect(await importVersions(f, ['demopkg', 'keeppkg'])).toEqual({ demopkg: '1.0.0', keeppkg: '1.0.0' });
+    } finally {
+      await fs.writeFile(record, original);
+      warnings.length = 0;
+    }
+  });
+
+  it('fails a requirement no wheel provides with pip\'s own line, without a fresh build first', async () => {
+    const a = path.join(root, 'releases/1.0.0');
+    const g = await makeRelease('1.6.0', [['demopkg', '1.0.0']], ['demopkg==1.0.0', 'nosuchpkg==9.9']);
+    const err = await buildVenv(spec(g), { log, reuseCandidates: [{ releaseDir: a, requirementHash: 'other', pythonVersion: versions.get(a)! }] }).then(() => null, (e: Error) => e);
+    expect(err?.message).toBe('pip resolve failed: No matching distribution found for nosuchpkg==9.9');
+    expect(warnings).toEqual([]);
+    expect(await fs.lstat(path.join(g, '.venv')).catch(() => null)).toBeNull();
+  });
+});
