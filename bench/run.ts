@@ -109,7 +109,7 @@ async function main(): Promise<void> {
     const row = (name: string, baseline: string, goal: number | null): Row => ({ name, baseline, goal, ours: [], base: [] });
     const fresh = row('install, fresh (no venv to clone)', 'naive install', null);
     const same = row('upgrade, same requirements (venv cloned by hard links)', 'naive install', 0.1);
-    const changed = row('upgrade, one requirement changed (venv built afresh)', 'naive install', 0.35);
+    const changed = row('upgrade, one requirement changed (venv cloned, pip applies the difference)', 'naive install', 0.35);
     const rollback = row('rollback (--settle 0)', 'bare node flip', 3);
     const status = row(`status over ${DEPLOYS.toLocaleString('en')} deploys x 5 steps`, '--help', 2);
     const list = row(`list over ${DEPLOYS.toLocaleString('en')} deploys`, '--help', 2);

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ReleaseError } from '../core/errors.js';
@@ -91,13 +91,27 @@ export function assertSafePathSupport(version: string, python: string): void {
   );
 }
 
+interface HostPip {
+  version: string;
+  /**
+   * pip's `__pip-runner__.py`: what `pip --python X` itself runs with X, so running it with the
+   * venv's interpreter directly is the same install without the host interpreter's start-up.
+   */
+  runner: string | null;
+}
+
 // One check per interpreter and process: a pip process costs ~0.3 s of start-up.
-const checkedPips = new Map<string, string>();
+const checkedPips = new Map<string, HostPip>();
+
+async function hostPip(python: string, as: ServiceIdentity): Promise<HostPip> {
+  await hostPipVersion(python, as);
+  return checkedPips.get(python)!;
+}
 
 /** The host pip's version; refuses a pip that cannot target another environment with `--python`. */
 export async function hostPipVersion(python: string, as: ServiceIdentity): Promise<string> {
   const known = checkedPips.get(python);
-  if (known !== undefined) return known;
+  if (known !== undefined) return known.version;
   const r = await runAsService(python, ['-m', 'pip', '--version'], { as, timeoutMs: MINUTE }).catch(() => null);
   const match = r?.exitCode === 0 ? /^pip (\d+)\.(\d+)\S*/.exec(r.stdout) : null;
   if (!match) throw new ReleaseError(`${python} has no pip (it installs requirements into each release's venv)`, undefined, HOST_TOOLS_HINT);
@@ -109,7 +123,11 @@ export async function hostPipVersion(python: string, as: ServiceIdentity): Promi
       HOST_TOOLS_HINT,
     );
   }
-  checkedPips.set(python, match[0].slice(4));
+  // `pip X.Y from /usr/lib/python3/dist-packages/pip (python 3.11)`: a root-owned system folder.
+  const from = / from (\/\S+) \(python /.exec(r!.stdout)?.[1];
+  const runner = from ? path.join(from, '__pip-runner__.py') : null;
+  const usable = runner !== null && (await stat(runner).then((s) => s.isFile(), () => false));
+  checkedPips.set(python, { version: match[0].slice(4), runner: usable ? runner : null });
   return match[0].slice(4);
 }
 
@@ -166,12 +184,16 @@ const PIP_COMMON = ['--no-input', '--disable-pip-version-check', '--no-cache-dir
 export async function pipInstall(opts: PipInstallOptions): Promise<void> {
   const reqs = await requirementArgs(opts);
   if (reqs === null) return;
-  await hostPipVersion(opts.hostPython, opts.as);
-  const args = ['-m', 'pip', '--python', venvPython(opts.venvDir), 'install', ...PIP_COMMON, '--no-warn-script-location'];
+  const pip = await hostPip(opts.hostPython, opts.as);
+  const args = ['install', ...PIP_COMMON, '--no-warn-script-location'];
   if (opts.noDeps) args.push('--no-deps');
   if (opts.findLinks) args.push('--no-index', '--find-links', opts.findLinks);
   args.push(...reqs);
-  await pythonStep('pip install', opts.hostPython, args, { as: opts.as, cwd: opts.cwd, env: PIP_ENV, timeoutMs: 30 * MINUTE, onOutput: opts.onOutput });
+  const options = { as: opts.as, cwd: opts.cwd, timeoutMs: 30 * MINUTE, onOutput: opts.onOutput };
+  const python = venvPython(opts.venvDir);
+  // The variable is the one pip --python sets for its child: the runner must not re-invoke itself.
+  if (pip.runner) await pythonStep('pip install', python, [pip.runner, ...args], { ...options, env: { ...PIP_ENV, _PIP_RUNNING_IN_SUBPROCESS: '1' } });
+  else await pythonStep('pip install', opts.hostPython, ['-m', 'pip', '--python', python, ...args], { ...options, env: PIP_ENV });
 }
 
 /** One distribution pip would install, from its `--report`. */
@@ -204,11 +226,16 @@ export async function pipResolve(opts: Omit<PipInstallOptions, 'venvDir' | 'noDe
   });
 }
 
-/** Services run with /opt read-only, so every .pyc must exist before the first start. */
-export async function byteCompile(python: string, dirs: string[], as: ServiceIdentity): Promise<void> {
+/**
+ * Services run with /opt read-only, so every .pyc must exist before the first start. `parallel`
+ * (a worker per CPU) pays off for a whole site-packages; for a release's own few files the pool's
+ * start-up costs more than the compiling.
+ */
+export async function byteCompile(python: string, dirs: string[], as: ServiceIdentity, opts: { parallel?: boolean } = {}): Promise<void> {
   if (dirs.length === 0) return;
   const cwd = path.dirname(dirs[0]!);
-  await pythonStep('byte-compile', python, ['-m', 'compileall', '-q', '-j', '0', ...dirs], { as, cwd, timeoutMs: 10 * MINUTE });
+  const jobs = opts.parallel ? ['-j', '0'] : [];
+  await pythonStep('byte-compile', python, ['-m', 'compileall', '-q', ...jobs, ...dirs], { as, cwd, timeoutMs: 10 * MINUTE });
 }
 
 /** Import the app the way its units will, without writing bytecode into the release. */

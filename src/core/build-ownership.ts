@@ -74,10 +74,14 @@ export async function grantPycacheFolders(releaseDir: string, as: ServiceIdentit
  * walk reaches an entry, no process of the service user can rename or replace it any more.
  * Entries root owns already (hard links cloned from another release) are left as they are.
  */
-export async function reclaimFromService(root: string, as: ServiceIdentity): Promise<number> {
+export async function reclaimFromService(root: string, as: ServiceIdentity, opts: { untouched?: string[] } = {}): Promise<number> {
   if (!as.switched) return 0;
   let changed = 0;
+  // A tree root made and never handed over (a plain clone: root's folders, go-w) cannot hold
+  // anything of the service user's: walking its thousand entries would find nothing.
+  const untouched = new Set(opts.untouched);
   const visit = async (entry: string): Promise<void> => {
+    if (untouched.has(entry)) return;
     const st = await lstat(entry);
     if (st.uid === as.uid || st.gid === as.gid) {
       if (st.isSymbolicLink()) await lchown(entry, 0, 0);

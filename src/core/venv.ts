@@ -365,7 +365,7 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
   // compile (templates named .py) are skipped, as pip itself does; the app's own code must compile.
   step('venv: byte-compile');
   if (!reusedFrom) {
-    await py.byteCompile(python, await sitePackages(venvDir), spec.runAs).catch((err: unknown) => {
+    await py.byteCompile(python, await sitePackages(venvDir), spec.runAs, { parallel: true }).catch((err: unknown) => {
       opts.log.warn(`some installed files did not byte-compile: ${err instanceof Error ? err.message : String(err)}`);
     });
   }
@@ -373,7 +373,7 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
   await py.byteCompile(python, await releaseCode(releaseDir), spec.runAs);
   killPoint('venv-compiled');
   // Root's again, read-only, before any more release code runs: the smoke import sees what units will.
-  const reclaimed = await reclaimFromService(releaseDir, spec.runAs);
+  const reclaimed = await reclaimFromService(releaseDir, spec.runAs, { untouched: reusedFrom && !incremental ? [venvDir] : [] });
   if (spec.runAs.switched) opts.log.debug(`venv: built as ${spec.runAs.name}; ${reclaimed} entries made root's`);
   step('venv: smoke import');
   await py.smokeImport(python, releaseDir, spec.runAs);
