@@ -51,6 +51,8 @@ export async function installedDists(sitePackages: string): Promise<Map<string, 
   const out = new Map<string, InstalledDist>();
   const entries = await readdir(sitePackages, { withFileTypes: true });
   for (const e of entries) {
+    // A legacy install (egg-info, egg-link) has no RECORD to bound its removal: build afresh instead.
+    if (/\.egg(-info|-link)?$/.test(e.name)) throw new Error(`${e.name} is a legacy install`);
     if (!e.isDirectory() || !e.name.endsWith('.dist-info')) continue;
     const distInfo = path.join(sitePackages, e.name);
     const file = path.join(distInfo, 'METADATA');

@@ -82,6 +82,12 @@ describe('incremental venv: the difference and removal by RECORD', () => {
     expect(await fs.readFile(path.join(outside, 'victim.py'), 'utf8')).toBe('keep\n');
   });
 
+  it('refuses a venv with a legacy install, whose removal no RECORD bounds', async () => {
+    await dist('fine', '1.0', []);
+    await write('old-1.0.egg-info/PKG-INFO', 'Name: old\n');
+    await expect(installedDists(site)).rejects.toThrow(/legacy install/);
+  });
+
   it('refuses a dist-info that keeps files its RECORD does not list', async () => {
     await dist('half', '1.0', []);
     await write('half-1.0.dist-info/EXTRA', '');
