@@ -226,6 +226,31 @@ export function changeCounts(c: IncrementalChanges): string {
   return `+${c.added.length} ~${c.changed.length} -${c.removed.length}`;
 }
 
+/** A path, URL or editable requirement installs what it names, not a `name==version` pip can pin. */
+const DIRECT_REQUIREMENT = /^(\.|\/|~|-e\b|--editable\b|[a-z][a-z0-9+.-]*:\/\/)|^[A-Za-z0-9][\w.-]*(\[[^\]]*\])?\s*@/i;
+
+/**
+ * Whether every line pip would act on (nested files included) is a plain requirement or a nested
+ * file, so the clone can be brought to the new set by `name==version` pins alone.
+ */
+async function pinnable(releaseDir: string, set: RequirementSet): Promise<boolean> {
+  const queue = set.files.map((f) => path.join(releaseDir, f));
+  const seen = new Set<string>();
+  const lines = [...set.requirements];
+  while (queue.length > 0) {
+    const file = queue.shift()!;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    const text = await readFile(file, 'utf8').catch(() => '');
+    lines.push(...py.requirementLines(text));
+    queue.push(...nestedFiles(text, file));
+  }
+  // Options in a file (an index, find-links, hashes) would not reach a pinned install of the
+  // difference: such a release is built afresh, with its options, rather than from another index.
+  const option = (l: string) => /(^|\s)--?[a-z]/i.test(l) && !/^(-r|-c|--requirement|--constraint)(\s|=|(?<=^-[rc]))/.test(l);
+  return !lines.some((l) => DIRECT_REQUIREMENT.test(l) || option(l));
+}
+
 /** The newest complete release whose venv was made from the same interpreter and Python version. */
 async function nearestVenv(self: string, python: string, version: string, candidates: ReuseCandidate[]): Promise<string | null> {
   const interpreter = await realpath(python).catch(() => null);
@@ -333,7 +358,7 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
     killPoint('venv-cloned');
     opts.progress?.detail(`cloned ${path.basename(reusedFrom)}'s by hard links`);
   } else {
-    const nearest = await nearestVenv(releaseDir, spec.python, version, opts.reuseCandidates);
+    const nearest = (await pinnable(releaseDir, set)) ? await nearestVenv(releaseDir, spec.python, version, opts.reuseCandidates) : null;
     if (nearest) {
       incremental = await tryIncremental({ spec, set, venvDir, findLinks, log: opts.log, progress: opts.progress }, nearest);
       if (incremental) {

@@ -247,6 +247,15 @@ describe.skipIf(skipReason !== null).each(identities)('incremental venv $label',
     }
   });
 
+  it('builds afresh, quietly, a release whose requirement files carry pip options (an index, hashes) a pinned difference would drop', async () => {
+    const a = path.join(root, 'releases/1.0.0');
+    const h = await makeRelease('1.7.0', [['demopkg', '1.0.0']], ['--prefer-binary', 'demopkg==1.0.0']);
+    const built = await buildVenv(spec(h), { log, reuseCandidates: [{ releaseDir: a, requirementHash: 'other', pythonVersion: versions.get(a)! }] });
+    expect(built.reusedFrom).toBeNull();
+    expect(built.incremental).toBeNull();
+    expect(warnings).toEqual([]);
+  });
+
   it('fails a requirement no wheel provides with pip\'s own line, without a fresh build first', async () => {
     const a = path.join(root, 'releases/1.0.0');
     const g = await makeRelease('1.6.0', [['demopkg', '1.0.0']], ['demopkg==1.0.0', 'nosuchpkg==9.9']);
