@@ -39,13 +39,16 @@ const INCREMENTAL_VENV = ['venv-cloned', 'venv-incremental-pip-done', 'venv-comp
 // 1.0.0 -> 1.2.0: its health check fails; the automatic rollback re-activates 1.0.0 (steps repeat: #2;
 // both render the same units, so neither writes them nor reloads systemd).
 const FAILING = ['gate-failed', 'auto-rollback', 'render-units#2', 'units-unchanged#2', 'flip#2', 'flip-symlinked#2', 'flip-renamed#2', 'restart#2', 'gate-passed'];
+// 1.0.0 -> 3.0.0: a pip option in its requirements: python -m venv and pip run afresh.
+const FRESH_VENV = ['venv-created', 'venv-pip-done', 'venv-compiled'];
 // First install on an empty device (nothing to go back to), and a first install that fails its gate.
-const FIRST = ['venv-created', 'venv-pip-done', 'write-units', 'flip-renamed', 'restart', 'gate-passed', 'marked'];
+const FIRST = ['write-units', 'flip-renamed', 'restart', 'gate-passed', 'marked'];
 const FIRST_FAILING = ['auto-rollback', 'deactivate', 'deactivated-units'];
 
 const CASES: Case[] = [
   ...UPGRADE.map((point) => ({ point, template: 'base' as const, args: ['install', '1.1.0'], allowed: ['1.0.0', '1.1.0'], next: ['1.1.0'] })),
   ...INCREMENTAL_VENV.map((point) => ({ point, template: 'base' as const, args: ['install', '2.0.0'], allowed: ['1.0.0', '2.0.0'], next: ['2.0.0'] })),
+  ...FRESH_VENV.map((point) => ({ point, template: 'base' as const, args: ['install', '3.0.0'], allowed: ['1.0.0', '3.0.0'], next: ['3.0.0'] })),
   ...FAILING.map((point) => ({ point, template: 'base' as const, args: ['install', '1.2.0'], allowed: ['1.0.0', '1.2.0'], next: ['1.1.0'] })),
   ...FIRST.map((point) => ({ point, template: 'empty' as const, args: ['install', '1.0.0'], allowed: [null, '1.0.0'], next: ['1.0.0', '1.1.0'] })),
   ...FIRST_FAILING.map((point) => ({ point, template: 'empty' as const, args: ['install', '1.2.0'], allowed: [null, '1.2.0'], next: ['1.0.0', '1.1.0'] })),

@@ -22,6 +22,7 @@ export const PYTHON = '/usr/bin/python3';
  * 0.9.0, 1.0.0: plain (bundled units). 1.1.0: its own units without the ai worker and with core and
  * web changed (so a switch adds, changes and removes unit files). 1.2.0: fails its health check.
  * 2.0.0: a requirement shipped as a wheel (other requirements: a clone of an older venv, and pip adds it).
+ * 3.0.0: the same behind a pip option line (python -m venv + pip run: a fresh venv).
  */
 export async function createCrashRepo(dir: string): Promise<string> {
   const { repo } = await createSampleRepo(dir, [
@@ -46,6 +47,10 @@ export async function createCrashRepo(dir: string): Promise<string> {
   await runGit(repo, ['add', '--all']);
   await runGit(repo, ['commit', '--quiet', '-m', 'smolotchi 2.0.0 (a wheel)']);
   await runGit(repo, ['tag', '-a', '-m', 'release 2.0.0', 'v2.0.0']);
+  // 3.0.0: the same wheel behind a pip option line, which no pinned difference carries: a fresh venv.
+  await fs.writeFile(path.join(repo, 'requirements/base.txt'), '--prefer-binary\ndemopkg==1.0.0\n');
+  await runGit(repo, ['commit', '--quiet', '-am', 'smolotchi 3.0.0 (a pip option: fresh venv)']);
+  await runGit(repo, ['tag', '-a', '-m', 'release 3.0.0', 'v3.0.0']);
   return repo;
 }
 
