@@ -128,9 +128,11 @@ export async function gitAllowingFailure(
   if (deadline.signal.aborted) {
     throw new ProcessError(shown, undefined, 'SIGINT', `no answer within ${Math.round(timeoutMs / 1000)} s`, options.what);
   }
-  const code = outcome?.exitCode;
-  // A negative code is a spawn error (git not installed, ENOENT): git never started; stderr holds the error's stack.
-  if (code === undefined || code === null || code < 0) throw new ProcessError(shown, undefined, undefined, stderr.split('\n')[0] ?? '', options.what);
+  const code = outcome?.exitCode ?? null;
+  // simple-git reports a spawn error (git not installed) as a negative code, the error's stack as stderr.
+  if (code !== null && code < 0) throw new ProcessError(shown, undefined, undefined, stderr.split('\n')[0] ?? '', options.what);
+  // No code: a signal we did not send (simple-git does not say which).
+  if (code === null) throw new ProcessError(shown, undefined, 'a signal', tailLines(stderr), options.what);
   return { stdout, stderr, exitCode: code, argv: shown };
 }
 
