@@ -1,5 +1,5 @@
-import { gitArgs, gitEnv, resolveTagCommits } from './git.js';
-import { run } from './process.js';
+import { resolveTagCommits } from './git.js';
+import { git } from './git-run.js';
 
 /**
  * Bytes the tree of `v<version>` (or `<version>`) takes once extracted, from the mirror as it is
@@ -14,7 +14,7 @@ export async function taggedTreeBytes(mirrorDir: string, version: string): Promi
     return null; // no mirror yet
   }
   if (commit === null) return null;
-  const { stdout } = await run('git', gitArgs(mirrorDir, ['ls-tree', '-r', '-l', '-z', commit]), { env: gitEnv(), timeoutMs: 60_000 }, 'git ls-tree');
+  const { stdout } = await git(mirrorDir, ['ls-tree', '-r', '-l', '-z', commit], { timeoutMs: 60_000, what: 'git ls-tree' });
   let total = 0;
   // "<mode> <type> <object> <size>\t<path>\0"; submodules (commit entries) have size "-".
   for (const entry of stdout.split('\0')) {

@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { UsageError } from '../core/errors.js';
-import { gitArgs, gitEnv, SAFE_TAG } from './git.js';
-import { runAllowingFailure, tailLines } from './process.js';
+import { SAFE_TAG } from './git.js';
+import { gitAllowingFailure } from './git-run.js';
+import { tailLines } from './process.js';
 
 const VERIFY_TIMEOUT_MS = 30_000;
 
@@ -12,14 +13,14 @@ const VERIFY_TIMEOUT_MS = 30_000;
  */
 export async function verifyTagSsh(mirrorDir: string, tag: string, allowedSignersFile: string): Promise<{ ok: boolean; detail: string }> {
   if (!SAFE_TAG.test(tag)) throw new UsageError(`not a safe tag name: ${JSON.stringify(tag)}`);
-  const args = gitArgs(mirrorDir, [
-    '-c', 'gpg.format=ssh',
-    '-c', 'gpg.ssh.program=ssh-keygen',
-    '-c', `gpg.ssh.allowedSignersFile=${path.resolve(allowedSignersFile)}`,
-    '-c', 'gpg.openpgp.program=false',
-    '-c', 'gpg.x509.program=false',
-    'verify-tag', `refs/tags/${tag}`,
-  ]);
-  const r = await runAllowingFailure('git', args, { env: gitEnv(), timeoutMs: VERIFY_TIMEOUT_MS });
+  const config = [
+    'gpg.format=ssh',
+    'gpg.ssh.program=ssh-keygen',
+    `gpg.ssh.allowedSignersFile=${path.resolve(allowedSignersFile)}`,
+    'gpg.openpgp.program=false',
+    'gpg.x509.program=false',
+  ];
+  // Full ref name after --end-of-options: the tag can never be read as an option or another rev.
+  const r = await gitAllowingFailure(mirrorDir, ['verify-tag', '--end-of-options', `refs/tags/${tag}`], { config, timeoutMs: VERIFY_TIMEOUT_MS });
   return { ok: r.exitCode === 0, detail: tailLines(`${r.stderr}\n${r.stdout}`, 2).replace(/\n/g, '; ') };
 }

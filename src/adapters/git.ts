@@ -2,65 +2,19 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { PassThrough, pipeline, type Readable } from 'node:stream';
 import { NotFoundError, ReleaseError, UsageError } from '../core/errors.js';
-import { killAfter, ProcessError, run, runAllowingFailure, spawnChild, tailLines } from './process.js';
+import { ALLOWED_SCHEMES, git, gitAllowingFailure, gitArgs, gitEnv } from './git-run.js';
+import { killAfter, ProcessError, spawnChild, tailLines } from './process.js';
 
-/** The only module that runs git: one small function per question, argv arrays, a timeout each. */
+/**
+ * The git source's questions, one small function each. Repository work goes through simple-git
+ * (git-run.ts); only `git archive` is spawned here, because it streams into the extractor.
+ */
 
-const QUERY_TIMEOUT_MS = 30_000;
 // A first clone over a Pi's Wi-Fi can take minutes; a hung server must still end.
 const NETWORK_TIMEOUT_MS = 10 * 60_000;
 const ARCHIVE_TIMEOUT_MS = 10 * 60_000;
 /** Prefix of the temp dir a first clone fills beside the mirror before the rename. */
 export const PARTIAL_MIRROR_INFIX = '.partial-';
-
-// Schemes git may speak for us; ext:: and fd:: run local commands, so they never make the list.
-const ALLOWED_SCHEMES = ['https', 'http', 'ssh', 'git', 'file'];
-
-/** Environment variables that would point git at another repo or inject config behind our back. */
-const STRIPPED_ENV = [
-  'GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_COMMON_DIR', 'GIT_OBJECT_DIRECTORY',
-  'GIT_ALTERNATE_OBJECT_DIRECTORIES', 'GIT_NAMESPACE', 'GIT_CONFIG', 'GIT_CONFIG_PARAMETERS',
-  'GIT_CONFIG_COUNT', 'GIT_PROTOCOL_FROM_USER', 'GIT_CONFIG_SYSTEM', 'GIT_ATTR_SOURCE',
-  'XDG_CONFIG_HOME', 'GIT_TEMPLATE_DIR', 'GIT_EXTERNAL_DIFF',
-];
-
-/** HOME for git: a folder that does not exist, so no ~/.gitconfig, ~/.config/git/attributes or the like is ever read. */
-export const GIT_HOME = '/nonexistent';
-
-/**
- * Root's git runs with no configuration but the mirror's own: a filter, smudge command or
- * attributes file in root's global or the system config would run or change what a release
- * contains (git archive applies attributes). ssh finds root's keys through the password
- * database, not HOME, so ssh sources keep working.
- */
-export function gitEnv(): Record<string, string | undefined> {
-  const env: Record<string, string | undefined> = Object.fromEntries(STRIPPED_ENV.map((k) => [k, undefined]));
-  return {
-    ...env,
-    GIT_TERMINAL_PROMPT: '0', // a service never has anyone to type a password: fail, don't hang
-    GIT_CONFIG_NOSYSTEM: '1', // the host's /etc/gitconfig is not part of our contract
-    GIT_CONFIG_GLOBAL: '/dev/null', // nor is root's ~/.gitconfig
-    HOME: GIT_HOME,
-    GIT_PAGER: 'cat',
-    // Second fence behind checkSource: also covers redirects, insteadOf rewrites and submodules.
-    GIT_ALLOW_PROTOCOL: ALLOWED_SCHEMES.join(':'),
-  };
-}
-
-/**
- * Every call names the repository with --git-dir: an explicit git dir is never "discovered", so
- * git's safe.directory ownership check does not apply to the root-owned mirror and no
- * `-c safe.directory=*` is needed.
- */
-export function gitArgs(mirrorDir: string | null, args: string[]): string[] {
-  const pre = mirrorDir === null ? [] : [`--git-dir=${path.resolve(mirrorDir)}`];
-  // No attributes file outside the tree: its filters would run, or change what `git archive` writes.
-  return ['--no-pager', '-c', 'core.attributesFile=/dev/null', ...pre, ...args];
-}
-
-function git(mirrorDir: string | null, args: string[], timeoutMs = QUERY_TIMEOUT_MS, what?: string) {
-  return run('git', gitArgs(mirrorDir, args), { env: gitEnv(), timeoutMs }, what);
-}
 
 /**
  * Refuse a source string that git could read as something other than a repository address.
@@ -130,8 +84,7 @@ async function originUrlOf(mirrorDir: string): Promise<string> {
     }
     if (inOrigin !== null && urls.length === 1 && urls[0] !== '') return urls[0]!;
   }
-  const r = await runAllowingFailure('git', gitArgs(mirrorDir, ['config', '--get', 'remote.origin.url']), { env: gitEnv(), timeoutMs: QUERY_TIMEOUT_MS });
-  return r.stdout.trim();
+  return (await gitAllowingFailure(mirrorDir, ['config', '--get', 'remote.origin.url'])).stdout.trim();
 }
 
 /** Create or update the bare mirror of `source` at `mirrorDir`. */
@@ -144,18 +97,19 @@ export async function syncMirror(source: string, mirrorDir: string): Promise<voi
     // --force: a moved tag must replace ours; --prune(-tags): a deleted tag must disappear.
     // autoDetach off: no background gc may outlive the command holding the release lock.
     // fsckObjects: malformed objects (e.g. tree entries named ..) are refused at the door.
-    const settings = ['-c', 'gc.autoDetach=false', '-c', 'maintenance.autoDetach=false', '-c', 'transfer.fsckObjects=true'];
-    await git(mirrorDir, [...settings, 'fetch', '--quiet', '--prune', '--prune-tags', '--tags', '--force', 'origin'], NETWORK_TIMEOUT_MS, what);
+    const config = ['gc.autoDetach=false', 'maintenance.autoDetach=false', 'transfer.fsckObjects=true'];
+    await git(mirrorDir, ['fetch', '--quiet', '--prune', '--prune-tags', '--tags', '--force', 'origin'], { config, timeoutMs: NETWORK_TIMEOUT_MS, what });
     return;
   }
   await fs.mkdir(path.dirname(mirrorDir), { recursive: true });
   await removePartialMirrors(mirrorDir);
   // Clone beside the final path, then rename: a crash leaves a temp dir, never a half mirror.
-  const tmp = await fs.mkdtemp(mirrorDir + PARTIAL_MIRROR_INFIX);
+  const tmp = await fs.mkdtemp(path.resolve(mirrorDir) + PARTIAL_MIRROR_INFIX);
   try {
     // --no-local: hard-linked objects would share inodes with the source's owner, who could
     // rewrite them later; the transport copies and (fsckObjects) verifies every object instead.
-    await git(null, ['-c', 'transfer.fsckObjects=true', 'clone', '--quiet', '--mirror', '--no-local', '--', url, tmp], NETWORK_TIMEOUT_MS, what);
+    const args = ['clone', '--quiet', '--mirror', '--no-local', '--', url, tmp];
+    await git(null, args, { config: ['transfer.fsckObjects=true'], timeoutMs: NETWORK_TIMEOUT_MS, what });
     await fs.rename(tmp, mirrorDir);
   } catch (err) {
     await fs.rm(tmp, { recursive: true, force: true });
@@ -173,7 +127,7 @@ const LS_REMOTE_TIMEOUT_MS = 60_000;
 export async function lsRemoteTags(source: string, timeoutMs = LS_REMOTE_TIMEOUT_MS): Promise<Map<string, string>> {
   const url = checkSource(source);
   if (isLocal(url) && !(await exists(url))) throw new NotFoundError(`git source not found: ${source}`);
-  const { stdout } = await git(null, ['ls-remote', '--tags', '--', url], timeoutMs, `git ls-remote ${source}`);
+  const { stdout } = await git(null, ['ls-remote', '--tags', '--', url], { timeoutMs, what: `git ls-remote ${source}` });
   const tags = new Map<string, string>();
   for (const line of stdout.split('\n')) {
     const m = /^([0-9a-f]{40}|[0-9a-f]{64})\trefs\/tags\/(.+?)(\^\{\})?$/.exec(line);
@@ -186,7 +140,7 @@ export async function lsRemoteTags(source: string, timeoutMs = LS_REMOTE_TIMEOUT
 /** Does `url` answer git's protocol? (A short, quiet `git ls-remote`; any failure is "no".) */
 export async function answersGit(url: string, timeoutMs = 15_000): Promise<boolean> {
   try {
-    await git(null, ['ls-remote', '--heads', '--', checkSource(url)], timeoutMs);
+    await git(null, ['ls-remote', '--heads', '--', checkSource(url)], { timeoutMs });
     return true;
   } catch {
     return false;
@@ -206,10 +160,9 @@ export const SAFE_TAG = /^(?!.*\.\.)[0-9A-Za-z][0-9A-Za-z._+-]*$/;
 export async function resolveTagCommit(mirrorDir: string, tag: string): Promise<string | null> {
   if (!SAFE_TAG.test(tag)) throw new UsageError(`not a safe tag name: ${JSON.stringify(tag)}`);
   // Full ref name: a tag can never be read as an option, a branch or another rev expression.
-  const args = gitArgs(mirrorDir, ['rev-parse', '--verify', '--quiet', '--end-of-options', `refs/tags/${tag}^{commit}`]);
-  const r = await runAllowingFailure('git', args, { env: gitEnv(), timeoutMs: QUERY_TIMEOUT_MS });
+  const r = await gitAllowingFailure(mirrorDir, ['rev-parse', '--verify', '--quiet', '--end-of-options', `refs/tags/${tag}^{commit}`]);
   if (r.exitCode === 1 && r.stdout.trim() === '') return null;
-  if (r.exitCode !== 0) throw new ProcessError(['git', ...args], r.exitCode, r.signal, tailLines(r.stderr));
+  if (r.exitCode !== 0) throw new ProcessError(r.argv, r.exitCode, undefined, tailLines(r.stderr));
   return r.stdout.trim();
 }
 
@@ -252,7 +205,8 @@ export interface ArchiveStream {
 export function archiveStream(mirrorDir: string, commit: string): ArchiveStream {
   if (!/^([0-9a-f]{40}|[0-9a-f]{64})$/.test(commit)) throw new ReleaseError(`not a commit id: ${JSON.stringify(commit)}`);
   const args = gitArgs(mirrorDir, ['archive', '--format=tar', commit]);
-  const child = spawnChild('git', args, { env: gitEnv(), stdin: 'ignore' });
+  // gitEnv() is the whole environment: nothing of root's GIT_* variables is passed on.
+  const child = spawnChild('git', args, { env: gitEnv(), extendEnv: false, stdin: 'ignore' });
   const stderr: Buffer[] = [];
   child.stderr!.on('data', (b: Buffer) => stderr.push(b));
   // Handed over through a PassThrough at once, so the caller may set up its reader at leisure.

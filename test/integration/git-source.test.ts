@@ -1,8 +1,9 @@
 import { promises as fs } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { archiveStream, listTags, PARTIAL_MIRROR_INFIX, syncMirror } from '../../src/adapters/git.js';
+import { archiveStream, listTags, lsRemoteTags, PARTIAL_MIRROR_INFIX, syncMirror } from '../../src/adapters/git.js';
 import { ReleaseError } from '../../src/core/errors.js';
 import { fetchGit, listGitVersions, resolveGitLatest } from '../../src/core/sources/git.js';
 import { commitFiles, gitRepo, runGit, tag, type GitRepo } from '../support/git-repo.js';
@@ -195,6 +196,21 @@ describe('failures', () => {
     const err = await failure(fetch('1.0.0', { source: notRepo }));
     expect(err.message).toContain(notRepo);
     expect(await exists(mirrorDir)).toBe(false);
+  });
+
+  it('a server that accepts and never answers is given up at the call\'s deadline, naming the source', async () => {
+    const held: net.Socket[] = [];
+    const server = net.createServer((socket) => held.push(socket)).listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const url = `git://127.0.0.1:${(server.address() as net.AddressInfo).port}/repo`;
+    try {
+      const err = await failure(lsRemoteTags(url, 1_000));
+      expect(err.exitCode).toBe(1);
+      expect(err.message).toBe(`git ls-remote ${url} failed (killed by SIGINT): no answer within 1 s`);
+    } finally {
+      for (const socket of held) socket.destroy();
+      server.close();
+    }
   });
 
   it('an interrupted first clone does not break the next sync', async () => {

@@ -1,0 +1,147 @@
+import path from 'node:path';
+import { UsageError } from '../core/errors.js';
+import { ProcessError, tailLines, type RunResult } from './process.js';
+
+/**
+ * One git command through simple-git, with its unsafe-option guard on and our own fences around
+ * it: a scrubbed environment, no configuration but the mirror's own, an explicit --git-dir and a
+ * deadline. Never given a string the operator typed unless git.ts has checked it first.
+ */
+
+const QUERY_TIMEOUT_MS = 30_000;
+
+// Schemes git may speak for us; ext:: and fd:: run local commands, so they never make the list.
+export const ALLOWED_SCHEMES = ['https', 'http', 'ssh', 'git', 'file'];
+
+/** HOME for git: a folder that does not exist, so no ~/.gitconfig, ~/.config/git/attributes or the like is ever read. */
+export const GIT_HOME = '/nonexistent';
+
+/** Settings every call carries: no attributes file outside the tree (its filters would run, or change what `git archive` writes). */
+const ALWAYS_CONFIG = ['core.attributesFile=/dev/null'];
+
+/**
+ * Never passed on from root's environment: every GIT_* variable (ours are set below; the rest
+ * would point git at another repo or inject config), XDG_CONFIG_HOME, and the interactive helpers
+ * (editor, pager, askpass) a fetch never needs. simple-git's environment guard refuses these too.
+ */
+const NEVER_INHERITED = /^(GIT_.*|XDG_CONFIG_HOME|EDITOR|VISUAL|PAGER|SSH_ASKPASS|PREFIX)$/i;
+
+/**
+ * Root's git runs with no configuration but the mirror's own: a filter, smudge command or
+ * attributes file in root's global or the system config would run or change what a release
+ * contains (git archive applies attributes). ssh finds root's keys through the password
+ * database, not HOME, so ssh sources keep working. The whole environment: pass it with extendEnv off.
+ */
+export function gitEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !NEVER_INHERITED.test(k)) env[k] = v;
+  return {
+    ...env,
+    GIT_TERMINAL_PROMPT: '0', // a service never has anyone to type a password: fail, don't hang
+    GIT_CONFIG_NOSYSTEM: '1', // the host's /etc/gitconfig is not part of our contract
+    GIT_CONFIG_GLOBAL: '/dev/null', // nor is root's ~/.gitconfig
+    HOME: GIT_HOME,
+    // Second fence behind checkSource: also covers redirects, insteadOf rewrites and submodules.
+    GIT_ALLOW_PROTOCOL: ALLOWED_SCHEMES.join(':'),
+  };
+}
+
+/** The variables above that simple-git's environment guard must let through (strict mode refuses any other). */
+const OUR_ENV = ['GIT_TERMINAL_PROMPT', 'GIT_CONFIG_NOSYSTEM', 'GIT_CONFIG_GLOBAL', 'GIT_ALLOW_PROTOCOL', 'HOME'];
+
+/**
+ * Config keys our calls set that simple-git does not list as known-safe; strict mode refuses any
+ * other. Each one tightens git: core.attributesFile=/dev/null; maintenance.autoDetach=false (no
+ * background work outlives the release lock); the gpg.* keys make verify-tag accept only ssh
+ * signatures from our allowed_signers file, with the openpgp and x509 verifiers set to `false`.
+ */
+const OUR_CONFIG = [
+  'core.attributesFile', 'maintenance.autoDetach',
+  'gpg.format', 'gpg.ssh.program', 'gpg.ssh.allowedSignersFile', 'gpg.openpgp.program', 'gpg.x509.program',
+];
+
+/**
+ * Every call names the repository with --git-dir: an explicit git dir is never "discovered", so
+ * git's safe.directory ownership check does not apply to the root-owned mirror and no
+ * `-c safe.directory=*` is needed. It stays in argv (not GIT_DIR) so recovery can see in /proc
+ * that a live git is using the mirror.
+ */
+function gitDirArgs(mirrorDir: string | null): string[] {
+  return mirrorDir === null ? [] : [`--git-dir=${path.resolve(mirrorDir)}`];
+}
+
+/** The argv of a git we spawn ourselves (only `git archive`, which streams): the same settings as every call. */
+export function gitArgs(mirrorDir: string | null, args: string[]): string[] {
+  return ['--no-pager', ...ALWAYS_CONFIG.flatMap((c) => ['-c', c]), ...gitDirArgs(mirrorDir), ...args];
+}
+
+export interface GitCallOptions {
+  timeoutMs?: number;
+  /** Names the call in a failure message ("<what> failed (exit 128): ..."); default "git". */
+  what?: string;
+  /** `key=value` settings for this call only (given to git as -c). */
+  config?: string[];
+}
+
+/** Run git; resolves with its output and exit code whatever the code (like runAllowingFailure). */
+export async function gitAllowingFailure(
+  mirrorDir: string | null,
+  args: string[],
+  options: GitCallOptions = {},
+): Promise<RunResult & { argv: string[] }> {
+  const config = [...ALWAYS_CONFIG, ...(options.config ?? [])];
+  const argv = ['--no-pager', ...gitDirArgs(mirrorDir), ...args];
+  const shown = shownArgv(config, argv);
+  const timeoutMs = options.timeoutMs ?? QUERY_TIMEOUT_MS;
+  // Loaded on first use: read-only commands (status, list, history) never run git.
+  const { simpleGit, GitPluginError } = await import('simple-git');
+  let outcome: { exitCode: number | null; stdOut: Buffer[]; stdErr: Buffer[] } | undefined;
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), timeoutMs);
+  const git = simpleGit({
+    baseDir: '/', // no repository is ever discovered from wherever root happened to start us
+    config,
+    abort: deadline.signal,
+    strict: true,
+    allowConfig: OUR_CONFIG,
+    allowEnvironment: OUR_ENV,
+    // --git-dir names our own root-owned mirror (never operator input) and must stay in argv (see gitDirArgs).
+    unsafe: { allowUnsafeConfigPaths: true },
+    // Every exit code reaches us: callers decide what a failure means (rev-parse's 1 is "no such tag").
+    errors: (_error, result) => {
+      outcome = result;
+      return undefined;
+    },
+  }).env(gitEnv());
+  try {
+    await git.raw(argv);
+  } catch (err) {
+    // The guard refused before any git ran: an option or setting slipped past our own checks.
+    if (err instanceof GitPluginError) throw new UsageError(`git call refused by simple-git (${err.plugin}): ${err.message}`);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  const text = (chunks: Buffer[] = []) => Buffer.concat(chunks).toString('utf8').replace(/\n$/, '');
+  const stdout = text(outcome?.stdOut);
+  const stderr = text(outcome?.stdErr);
+  if (deadline.signal.aborted) {
+    throw new ProcessError(shown, undefined, 'SIGINT', `no answer within ${Math.round(timeoutMs / 1000)} s`, options.what);
+  }
+  const code = outcome?.exitCode ?? null;
+  // simple-git reports a spawn error (git not installed) as a negative code, the error's stack as stderr.
+  if (code !== null && code < 0) throw new ProcessError(shown, undefined, undefined, stderr.split('\n')[0] ?? '', options.what);
+  // No code: a signal we did not send (simple-git does not say which).
+  if (code === null) throw new ProcessError(shown, undefined, 'a signal', tailLines(stderr), options.what);
+  return { stdout, stderr, exitCode: code, argv: shown };
+}
+
+/** The argv git ran with, for failure messages: simple-git puts the -c settings first. */
+const shownArgv = (config: string[], argv: string[]) => ['git', ...config.flatMap((c) => ['-c', c]), ...argv];
+
+/** Run git; throws ProcessError (argv, exit code, the stderr lines that matter) unless it exits 0. */
+export async function git(mirrorDir: string | null, args: string[], options: GitCallOptions = {}): Promise<RunResult> {
+  const r = await gitAllowingFailure(mirrorDir, args, options);
+  if (r.exitCode !== 0) throw new ProcessError(r.argv, r.exitCode, undefined, tailLines(r.stderr || r.stdout), options.what);
+  return r;
+}
