@@ -1,4 +1,4 @@
-import { resolveTagCommit } from './git.js';
+import { resolveTagCommits } from './git.js';
 import { git } from './git-run.js';
 
 /**
@@ -8,7 +8,8 @@ import { git } from './git-run.js';
 export async function taggedTreeBytes(mirrorDir: string, version: string): Promise<number | null> {
   let commit: string | null = null;
   try {
-    commit = (await resolveTagCommit(mirrorDir, `v${version}`)) ?? (await resolveTagCommit(mirrorDir, version));
+    const tags = await resolveTagCommits(mirrorDir, [`v${version}`, version]);
+    commit = tags.get(`v${version}`) ?? tags.get(version) ?? null;
   } catch {
     return null; // no mirror yet
   }

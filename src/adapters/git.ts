@@ -1,10 +1,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { PassThrough, pipeline, type Readable } from 'node:stream';
-import { execa } from 'execa';
 import { NotFoundError, ReleaseError, UsageError } from '../core/errors.js';
 import { ALLOWED_SCHEMES, git, gitAllowingFailure, gitArgs, gitEnv } from './git-run.js';
-import { ProcessError, tailLines } from './process.js';
+import { killAfter, ProcessError, spawnChild, tailLines } from './process.js';
 
 /**
  * The git source's questions, one small function each. Repository work goes through simple-git
@@ -62,14 +61,39 @@ async function removePartialMirrors(mirrorDir: string): Promise<void> {
   }
 }
 
+/**
+ * The mirror's origin URL. Read from its config file when that is the plain file `git clone
+ * --mirror` wrote (one url, no quoting, escapes, comments or includes): a git process costs more
+ * than the rest of the check. Anything else is asked of git itself.
+ */
+async function originUrlOf(mirrorDir: string): Promise<string> {
+  const text = await fs.readFile(path.join(mirrorDir, 'config'), 'utf8').catch(() => null);
+  // Backslashes, comments and includes are git's to interpret, not ours.
+  if (text !== null && !/[\\#;]|include/i.test(text)) {
+    const urls: string[] = [];
+    let inOrigin: boolean | null = false;
+    for (const line of text.split('\n')) {
+      if (/^\s*\[/.test(line)) {
+        // Section names are case-insensitive, subsection names are not; any other spelling of origin: ask git.
+        inOrigin = /^\s*\[\s*remote\s+"origin"\s*\]\s*$/i.test(line) && line.includes('"origin"') ? true : /origin/i.test(line) ? null : false;
+        if (inOrigin === null) break;
+      } else if (inOrigin) {
+        const url = /^\s*url\s*=\s*(.*?)\s*$/i.exec(line);
+        if (url) urls.push(url[1]!.includes('"') ? '' : url[1]!);
+      }
+    }
+    if (inOrigin !== null && urls.length === 1 && urls[0] !== '') return urls[0]!;
+  }
+  return (await gitAllowingFailure(mirrorDir, ['config', '--get', 'remote.origin.url'])).stdout.trim();
+}
+
 /** Create or update the bare mirror of `source` at `mirrorDir`. */
 export async function syncMirror(source: string, mirrorDir: string): Promise<void> {
   const url = checkSource(source);
   if (isLocal(url) && !(await exists(url))) throw new NotFoundError(`git source not found: ${source}`);
   const what = `git sync from ${source}`;
   if (await exists(mirrorDir)) {
-    const current = await gitAllowingFailure(mirrorDir, ['config', '--get', 'remote.origin.url']);
-    if (current.stdout.trim() !== url) await git(mirrorDir, ['remote', 'set-url', '--', 'origin', url]);
+    if ((await originUrlOf(mirrorDir)) !== url) await git(mirrorDir, ['remote', 'set-url', '--', 'origin', url]);
     // --force: a moved tag must replace ours; --prune(-tags): a deleted tag must disappear.
     // autoDetach off: no background gc may outlive the command holding the release lock.
     // fsckObjects: malformed objects (e.g. tree entries named ..) are refused at the door.
@@ -142,6 +166,31 @@ export async function resolveTagCommit(mirrorDir: string, tag: string): Promise<
   return r.stdout.trim();
 }
 
+/**
+ * The commits of several tags in one git call (null: no such tag), each as resolveTagCommit
+ * answers it. A tag of a tag, or of something other than a commit, is peeled by rev-parse.
+ */
+export async function resolveTagCommits(mirrorDir: string, tags: string[]): Promise<Map<string, string | null>> {
+  for (const tag of tags) if (!SAFE_TAG.test(tag)) throw new UsageError(`not a safe tag name: ${JSON.stringify(tag)}`);
+  // Full ref names as patterns: safe tags hold no glob characters, and the names are matched exactly below.
+  const format = '--format=%(refname)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)';
+  const { stdout } = await git(mirrorDir, ['for-each-ref', format, ...tags.map((t) => `refs/tags/${t}`)]);
+  const found = new Map<string, string[]>();
+  for (const line of stdout.split('\n')) {
+    const [ref, ...fields] = line.split('\0');
+    if (ref) found.set(ref, fields);
+  }
+  const commits = new Map<string, string | null>();
+  for (const tag of tags) {
+    const f = found.get(`refs/tags/${tag}`);
+    if (!f) commits.set(tag, null);
+    else if (f[0] === 'commit') commits.set(tag, f[1]!);
+    else if (f[0] === 'tag' && f[2] === 'commit') commits.set(tag, f[3]!);
+    else commits.set(tag, await resolveTagCommit(mirrorDir, tag));
+  }
+  return commits;
+}
+
 export interface ArchiveStream {
   /** The tar bytes of the commit's tree. */
   stdout: Readable;
@@ -156,34 +205,38 @@ export interface ArchiveStream {
 export function archiveStream(mirrorDir: string, commit: string): ArchiveStream {
   if (!/^([0-9a-f]{40}|[0-9a-f]{64})$/.test(commit)) throw new ReleaseError(`not a commit id: ${JSON.stringify(commit)}`);
   const args = gitArgs(mirrorDir, ['archive', '--format=tar', commit]);
-  const controller = new AbortController();
-  const child = execa('git', args, {
-    env: gitEnv(), extendEnv: false, stdin: 'ignore', encoding: 'buffer', buffer: { stdout: false, stderr: true },
-    timeout: ARCHIVE_TIMEOUT_MS, cancelSignal: controller.signal, reject: false,
-  });
-  // Handed over through a PassThrough at once: execa resumes an unread stdout on the next tick
-  // (buffer: false), which would drop the archive's first bytes while the caller is still setting up.
+  // gitEnv() is the whole environment: nothing of root's GIT_* variables is passed on.
+  const child = spawnChild('git', args, { env: gitEnv(), extendEnv: false, stdin: 'ignore' });
+  const stderr: Buffer[] = [];
+  child.stderr!.on('data', (b: Buffer) => stderr.push(b));
+  // Handed over through a PassThrough at once, so the caller may set up its reader at leisure.
   const stdout = new PassThrough();
-  pipeline(child.stdout, stdout, () => {}); // errors reach the reader through `stdout` itself
+  pipeline(child.stdout!, stdout, () => {}); // errors reach the reader through `stdout` itself
   let gitEnded = false;
   let readerStoppedEarly = false;
-  child.stdout.once('end', () => (gitEnded = true));
+  child.stdout!.once('end', () => (gitEnded = true));
   const stoppedByReader = () => (readerStoppedEarly ||= !gitEnded);
   stdout.once('close', stoppedByReader);
+  const stopTimer = killAfter(child, ARCHIVE_TIMEOUT_MS);
 
-  const done = child.then((r) => {
-    if (r.exitCode === 0 && !r.failed) return;
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
+    child.once('error', (error) => resolve({ code: null, signal: null, error }));
+    child.once('close', (code, signal) => resolve({ code, signal }));
+  }).then((r) => {
+    stopTimer();
+    if (r.code === 0) return;
     // The reader closed the stream or cancelled before git had written everything: git's broken
     // pipe, connection reset or SIGTERM is a consequence, and the reader holds the real reason.
     if (readerStoppedEarly) return;
-    const stderr = Buffer.from(r.stderr ?? new Uint8Array()).toString('utf8');
-    throw new ProcessError(['git', ...args], r.exitCode, r.signal ?? undefined, tailLines(stderr || (r.shortMessage ?? '')), 'git archive');
+    const text = Buffer.concat(stderr).toString('utf8');
+    throw new ProcessError(['git', ...args], r.error ? undefined : (r.code ?? undefined), r.signal ?? undefined, tailLines(text || (r.error?.message ?? '')), 'git archive');
   });
   const cancel = () => {
     stoppedByReader();
-    // Unread bytes would keep git's stdout open, and execa waits for it to end: drop them too.
+    // Unread bytes would keep git's stdout open: drop them, and stop git.
     stdout.destroy();
-    controller.abort();
+    child.stdout?.destroy();
+    child.kill('SIGTERM');
   };
   return { stdout, done, cancel };
 }

@@ -1,4 +1,4 @@
-import type { Options } from 'execa';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { ReleaseError } from '../core/errors.js';
 
 export interface RunOptions {
@@ -63,38 +63,89 @@ export async function run(file: string, args: string[], options: RunOptions = {}
   return result;
 }
 
+/** Children still running, stopped if this process exits first (as execa's `cleanup` did). */
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function track(child: ChildProcess): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const c of live) c.kill('SIGTERM');
+    });
+  }
+  live.add(child);
+  child.once('close', () => live.delete(child));
+}
+
+/** A timed-out child gets SIGTERM, then SIGKILL if it is still there 5 s later. */
+const FORCE_KILL_AFTER_MS = 5_000;
+
+/**
+ * Spawn `file` with an argument array (no shell) and the environment rules of RunOptions; stdin
+ * is ignored unless `input` is given. Plain node:child_process: execa cost ~150 ms to import,
+ * more than the work of a whole rollback.
+ */
+export function spawnChild(file: string, args: string[], options: RunOptions & { stdout?: 'pipe' | 'ignore'; stdin?: 'ignore' | 'pipe' }): ChildProcess {
+  const env = options.extendEnv === false ? { ...options.env } : { ...process.env, ...options.env };
+  // An env value of undefined means "not set" (execa's rule): drop it rather than pass "undefined".
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
+  const spawnOptions: SpawnOptions = {
+    cwd: options.cwd,
+    env,
+    stdio: [options.stdin ?? (options.input === undefined ? 'ignore' : 'pipe'), options.stdout ?? 'pipe', 'pipe'],
+  };
+  const child = spawn(file, args, spawnOptions);
+  track(child);
+  return child;
+}
+
+/** Stop a child at its deadline: SIGTERM, then SIGKILL if it does not go. */
+export function killAfter(child: ChildProcess, timeoutMs: number | undefined): () => void {
+  if (!timeoutMs) return () => {};
+  let force: NodeJS.Timeout | undefined;
+  const timer = setTimeout(() => {
+    child.kill('SIGTERM');
+    force = setTimeout(() => child.kill('SIGKILL'), FORCE_KILL_AFTER_MS);
+    force.unref();
+  }, timeoutMs);
+  return () => {
+    clearTimeout(timer);
+    if (force) clearTimeout(force);
+  };
+}
+
+const stripFinalNewline = (s: string) => (s.endsWith('\r\n') ? s.slice(0, -2) : s.endsWith('\n') ? s.slice(0, -1) : s);
+
 export async function runAllowingFailure(
   file: string,
   args: string[],
   options: RunOptions = {},
 ): Promise<RunResult & { signal?: string }> {
-  const execaOptions: Options = {
-    cwd: options.cwd,
-    env: options.env,
-    extendEnv: options.extendEnv ?? true,
-    timeout: options.timeoutMs,
-    input: options.input,
-    reject: false,
-    stdin: options.input === undefined ? 'ignore' : 'pipe',
-    encoding: 'utf8',
-    stripFinalNewline: true,
-  };
-  // Loaded on first use: execa costs ~50 ms to import, and read-only commands never spawn.
-  const { execa } = await import('execa');
-  const child = execa(file, args, execaOptions);
+  const child = spawnChild(file, args, options);
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout?.on('data', (b: Buffer) => out.push(b));
+  child.stderr?.on('data', (b: Buffer) => err.push(b));
   if (options.onOutput) {
     forwardLines(child.stdout, options.onOutput);
     forwardLines(child.stderr, options.onOutput);
   }
-  const r = await child;
-  if (r.failed && r.exitCode === undefined && !r.signal) {
-    const cause = r.cause instanceof Error ? r.cause.message : String(r.shortMessage);
-    throw new ProcessError([file, ...args], undefined, undefined, cause);
+  if (options.input !== undefined && child.stdin) {
+    child.stdin.on('error', () => {}); // a child that exits without reading its input is judged by its exit
+    child.stdin.end(options.input);
   }
+  const stopTimer = killAfter(child, options.timeoutMs);
+  const ended = await new Promise<{ code: number | null; signal: NodeJS.Signals | null } | { error: Error }>((resolve) => {
+    child.once('error', (error) => resolve({ error }));
+    child.once('close', (code, signal) => resolve({ code, signal }));
+  });
+  stopTimer();
+  if ('error' in ended) throw new ProcessError([file, ...args], undefined, undefined, ended.error.message);
   return {
-    stdout: String(r.stdout ?? ''),
-    stderr: String(r.stderr ?? ''),
-    exitCode: r.exitCode ?? (r.signal ? 128 : 1),
-    signal: r.signal ?? undefined,
+    stdout: stripFinalNewline(Buffer.concat(out).toString('utf8')),
+    stderr: stripFinalNewline(Buffer.concat(err).toString('utf8')),
+    exitCode: ended.code ?? (ended.signal ? 128 : 1),
+    signal: ended.signal ?? undefined,
   };
 }

@@ -1,7 +1,6 @@
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
-import { parse } from 'smol-toml';
 import { ReleaseError, UsageError } from './errors.js';
 
 /**
@@ -54,6 +53,8 @@ async function readPyproject(releaseDir: string): Promise<string | null> {
 }
 
 export async function readPyprojectExtras(releaseDir: string): Promise<PyprojectExtras> {
+  // Loaded on first use: only a venv build reads TOML, yet every command loads this module.
+  const { parse } = await import('smol-toml');
   const text = await readPyproject(releaseDir);
   if (text === null) return { project: null, extras: new Map() };
   let doc: Record<string, unknown>;

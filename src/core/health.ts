@@ -42,39 +42,62 @@ async function unitFailure(ctx: Context, unit: string, reason: string): Promise<
   return { check: 'unit', unit, reason, journal: await ctx.services.journal(unit, 10).catch(() => []) };
 }
 
-/** Every unit reaches active within the start timeout. */
-async function waitActive(ctx: Context, units: string[]): Promise<GateFailure | Map<string, number>> {
+interface Settled {
+  /** Each unit's restart count when it was seen active. */
+  restarts: Map<string, number>;
+  /** Every unit was seen active in one and the same answer of systemd. */
+  seenTogether: boolean;
+}
+
+/**
+ * Every unit reaches active within the start timeout, judged in order (a unit is looked at once
+ * those before it are up); each round asks systemd about every unit still waited for at once.
+ */
+async function waitActive(ctx: Context, units: string[]): Promise<GateFailure | Settled> {
+  let rounds = 0;
   const deadline = Date.now() + ctx.settings.startTimeoutSeconds * 1000;
   const restarts = new Map<string, number>();
-  for (const unit of units) {
-    let first: number | null = null;
-    for (;;) {
-      const s = await ctx.services.show(unit);
+  const first = new Map<string, number>();
+  let pending = units;
+  while (pending.length > 0) {
+    const states = await ctx.services.showAll(pending);
+    rounds++;
+    let i = 0;
+    for (; i < pending.length; i++) {
+      const unit = pending[i]!;
+      const s = states[i]!;
       if (unitIsUp(s)) {
         restarts.set(unit, s.nRestarts);
-        break;
+        continue;
       }
       if (unitHasFailed(s)) return unitFailure(ctx, unit, `${s.activeState} (${s.result || s.subState})`);
       // A unit cycling through auto-restart is crash-looping: fail now, not when its start limit hits.
-      first ??= s.nRestarts;
-      if (s.subState === 'auto-restart' || s.nRestarts > first) {
+      if (!first.has(unit)) first.set(unit, s.nRestarts);
+      if (s.subState === 'auto-restart' || s.nRestarts > first.get(unit)!) {
         return unitFailure(ctx, unit, `crash-looping before it became active (${s.result || s.subState}, ${s.nRestarts} restart(s))`);
       }
       if (Date.now() > deadline) {
         return unitFailure(ctx, unit, `not active after ${ctx.settings.startTimeoutSeconds}s (${s.activeState}/${s.subState})`);
       }
-      await sleep(POLL_MS);
+      break; // still starting: the units after it are judged once it is up
     }
+    pending = pending.slice(i);
+    if (pending.length > 0) await sleep(POLL_MS);
   }
-  return restarts;
+  return { restarts, seenTogether: rounds === 1 };
 }
 
 /** Units stay active with an unchanged restart count for the whole settle window. */
-async function settle(ctx: Context, baseline: Map<string, number>): Promise<GateFailure | null> {
+async function settle(ctx: Context, { restarts: baseline, seenTogether }: Settled): Promise<GateFailure | null> {
+  // A window of 0 s is one instant with every unit active: the answer that ended the wait was that instant.
+  if (ctx.settings.settleSeconds === 0 && seenTogether) return null;
   const until = Date.now() + ctx.settings.settleSeconds * 1000;
+  const units = [...baseline.keys()];
   do {
-    for (const [unit, restarts] of baseline) {
-      const s = await ctx.services.show(unit);
+    const states = await ctx.services.showAll(units);
+    for (const [i, unit] of units.entries()) {
+      const s = states[i]!;
+      const restarts = baseline.get(unit)!;
       if (!unitIsUp(s)) return unitFailure(ctx, unit, `was no longer active during the settle window (now ${s.activeState}/${s.subState}, result ${s.result})`);
       if (s.nRestarts !== restarts) return unitFailure(ctx, unit, `restarted ${s.nRestarts - restarts} time(s) during the settle window`);
     }
@@ -141,7 +164,7 @@ export async function healthGate(ctx: Context, opts: { version: string; releaseD
   if (ctx.services.kind === 'systemd' && services.length > 0) {
     ctx.progress.step('gate: units active');
     const baseline = await waitActive(ctx, services);
-    if (!(baseline instanceof Map)) return done(baseline);
+    if ('check' in baseline) return done(baseline);
     checks.push(`units active: ${services.join(', ')}`);
     killPoint('gate-units-active', ctx.env);
     ctx.progress.step(`gate: settling ${ctx.settings.settleSeconds} s`, { countdownSeconds: ctx.settings.settleSeconds });

@@ -27,7 +27,7 @@ function isExecutableFile(file: string): boolean {
   }
 }
 
-/** A path must be an executable file; a bare name must be found on PATH, as execa would find it. */
+/** A path must be an executable file; a bare name must be found on PATH, as spawn would find it. */
 export function checkSystemctl(systemctl: string, origin: string, env: NodeJS.ProcessEnv = process.env): void {
   const found = systemctl.includes('/')
     ? isExecutableFile(systemctl)

@@ -58,6 +58,31 @@ describe('makeSystemd against the recording fake', () => {
     expect(call.slice(2)).toEqual(['show', '--', 'smolotchi-core.service']);
   });
 
+  it('asks for several units in one show call and keeps them apart, in the order asked', async () => {
+    const sd = makeSystemd({ systemctl: fake.path });
+    fake.setState('smolotchi-core.service', { ActiveState: 'activating', SubState: 'start', NRestarts: 2 });
+    const states = await sd.showAll(['smolotchi-web.service', 'smolotchi-core.service', 'smolotchi-prune.timer']);
+    expect(states.map((s) => [s.unit, s.activeState, s.nRestarts])).toEqual([
+      ['smolotchi-web.service', 'active', 0],
+      ['smolotchi-core.service', 'activating', 2],
+      ['smolotchi-prune.timer', 'active', 0],
+    ]);
+    expect(fake.log()).toHaveLength(1);
+    expect(fake.log()[0]!.slice(2)).toEqual(['show', '--', 'smolotchi-web.service', 'smolotchi-core.service', 'smolotchi-prune.timer']);
+  });
+
+  it('asks unit by unit when a combined answer does not name the units asked, in order', async () => {
+    // A systemctl that answers records in another order than asked (never seen, but not guessed at either).
+    const odd = path.join(tmp, 'odd-systemctl');
+    await fs.writeFile(odd, `#!/bin/sh\nlast=; for a in "$@"; do last=$a; done\ncase "$*" in *' smolotchi-a.service smolotchi-b.service'*) printf 'Id=smolotchi-b.service\\nActiveState=failed\\n\\nId=smolotchi-a.service\\nActiveState=active\\n' ;; *) if [ "$last" = smolotchi-b.service ]; then printf 'ActiveState=failed\\n'; else printf 'ActiveState=active\\n'; fi ;; esac\n`, { mode: 0o755 });
+    const sd = makeSystemd({ systemctl: odd });
+    const states = await sd.showAll(['smolotchi-a.service', 'smolotchi-b.service']);
+    expect(states.map((s) => [s.unit, s.activeState])).toEqual([
+      ['smolotchi-a.service', 'active'],
+      ['smolotchi-b.service', 'failed'],
+    ]);
+  });
+
   it('turns a failed restart into a ReleaseError naming the unit and the reason', async () => {
     fake.setState('smolotchi-web.service', { failRestart: true });
     const sd = makeSystemd({ systemctl: fake.path });

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { latestStable, parseVersion, tryParseVersion } from '../../src/core/version.js';
+import semver from 'semver';
+import { compareVersions, isPrerelease, latestStable, parseVersion, tryParseVersion } from '../../src/core/version.js';
 
 describe('parseVersion', () => {
   it.each([
@@ -48,5 +49,30 @@ describe('latestStable', () => {
   it('is the highest non-prerelease by semver order, not string order', () => {
     expect(latestStable(['1.9.0', '1.10.0', '2.0.0-rc.1', '1.10.0-beta'])).toBe('1.10.0');
     expect(latestStable(['2.0.0-rc.1'])).toBeNull();
+  });
+});
+
+describe('compareVersions', () => {
+  it('orders by semver precedence: numbers by value, prereleases below their release, build metadata ignored', () => {
+    const sorted = ['1.0.0-alpha', '1.0.0-alpha.1', '1.0.0-alpha.beta', '1.0.0-beta', '1.0.0-beta.2', '1.0.0-beta.11', '1.0.0-rc.1', '1.0.0', '1.2.0', '1.10.0', '2.0.0'];
+    expect([...sorted].reverse().sort(compareVersions)).toEqual(sorted);
+    expect(compareVersions('1.0.0+a', '1.0.0+b')).toBe(0);
+    expect(compareVersions('99999999999999999999.0.0', '99999999999999999998.0.0')).toBe(1);
+    expect(() => compareVersions('1.0', '1.0.0')).toThrow(TypeError);
+  });
+
+  it('property: agrees with the semver package on generated versions', () => {
+    const num = fc.oneof(fc.nat({ max: 20 }), fc.nat()).map(String);
+    const ident = fc.oneof(fc.nat({ max: 30 }).map(String), fc.stringMatching(/^[0-9A-Za-z-]{1,6}$/).filter((s) => !/^0\d/.test(s)));
+    const version = fc
+      .tuple(num, num, num, fc.option(fc.array(ident, { minLength: 1, maxLength: 4 })), fc.option(fc.stringMatching(/^[0-9a-z]{1,5}$/)))
+      .map(([a, b, c, pre, build]) => `${a}.${b}.${c}${pre ? `-${pre.join('.')}` : ''}${build ? `+${build}` : ''}`);
+    fc.assert(
+      fc.property(version, version, (a, b) => {
+        expect(compareVersions(a, b)).toBe(semver.compare(a, b));
+        expect(isPrerelease(a)).toBe(semver.prerelease(a) !== null);
+      }),
+      { numRuns: 5000 },
+    );
   });
 });

@@ -1,5 +1,5 @@
 import { promises as fs } from 'node:fs';
-import { archiveStream, listTags, resolveTagCommit, syncMirror } from '../../adapters/git.js';
+import { archiveStream, listTags, resolveTagCommits, syncMirror } from '../../adapters/git.js';
 import { extractTarStream } from '../../adapters/tar.js';
 import { IntegrityError, NotFoundError } from '../errors.js';
 import { requireSignedTag } from './git-signed.js';
@@ -60,8 +60,9 @@ export function nearestHint(version: string, available: string[]): string {
 
 /** The commit of `v<ver>` or `<ver>`; both present and different is refused as ambiguous. */
 async function resolveVersionCommit(opts: FetchGitOptions, version: string): Promise<string> {
-  const prefixed = await resolveTagCommit(opts.mirrorDir, `v${version}`);
-  const bare = await resolveTagCommit(opts.mirrorDir, version);
+  const tags = await resolveTagCommits(opts.mirrorDir, [`v${version}`, version]);
+  const prefixed = tags.get(`v${version}`) ?? null;
+  const bare = tags.get(version) ?? null;
   if (prefixed !== null && bare !== null && prefixed !== bare) {
     throw new IntegrityError(
       `ambiguous version ${version}: tags v${version} (${prefixed.slice(0, 12)}) and ${version} (${bare.slice(0, 12)}) differ`,
