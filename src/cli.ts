@@ -1,4 +1,9 @@
 #!/usr/bin/env node
+/**
+ * Entry point: argv to one command, its result rendered, every failure as `smolotchi:` lines.
+ * The only module that exits or sets the exit code; it decides nothing about releases itself.
+ */
+
 import { ExitCode } from './core/exit-codes.js';
 import { UsageError } from './core/errors.js';
 import type { Context } from './core/context.js';

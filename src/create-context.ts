@@ -1,3 +1,8 @@
+/**
+ * Builds the Context of one run: layout, settings, service manager, logger, progress, history.
+ * Never opens the history or resolves the service user before a command first asks for them.
+ */
+
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { ENTRY_POINT_FILE, packageRoot } from './core/package-root.js';

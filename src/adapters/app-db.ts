@@ -1,3 +1,8 @@
+/**
+ * Backs up the app's SQLite databases through a private copy and reads their schema and row counts.
+ * Never lets SQLite, as root, open a live file of the service user: only the O_NOFOLLOW copy.
+ */
+
 import Database from 'better-sqlite3';
 import { constants, type Stats } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';

@@ -1,3 +1,8 @@
+/**
+ * Runs the app's own CLI in the foreground, after this process became the service user for good.
+ * Never starts the app while any root privilege is left (groups, gid and uid are dropped first).
+ */
+
 import { spawn } from 'node:child_process';
 import { ReleaseError } from '../core/errors.js';
 

@@ -1,3 +1,8 @@
+/**
+ * Removes the `.lock` files a killed git left in the mirror, so later fetches work again.
+ * Never removes one while any live process still works in the mirror.
+ */
+
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 

@@ -1,3 +1,8 @@
+/**
+ * Runs one git command through simple-git, its unsafe-option guard on, in a scrubbed environment.
+ * Never passes root's GIT_* variables or config to git, and never runs without a deadline.
+ */
+
 import path from 'node:path';
 import { UsageError } from '../core/errors.js';
 import { ProcessError, tailLines, type RunResult } from './process.js';

@@ -1,3 +1,8 @@
+/**
+ * Sums the blob sizes of a tagged tree in the mirror, for the install's space preflight.
+ * Never touches the network or changes the mirror: one read-only `git ls-tree`.
+ */
+
 import { resolveTagCommits } from './git.js';
 import { git } from './git-run.js';
 

@@ -1,3 +1,8 @@
+/**
+ * Checks a mirror tag's ssh signature with `git verify-tag` against an allowed_signers file.
+ * Never lets a gpg or x509 keyring vouch for a tag, nor an unsafe tag name reach git.
+ */
+
 import path from 'node:path';
 import { UsageError } from '../core/errors.js';
 import { SAFE_TAG } from './git.js';

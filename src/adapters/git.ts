@@ -1,3 +1,8 @@
+/**
+ * The git source: mirror sync, tag lookups and `git archive` streamed into the extractor.
+ * Never lets root's or the system's git config, or a string the operator typed, reach git as an option.
+ */
+
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { PassThrough, pipeline, type Readable } from 'node:stream';

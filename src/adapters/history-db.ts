@@ -1,3 +1,8 @@
+/**
+ * Opens, migrates and checks the SQLite history file; a damaged one is moved aside, never deleted.
+ * Never lets a damaged history fail a command the filesystem alone can answer.
+ */
+
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';

@@ -1,3 +1,8 @@
+/**
+ * One HTTP GET with a deadline: the health gate's proof that the web UI answers.
+ * Never waits past its deadline, and never counts a 5xx answer as up.
+ */
+
 import http from 'node:http';
 
 export interface ProbeResult {

@@ -1,3 +1,8 @@
+/**
+ * Imports the history older versions kept where the service user could write it.
+ * Never opens that file in place with SQLite; only a private copy is read, and only its bad marks.
+ */
+
 import Database from 'better-sqlite3';
 import { chmodSync, closeSync, constants, existsSync, fstatSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';

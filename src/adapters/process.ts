@@ -1,3 +1,8 @@
+/**
+ * Runs a program with an argument array and a timeout; failures carry argv, exit and stderr tail.
+ * Never runs a shell string, and never release code (that goes through service-user.ts).
+ */
+
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { ReleaseError } from '../core/errors.js';
 

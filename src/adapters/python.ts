@@ -1,15 +1,14 @@
+/**
+ * The only module that runs Python or pip (venv, pip, byte-compile, smoke import); one-line errors.
+ * Never runs release code as root: every spawn goes through runAsService.
+ */
+
 import { readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ReleaseError } from '../core/errors.js';
 import { ProcessError, tailLines, type RunResult } from './process.js';
 import { runAsService, type ServiceIdentity, type ServiceRunOptions } from './service-user.js';
-
-/**
- * The only module that runs Python or pip. Every failure is one line naming the step and the cause.
- * Every spawn goes through runAsService: pip, build backends, .pth files and the app's imports are
- * release code, never run as root.
- */
 
 const HOST_TOOLS_HINT = 'install the host tools: apt-get install python3-pip python3-venv';
 // `pip --python <interpreter>` (the host pip driving another environment) arrived in pip 22.3.

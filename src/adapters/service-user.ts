@@ -1,3 +1,8 @@
+/**
+ * The one spawn for release code: pip, build backends, byte-compile, smoke import, health check.
+ * Never runs it as root: service user, own PID namespace, no capabilities, minimal environment.
+ */
+
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { ReleaseError } from '../core/errors.js';

@@ -1,3 +1,8 @@
+/**
+ * The deploy history, marks and state as SQL over one open better-sqlite3 connection.
+ * Never opens, checks or migrates the file itself (history-db.ts does), and decides no policy.
+ */
+
 import type Database from 'better-sqlite3';
 import type { DeployKind, DeployRow, DeployStatus, HistoryStore, MarkEvent, MarkSource, NewDeploy, ReleaseMark, SnapshotRecord } from '../core/history.js';
 

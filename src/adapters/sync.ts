@@ -1,3 +1,8 @@
+/**
+ * Flushes the filesystem holding a release (syncfs, via `sync -f`) before its stamp is written.
+ * Never lets a stamp reach the disk before the files it vouches for.
+ */
+
 import { run } from './process.js';
 
 /**

@@ -1,3 +1,8 @@
+/**
+ * Creates the service account with systemd-sysusers (or useradd) for `release init`.
+ * Never runs useradd for a sandbox root: it would change the host's own /etc/passwd.
+ */
+
 import { access, constants, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { run } from './process.js';

@@ -1,3 +1,8 @@
+/**
+ * The only module that calls systemctl, journalctl and systemd-tmpfiles, each with a timeout.
+ * Never blames a unit when systemd itself is out of reach (SystemdError says environmental).
+ */
+
 import { ProcessError, run, runAllowingFailure, tailLines } from './process.js';
 
 export interface UnitState {

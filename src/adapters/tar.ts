@@ -1,3 +1,8 @@
+/**
+ * Extracts release archives through ArchivePolicy, hashes files, packs reproducible tar.gz.
+ * Never writes an entry the policy has not passed, nor replaces or writes through anything on disk.
+ */
+
 import { createHash } from 'node:crypto';
 import { constants, createReadStream, createWriteStream } from 'node:fs';
 import { chmod, link, lstat, mkdir, open, readdir, readlink, rm, symlink, type FileHandle } from 'node:fs/promises';

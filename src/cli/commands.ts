@@ -1,3 +1,8 @@
+/**
+ * The registry of `smolotchi release` commands: flags, help, exit codes, lazily imported runs.
+ * Never runs or prints anything itself: src/cli.ts does, with what is declared here.
+ */
+
 import { Option, type Command } from 'commander';
 import type { Context } from '../core/context.js';
 import { ExitCode, type ExitCodeValue } from '../core/exit-codes.js';

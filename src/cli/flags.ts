@@ -1,3 +1,8 @@
+/**
+ * Shared commander flags and their parsers: globals, --systemctl, --wait, gate flags, argv fixes.
+ * Never reads the env file or the environment: it only turns argv into option values.
+ */
+
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { UsageError } from '../core/errors.js';
 import type { Settings } from '../core/settings.js';

@@ -1,3 +1,8 @@
+/**
+ * Builds the commander program from the command registry: help groups, exit-code footers.
+ * Never prints or exits itself: every error, commander's included, goes to the CLI's error path.
+ */
+
 import { Command } from 'commander';
 import type { Context } from '../core/context.js';
 import { ExitCode, type ExitCodeValue } from '../core/exit-codes.js';

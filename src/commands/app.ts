@@ -1,3 +1,8 @@
+/**
+ * `smolotchi <app command>`: runs the current release's own CLI and reports how it ended.
+ * Never runs the app as root, and never prints or exits (src/cli.ts ends as the app ended).
+ */
+
 import os from 'node:os';
 import { becomeUser, runForeground, type AppExit } from '../adapters/app-process.js';
 import { appEnvironment, appLaunch } from '../core/app-launch.js';

@@ -1,3 +1,8 @@
+/**
+ * `release history`: the deploy rows and operator marks, newest first.
+ * Read-only: never takes the lock, so it works while an install runs.
+ */
+
 import type { Context } from '../core/context.js';
 import { UsageError } from '../core/errors.js';
 import { historyReadable, type DeployRow, type MarkEvent } from '../core/history.js';

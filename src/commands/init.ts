@@ -1,3 +1,8 @@
+/**
+ * `release init`: account, folders, env file and boot unit a device needs first; idempotent.
+ * Never overwrites an operator's file, and never changes the host's accounts from a sandbox root.
+ */
+
 import path from 'node:path';
 import { createSystemUser, userTool } from '../adapters/system-user.js';
 import { readAccount, SERVICE_USER, type Account } from '../core/bootstrap/accounts.js';

@@ -1,3 +1,8 @@
+/**
+ * `release install`: the install pipeline read top-down (DESIGN steps 1-12), and its dry run.
+ * Never prints or exits, and changes nothing before the checks that need no lock have passed.
+ */
+
 import type { IncrementalChanges } from '../core/venv.js';
 import type { Context } from '../core/context.js';
 import { ExitCode } from '../core/exit-codes.js';

@@ -1,3 +1,8 @@
+/**
+ * `release keygen`: a new ed25519 signing key pair, private key 0600, public key 0644.
+ * Never overwrites a key file that already exists.
+ */
+
 import { mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
 import type { Context } from '../core/context.js';

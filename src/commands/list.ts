@@ -1,3 +1,8 @@
+/**
+ * `release list`: the releases on disk, newest first, with current, previous and their marks.
+ * Read-only: never takes the lock or changes anything.
+ */
+
 import type { Context } from '../core/context.js';
 import type { ReleaseMark } from '../core/history.js';
 import { readCurrent } from '../core/switch.js';

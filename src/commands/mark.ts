@@ -1,3 +1,8 @@
+/**
+ * `release mark good|bad`: records the operator's verdict on a version in the history.
+ * Never marks good a release that is not complete on this device.
+ */
+
 import type { Context } from '../core/context.js';
 import { NotFoundError, UsageError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';

@@ -1,3 +1,8 @@
+/**
+ * `release pack`: a reproducible signed artifact (archive, .sha256, manifest, signature) of a tag.
+ * Never writes a timestamp, replaces a wheel the repository ships, or uses a key others can read.
+ */
+
 import { constants } from 'node:fs';
 import { copyFile, lstat, mkdir, mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';

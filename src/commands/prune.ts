@@ -1,3 +1,8 @@
+/**
+ * `release prune`: removes releases beyond --keep through the trash, under the lock.
+ * Never removes the current, the last good or the rollback target, and never deletes in place.
+ */
+
 import type { Context } from '../core/context.js';
 import { ExitCode } from '../core/exit-codes.js';
 import { removeViaTrash } from '../core/fsutil.js';

@@ -1,3 +1,8 @@
+/**
+ * `release recover`: the crash repair on demand or at boot; restarts units if it changed what runs.
+ * Never restarts units at boot: they are ordered after the check unit and start anyway.
+ */
+
 import type { Context } from '../core/context.js';
 import { ExitCode } from '../core/exit-codes.js';
 import { DeployJournal } from '../core/journal.js';

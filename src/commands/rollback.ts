@@ -1,3 +1,8 @@
+/**
+ * `release rollback`: back to the last good release (or --to), through the same switch and gate.
+ * Never fetches or builds: a rollback target must already be complete on disk.
+ */
+
 import type { Context } from '../core/context.js';
 import { NotFoundError, ReleaseError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';

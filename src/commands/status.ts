@@ -1,3 +1,8 @@
+/**
+ * `release status`: current, previous good, lock holder, last deploy, degraded state, unit drift.
+ * Read-only: never takes the lock; degraded is exit 6 in its result, for the CLI to return.
+ */
+
 import { renderFor } from '../core/activate.js';
 import type { Context } from '../core/context.js';
 import { IntegrityError } from '../core/errors.js';

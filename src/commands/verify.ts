@@ -1,3 +1,8 @@
+/**
+ * `release verify`: re-hashes installed trees against their file lists and signed manifests.
+ * Read-only: never takes the lock nor repairs what it finds; any finding is exit 4.
+ */
+
 import { historyProblem } from '../adapters/history-db.js';
 import type { Context } from '../core/context.js';
 import { NotFoundError, UsageError } from '../core/errors.js';

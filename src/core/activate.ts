@@ -1,3 +1,8 @@
+/**
+ * DESIGN steps 8-10: install a release's units, flip `current`, restart in order; undo a first one.
+ * Never writes a unit before all are staged and the folders proven writable; never runs the gate.
+ */
+
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { diffUnits, installChanged, readInstalledUnits, renderUnits, writeUnits, bundledPackagingDir, type RenderedUnits } from './units.js';

@@ -1,4 +1,9 @@
 /**
+ * Splits argv between the tool's own `release ...` commands and the app's commands.
+ * Never reads past the app's command word: from there on every argument is the app's.
+ */
+
+/**
  * `smolotchi release ...` (and help, --help, --version) is the tool's; any other first word is a
  * command of the app (`status`, `prune`, `health`, `db migrate`, `ai`), passed to the current
  * release. Only `--root DIR` may come before it: everything from the app's command on is the app's.

@@ -1,3 +1,8 @@
+/**
+ * A release's pyproject extras as requirement strings for pip (read bounded, without links).
+ * Never pip-installs the release itself: its build backend would be release code run by pip.
+ */
+
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';

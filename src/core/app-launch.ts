@@ -1,3 +1,8 @@
+/**
+ * How an app command starts: program, arguments, environment and folder, as its units would.
+ * Never passes root's PYTHONPATH, LD_* or proxies, nor runs from a folder someone else can write.
+ */
+
 import { constants } from 'node:fs';
 import { access, lstat } from 'node:fs/promises';
 import path from 'node:path';

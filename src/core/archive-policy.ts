@@ -1,3 +1,8 @@
+/**
+ * The gate every archive entry passes before it is written: paths, links, types, modes, limits.
+ * Never does I/O, and never lets an entry out of the tree or past a limit; one refusal ends it all.
+ */
+
 import { IntegrityError } from './errors.js';
 
 /** What the policy needs to know about one archive entry (a subset of node-tar's ReadEntry). */

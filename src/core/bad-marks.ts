@@ -1,15 +1,14 @@
+/**
+ * Bad marks kept a second time, in a JSON file beside the history in the root-only folder.
+ * Never lets a rebuilt history turn a release that failed its gate into one that installs again.
+ */
+
 import { closeSync, constants, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { HistoryStore } from './history.js';
 import { fsyncDir, randomSuffix } from './fsutil.js';
 import { checkPrivateFile } from './private-dir.js';
 import { tryParseVersion } from './version.js';
-
-/**
- * Bad marks, kept a second time in a small JSON file beside the history in the tool's root-only
- * folder: a history that has to be rebuilt (corrupt, or moved from its old place) must not turn
- * a release that failed its gate into one that installs again without --force.
- */
 
 export type BadMarks = Map<string, string | null>;
 

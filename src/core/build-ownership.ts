@@ -1,3 +1,8 @@
+/**
+ * Hands the service user only the folders a build writes, then takes every entry back for root.
+ * Never follows a link the service user may have planted: top-down, through O_NOFOLLOW descriptors.
+ */
+
 import { constants } from 'node:fs';
 import { lchown, lstat, mkdir, open, readdir } from 'node:fs/promises';
 import path from 'node:path';

@@ -1,3 +1,8 @@
+/**
+ * DESIGN steps 3-7: fetch, promote, build the venv, write the stamp of a new release.
+ * Never leaves a half-built release: any failure removes the new folder, and nothing else changed.
+ */
+
 import { refuseMovedTag } from './install-rules.js';
 import { mkdir, rename } from 'node:fs/promises';
 import { syncFileSystem } from '../adapters/sync.js';

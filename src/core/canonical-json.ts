@@ -1,6 +1,6 @@
 /**
- * Canonical JSON: object keys sorted by code unit, no whitespace, UTF-8, integers only. One value
- * has exactly one encoding, so signed bytes can be re-derived and compared byte for byte.
+ * Canonical JSON (sorted keys, no whitespace, UTF-8, integers only): one value, one encoding.
+ * Never accepts another spelling when parsing: signed bytes must re-derive byte for byte.
  */
 
 export type CanonicalValue = string | number | boolean | null | CanonicalValue[] | { [key: string]: CanonicalValue };

@@ -1,3 +1,8 @@
+/**
+ * What a command may use of the outside world, built once by src/create-context.ts or a test.
+ * A type only: it never opens, spawns or reads anything itself.
+ */
+
 import type { ServiceIdentity } from '../adapters/service-user.js';
 import type { ServiceManager } from '../adapters/systemctl.js';
 import type { HistoryStore } from './history.js';

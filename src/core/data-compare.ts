@@ -1,3 +1,8 @@
+/**
+ * How the live app data compares with a release's snapshot: rows a restore drops, schema versions.
+ * Read-only: never opens a live database in place, only a private copy in a root-only folder.
+ */
+
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';

@@ -1,3 +1,8 @@
+/**
+ * Snapshots of the app's databases per deploy, in root's own folder: take, list, restore, prune.
+ * Never restores through a link or from a snapshot without its manifest (an interrupted one).
+ */
+
 import { constants } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';

@@ -1,3 +1,8 @@
+/**
+ * The app-data step of a switch: snapshot what is left; restore on the way back or on request.
+ * Never lets old code start on data a failed release migrated: its snapshot goes back first.
+ */
+
 import { readInstalledUnits, TOOL_UNIT } from './units.js';
 import type { Context } from './context.js';
 import { appDatabases, restoreDb, takeSnapshot, type Snapshot } from './data-snapshots.js';

@@ -1,3 +1,8 @@
+/**
+ * Which requirement set a device wants (`pi` adds requirements/pi_zero.txt), from setting or board.
+ * Never reads the board outside the root prefix, so a sandbox decides its own profile.
+ */
+
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 

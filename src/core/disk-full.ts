@@ -1,3 +1,8 @@
+/**
+ * Recognises a full disk (ENOSPC, EDQUOT, SQLITE_FULL) and records a deploy's failure with a hint.
+ * Never hides another error: anything that is not a full disk passes through unchanged.
+ */
+
 import type { Context } from './context.js';
 import { ReleaseError } from './errors.js';
 import type { DeployJournal } from './journal.js';

@@ -1,3 +1,8 @@
+/**
+ * The fault rule: a full or read-only disk, permissions, systemd, a lost lock: the environment's.
+ * Never lets such a fault mark a release bad; before the restart it changes nothing (exit 1).
+ */
+
 import { SystemdError } from '../adapters/systemctl.js';
 import { ReleaseError } from './errors.js';
 import { ExitCode } from './exit-codes.js';

@@ -1,3 +1,8 @@
+/**
+ * The typed errors: one line of message, an exit code, an optional hint.
+ * Never exits or prints: src/cli.ts turns them into text and exit codes.
+ */
+
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
 
 /** Every expected failure is a ReleaseError: one line of message, an exit code, an optional hint. */

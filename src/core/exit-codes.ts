@@ -1,4 +1,8 @@
-/** Stable exit codes: documented in the README, relied upon by scripts and tests. */
+/**
+ * The stable exit codes: documented in the README, relied upon by scripts and tests.
+ * Never renumber or reuse a code.
+ */
+
 export const ExitCode = {
   ok: 0,
   failed: 1,

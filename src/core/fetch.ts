@@ -1,3 +1,8 @@
+/**
+ * Turns `<ver|latest|file>` and the source into an install request, resolves it, fills staging.
+ * Never lets an unvalidated version or a leading '-' reach a path, a URL or a git argument.
+ */
+
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Context } from './context.js';

@@ -1,3 +1,8 @@
+/**
+ * Filesystem helpers: atomic writes (temp, fsync, rename), folder fsync, removal through the trash.
+ * Never leaves a torn file, or a half-deleted tree that could look complete.
+ */
+
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fsyncSync, openSync } from 'node:fs';
 import { mkdir, open, rename, rm, readdir, lstat, stat, type FileHandle } from 'node:fs/promises';

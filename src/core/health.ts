@@ -1,3 +1,8 @@
+/**
+ * DESIGN step 11, the health gate: units active and settled, web UI answering, the release's check.
+ * Never runs the release's check as root, and decides nothing about what happens after it.
+ */
+
 import { setTimeout as sleep } from 'node:timers/promises';
 import { access, constants } from 'node:fs/promises';
 import path from 'node:path';

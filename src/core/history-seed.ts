@@ -1,3 +1,8 @@
+/**
+ * Seeds a rebuilt history from what root wrote: current good, bad marks kept, stamps' tag commits.
+ * Never takes anything but bad marks from a history the service user could have written.
+ */
+
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import type { BadMarks } from './bad-marks.js';

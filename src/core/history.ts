@@ -1,4 +1,8 @@
-/** The audit log and good/bad marks, as the domain sees them; SQLite lives in the adapter. */
+/**
+ * The audit log and good/bad marks as the domain sees them: rows, marks, the HistoryStore contract.
+ * Never touches SQLite itself: that lives in src/adapters/.
+ */
+
 export type DeployKind = 'install' | 'rollback' | 'auto-rollback' | 'prune' | 'recover';
 export type DeployStatus = 'running' | 'succeeded' | 'failed' | 'rolled-back' | 'interrupted' | 'degraded';
 

@@ -1,3 +1,8 @@
+/**
+ * The install refusals the history decides: a downgrade, a release marked bad, a moved tag.
+ * Never lets one pass without the operator's explicit flag (--allow-downgrade, --force).
+ */
+
 import { IntegrityError, ReleaseError, UsageError } from './errors.js';
 import { ExitCode } from './exit-codes.js';
 import type { HistoryStore } from './history.js';

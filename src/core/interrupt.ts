@@ -1,4 +1,9 @@
 /**
+ * Ctrl-C and SIGTERM: outside a mutation stop at once, inside it wait for the next safe point.
+ * Never stops a mutation between safe points; the next command's recovery finishes or undoes it.
+ */
+
+/**
  * Ctrl-C and SIGTERM. Outside a mutation the command just stops. While a mutation holds the lock,
  * the signal waits for the next safe point: the start of a journaled step (where a crash is
  * already provably recoverable, see the crash-safety tests) or a failed gate (so an interrupted

@@ -1,3 +1,8 @@
+/**
+ * One deploy row, each step journaled in SQLite before it starts, for the next command's recovery.
+ * Never starts a step before its name is recorded: an interrupted run must show where it stopped.
+ */
+
 import type { Context } from './context.js';
 import type { DeployKind, DeployStatus, HistoryStore } from './history.js';
 import { killPoint } from './killpoint.js';

@@ -1,3 +1,8 @@
+/**
+ * TEST-ONLY kill, pause and trace points that prove every interruption keeps the invariants.
+ * Never set on a device: without the SMOLOTCHI_TEST_* variables every point does nothing.
+ */
+
 import { appendFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 

@@ -1,3 +1,8 @@
+/**
+ * Every path the tool touches, under a root prefix like DESTDIR, and the device paths units name.
+ * Never puts the root prefix into a device path: units and symlinks say what the device sees.
+ */
+
 import path from 'node:path';
 
 /**

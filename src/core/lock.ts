@@ -1,3 +1,8 @@
+/**
+ * The one lock of every mutating command (pid, start time, boot id), in root's own /run folder.
+ * Never steals a live holder's lock, takes a foreign one without --force, or follows a link.
+ */
+
 import { killPoint } from './killpoint.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { closeSync, constants, fsyncSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';

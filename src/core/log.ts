@@ -1,3 +1,8 @@
+/**
+ * The logger: info, warnings and --verbose details on stderr, control characters escaped.
+ * Never writes to stdout (data only), and never logs errors: they are thrown.
+ */
+
 import { escapeControl } from '../render/escape.js';
 
 /** Progress and diagnostics go to stderr; stdout is reserved for data (tables, JSON). */

@@ -1,3 +1,8 @@
+/**
+ * The signed manifest of a release artifact: strict parsing and encoding of its entries and units.
+ * Never accepts anything unexpected: every oddity is an IntegrityError.
+ */
+
 import { canonicalBytes, parseCanonical } from './canonical-json.js';
 import { IntegrityError } from './errors.js';
 import { byPathOrder, type TreeEntry } from './tree-files.js';

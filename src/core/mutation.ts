@@ -1,3 +1,8 @@
+/**
+ * The frame of every mutating command: take the lock, repair what a crash left, run, release.
+ * Never runs a mutation without the lock and recovery, nor returns or throws with the lock held.
+ */
+
 import type { Context } from './context.js';
 import { ReleaseError } from './errors.js';
 import { ExitCode } from './exit-codes.js';

@@ -1,3 +1,8 @@
+/**
+ * The error of a step that failed before anything the running system sees had changed.
+ * Never thrown after a visible change: the caller fails cleanly instead of rolling back.
+ */
+
 import { ReleaseError } from './errors.js';
 
 /**

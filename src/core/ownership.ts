@@ -1,3 +1,8 @@
+/**
+ * Who may own what root trusts, and the owner and mode check that refuses anything else (exit 4).
+ * Never trusts a file another user owns, or one its group or others can write.
+ */
+
 import type { Stats } from 'node:fs';
 import { IntegrityError } from './errors.js';
 

@@ -1,3 +1,8 @@
+/**
+ * The producing side of signed releases: describe an archive, write the four release files.
+ * Never signs what a device would refuse to extract, nor publishes a signature before its files.
+ */
+
 import { copyFile, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { extractTarFile, sha256File } from '../adapters/tar.js';
@@ -6,8 +11,6 @@ import { fsyncDir, randomSuffix, writeFileAtomic } from './fsutil.js';
 import { encodeManifest, MANIFEST_MIN_TOOL_VERSION, parseManifest, UNITS_PREFIX, type Manifest } from './manifest.js';
 import { manifestFileName, signatureFileName } from './signed-artifact.js';
 import { listTree, type TreeEntry } from './tree-files.js';
-
-/** The producing side of signed releases: describe an archive, write the four release files. */
 
 export const archiveFileName = (version: string): string => `smolotchi-${version}.tar.gz`;
 

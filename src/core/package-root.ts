@@ -1,3 +1,8 @@
+/**
+ * Where the tool's own package lives (package.json, migrations/, packaging/) and its version.
+ * Never depends on the working directory: found by walking up from this module.
+ */
+
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -1,3 +1,8 @@
+/**
+ * Keeps releases and venvs root's and read-only to others: removes and reports group/other-write.
+ * Never follows a symlink: the inode inspected is the one changed.
+ */
+
 import { constants } from 'node:fs';
 import { lstat, open, readdir } from 'node:fs/promises';
 import path from 'node:path';

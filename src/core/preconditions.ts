@@ -1,11 +1,11 @@
+/**
+ * Checks --root and --systemctl before anything runs: a typo is the operator's to fix (exit 2).
+ * Never lets such a typo become a failed deploy that marks a healthy release bad.
+ */
+
 import { accessSync, constants, statSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from './errors.js';
-
-/**
- * What can be checked before anything runs: a typo in --root or --systemctl is the operator's
- * to fix (exit 2), never a failed deploy that marks a healthy release bad.
- */
 
 export function checkRoot(root: string, origin: string): void {
   let isDir = false;

@@ -1,3 +1,8 @@
+/**
+ * Estimates the space an install needs and refuses it (exit 1) when the filesystem lacks it.
+ * Never stages anything before the estimate passed: a refused install leaves the disk as it was.
+ */
+
 import { lstat, readdir, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { taggedTreeBytes } from '../adapters/git-size.js';

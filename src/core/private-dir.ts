@@ -1,3 +1,8 @@
+/**
+ * The tool's root-only folders (history, lock): created 0700, checked before every use.
+ * Never reads from or writes through anything another user can write, a link included.
+ */
+
 import { closeSync, constants, fchownSync, fstatSync, lstatSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { IntegrityError } from './errors.js';

@@ -1,3 +1,8 @@
+/**
+ * A dry run's questions to the source: which version `latest` is, whether it exists, its commit.
+ * Never changes anything: no mirror sync, no download, nothing written.
+ */
+
 import { lsRemoteTags } from '../adapters/git.js';
 import type { Context } from './context.js';
 import { IntegrityError, NotFoundError } from './errors.js';
@@ -7,11 +12,6 @@ import { nearestHint, versionsFromTags } from './sources/git.js';
 import { latestStable } from './version.js';
 import { exists } from './fsutil.js';
 
-/**
- * A dry run asks the source what the real run would ask (which version `latest` is, whether the
- * version exists, which commit its tag names) without changing anything: no mirror sync, no
- * download, nothing written.
- */
 export async function probeRequest(_ctx: Context, req: ParsedRequest): Promise<InstallRequest & { commit?: string }> {
   if (req.kind === 'file') {
     if (!(await exists(req.source))) throw new NotFoundError(`no such archive: ${req.source}`);

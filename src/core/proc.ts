@@ -1,3 +1,8 @@
+/**
+ * Facts about processes and this machine from /proc: start times, boot id, host and user names.
+ * Never takes a pid alone as proof a process lives: a reused pid has another start time.
+ */
+
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 

@@ -1,4 +1,9 @@
 /**
+ * What a command is doing right now, reported for the operator (stderr).
+ * Never decides how it looks (src/render/progress.ts does), and never writes to stdout.
+ */
+
+/**
  * What a command is doing right now, for the operator (stderr; never stdout, which is data).
  * Commands and the pipeline report; src/render/progress.ts decides how it looks (a live line on a
  * terminal, timestamped plain lines in a pipe or the journal, nothing under --quiet).

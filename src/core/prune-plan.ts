@@ -1,3 +1,8 @@
+/**
+ * Which releases prune keeps and removes, and why each kept one is protected; pure.
+ * Never removes the current, the last good or the rollback target, whatever the count says.
+ */
+
 import type { ReleaseOnDisk } from './releases.js';
 
 export interface PrunePlan {

@@ -1,3 +1,8 @@
+/**
+ * Runs first in every mutating command: finishes or undoes what a crash left, so I1-I7 hold.
+ * Never runs without the lock, and never keeps an unproven release that a crash left current.
+ */
+
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { removeStaleGitLocks } from '../adapters/git-locks.js';

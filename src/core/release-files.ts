@@ -1,3 +1,8 @@
+/**
+ * The file list and manifest copy kept in a release for `verify`, and reading them back.
+ * Never lets a release ship one of the tool's own file names: it would dictate what verify trusts.
+ */
+
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, readdir, writeFile } from 'node:fs/promises';

@@ -1,3 +1,8 @@
+/**
+ * The release folders on disk, newest first, with their stamps (null when incomplete).
+ * Never counts a folder whose name is not a canonical version as a release.
+ */
+
 import { readdir } from 'node:fs/promises';
 import { releaseDir, type Layout } from './layout.js';
 import { readStamp, type ReleaseStamp } from './stamp.js';

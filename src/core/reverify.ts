@@ -1,3 +1,8 @@
+/**
+ * Checks a complete release against today's keys before install or rollback --to switch to it.
+ * Never switches to a release the device would refuse today: exit 4 with the first finding.
+ */
+
 import type { Context } from './context.js';
 import { IntegrityError } from './errors.js';
 import { releaseDir } from './layout.js';

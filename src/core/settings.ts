@@ -1,3 +1,8 @@
+/**
+ * Operator settings: defaults, then /etc/smolotchi/env, then SMOLOTCHI_RELEASE_*, then flags.
+ * Never reads an env file someone else could change (owner, mode, link), nor accepts unknown keys.
+ */
+
 import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ProfileSetting } from './device-profile.js';

@@ -1,3 +1,8 @@
+/**
+ * Finds modules named like the release's own in folders the service user can write (for verify).
+ * Never imports or runs what it finds: it only reports planted code.
+ */
+
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Layout } from './layout.js';

@@ -1,3 +1,8 @@
+/**
+ * Verifies a signed tarball: signature, manifest version, archive hash, then the extracted tree.
+ * Never installs an unsigned or mismatching archive while keys exist: each check fails closed.
+ */
+
 import { IntegrityError } from './errors.js';
 import { MAX_MANIFEST_BYTES, parseManifest, type Manifest } from './manifest.js';
 import { TOOL_VERSION } from './package-root.js';

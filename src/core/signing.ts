@@ -1,3 +1,8 @@
+/**
+ * ed25519 signing and verifying of manifest bytes, keys named by id (node:crypto only).
+ * Never accepts another algorithm, an unknown key or a revoked one.
+ */
+
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { canonicalBytes, parseCanonical } from './canonical-json.js';
 import { IntegrityError } from './errors.js';

@@ -1,3 +1,8 @@
+/**
+ * Whether a source string names a git repository or a folder of tarballs.
+ * Never asks the network when the text decides; an unclear http(s) URL is asked once, quietly.
+ */
+
 import { statSync, readdirSync } from 'node:fs';
 import { UsageError } from './errors.js';
 

@@ -1,3 +1,8 @@
+/**
+ * The completion stamp of a release: written last and fsynced, read back for its own version only.
+ * Never counts a release without a valid stamp as complete (I1).
+ */
+
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from './fsutil.js';

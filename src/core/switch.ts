@@ -1,3 +1,8 @@
+/**
+ * Flips `current` by renaming a temp symlink over it, then fsyncs the folder.
+ * Never leaves `current` naming anything but a release folder, not even for an instant (I2).
+ */
+
 import { readlink, rename, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { fsyncDir, randomSuffix } from './fsutil.js';

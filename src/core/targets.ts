@@ -1,3 +1,8 @@
+/**
+ * What the filesystem and history together say: current, previous good, the rollback target.
+ * Never answers an empty "ok" for a root with no release at all: exit 3.
+ */
+
 import type { Context } from './context.js';
 import { NotFoundError } from './errors.js';
 import type { HistoryStore } from './history.js';

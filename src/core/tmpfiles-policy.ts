@@ -1,3 +1,8 @@
+/**
+ * Checks a release's tmpfiles.d lines, which systemd-tmpfiles applies as root.
+ * Never lets a release plant links, write content, remove, recurse, or touch paths not the app's.
+ */
+
 import { constants } from 'node:fs';
 import { lstat, open, readdir } from 'node:fs/promises';
 import path from 'node:path';

@@ -1,3 +1,8 @@
+/**
+ * Opens the tool's history in its root-only folder, importing the old history once.
+ * Never opens it before the folder, the database and its -wal/-shm pass the owner and mode checks.
+ */
+
 import { existsSync } from 'node:fs';
 import { openHistory, openHistoryReadOnly } from '../adapters/history-db.js';
 import { importLegacyHistory, type LegacyHistory } from '../adapters/legacy-history.js';

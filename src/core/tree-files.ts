@@ -1,3 +1,8 @@
+/**
+ * Lists, compares and summarises release trees as the manifest describes them (hash, size, mode).
+ * Never follows a symlink: each file is read through one O_NOFOLLOW descriptor.
+ */
+
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { lstat, open, readdir, readlink } from 'node:fs/promises';

@@ -1,3 +1,8 @@
+/**
+ * The device's trust store from /etc/smolotchi/keys: public keys, revocations, git signers.
+ * Never reads a trust file through a link or one others can change, and never fails open.
+ */
+
 import type { Stats } from 'node:fs';
 import { constants } from 'node:fs';
 import { lstat, open, readdir } from 'node:fs/promises';

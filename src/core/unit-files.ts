@@ -1,3 +1,8 @@
+/**
+ * The installed unit files: read, compare, stage every change, then rename into place.
+ * Never writes outside our smolotchi-* names, and never touches an operator's override.conf.
+ */
+
 import { lstat, mkdir, readdir, readFile, rm, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ReleaseError } from './errors.js';

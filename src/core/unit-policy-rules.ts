@@ -1,3 +1,8 @@
+/**
+ * The table of what a release's unit files may say: refused directives, value rules, capabilities.
+ * Never lets a unit gain privilege: another user, root exec prefixes, capabilities, foreign units.
+ */
+
 import { SERVICE_USER } from '../adapters/service-user.js';
 
 /**

@@ -1,3 +1,8 @@
+/**
+ * Checks every line of a release's unit files, and writes the tool's policy drop-in, read last.
+ * Never lets a release's own files decide user, capabilities or privileges: the drop-in sets them.
+ */
+
 import { DEVICE } from './layout.js';
 import { IntegrityError } from './errors.js';
 import {

@@ -1,11 +1,14 @@
+/**
+ * Reads a release's (or the bundled) packaging/systemd/: units, shared and per-unit drop-ins.
+ * Never accepts a unit under a foreign name, nor a drop-in read after the tool's policy.
+ */
+
 import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { IntegrityError, ReleaseError } from './errors.js';
 import { isDirectory } from './fsutil.js';
 import { OPERATOR_DROPIN, TOOL_UNIT, UNIT_NAME } from './unit-files.js';
 import { POLICY_DROPIN, type UnitSource } from './unit-policy.js';
-
-/** Reading a release's (or the bundled) packaging/systemd/: units, shared and per-unit drop-ins. */
 
 export const EXECSTART_DROPIN = '05-venv-execstart.conf';
 /** The bundled hardening, read first: a release's own drop-ins may loosen its sandboxing, never its privileges. */

@@ -1,3 +1,8 @@
+/**
+ * Renders a release's unit set for this device: units chosen, ExecStart drop-ins, policy, order.
+ * Never renders a unit the policy refuses: one refused unit refuses the whole release.
+ */
+
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';

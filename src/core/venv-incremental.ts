@@ -1,3 +1,8 @@
+/**
+ * What a cloned venv lacks for a release, and removing what it no longer needs, by RECORD.
+ * Never writes through an inode the clone shares with its source release: removal only unlinks.
+ */
+
 import { lstat, readdir, readFile, realpath, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { ResolvedDist } from '../adapters/python.js';

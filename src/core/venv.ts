@@ -1,3 +1,8 @@
+/**
+ * Builds `<release>/.venv` at its final path, or clones an identical one by hard links.
+ * Never trusts a venv shipped or half-built, nor writes through an inode shared with the source.
+ */
+
 import { createHash } from 'node:crypto';
 import { link, lstat, mkdir, readdir, readFile, readlink, realpath, rm, stat, symlink, writeFile, chmod } from 'node:fs/promises';
 import path from 'node:path';

@@ -1,3 +1,8 @@
+/**
+ * DESIGN steps 8-12: switch, run the gate, and on failure flip back once; degraded if that fails.
+ * Never marks a release bad for a fault of the environment, and never flips back more than once.
+ */
+
 import { activate, applyUnits, deactivateAll, NO_UNITS, renderFor, type ActivationProgress } from './activate.js';
 import type { Context } from './context.js';
 import { snapshotOfDeploy, type Snapshot } from './data-snapshots.js';

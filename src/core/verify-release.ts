@@ -1,3 +1,8 @@
+/**
+ * Re-hashes an installed release against its recorded file list and, if signed, its manifest.
+ * Never throws for what it finds nor repairs it: findings are returned, the caller exits 4.
+ */
+
 import path from 'node:path';
 import { IntegrityError } from './errors.js';
 import { parseManifest } from './manifest.js';

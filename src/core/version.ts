@@ -1,3 +1,8 @@
+/**
+ * Strict semver: parse, precedence, and `latest` (the highest non-prerelease version).
+ * Never lets anything but a canonical version reach a path, a URL or a git ref.
+ */
+
 import { UsageError } from './errors.js';
 
 /** The official semver 2.0.0 grammar, anchored: nothing else may reach a path or a git argument. */

@@ -1,3 +1,8 @@
+/**
+ * Colour for a person at a terminal: whether to paint, the paint functions, visible widths.
+ * Never colours a pipe, TERM=dumb, NO_COLOR or --no-color (FORCE_COLOR aside).
+ */
+
 /** Colour only for a person at a terminal; NO_COLOR and --no-color win, FORCE_COLOR forces it. */
 export function colorWanted(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv, flag: boolean | undefined): boolean {
   if (flag === false || (env.NO_COLOR ?? '') !== '') return false;

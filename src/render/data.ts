@@ -1,3 +1,8 @@
+/**
+ * Lines about the app's data in a switch: the snapshot taken, what was written back.
+ * Never decides anything: it formats what the data step returned.
+ */
+
 import type { DataComparison } from '../core/data-compare.js';
 import type { DataOutcome } from '../core/data-switch.js';
 

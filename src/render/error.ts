@@ -1,3 +1,8 @@
+/**
+ * Every failure in one shape: `smolotchi: <message>` plus `hint:` lines, or the JSON error object.
+ * Never shows a raw control character from a release or the history, and never exits.
+ */
+
 import { CommanderError } from 'commander';
 import { ReleaseError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';

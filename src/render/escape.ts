@@ -1,4 +1,9 @@
 /**
+ * Escapes C0, DEL and C1 control characters in text shown to a person, as `\x1b`.
+ * Never lets release or history text drive root's terminal; JSON keeps the original characters.
+ */
+
+/**
  * Text from a release (its check's output, unit journals, pip) or from the history reaches root's
  * terminal. C0 controls (ESC, BEL, CR, backspace, ...), DEL and C1 controls (CSI U+009B among them)
  * could move the cursor, retitle the window, hide or rewrite lines: in human output they are shown

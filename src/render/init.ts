@@ -1,3 +1,8 @@
+/**
+ * Text for `release init`: one row per thing it looked at; a dry run says what it would do.
+ * Never decides anything: it formats the InitResult.
+ */
+
 import type { InitResult } from '../commands/init.js';
 import { table } from './table.js';
 

@@ -1,4 +1,8 @@
-/** Text for `release mark`, and how a mark's author reads in list and status. */
+/**
+ * Text for `release mark`, and how a mark's author reads in list and status.
+ * Never decides anything: it formats what the command returned.
+ */
+
 import type { MarkResult } from '../commands/mark.js';
 
 export function renderMark(r: MarkResult): string {

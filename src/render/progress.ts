@@ -1,3 +1,8 @@
+/**
+ * Shows progress on stderr: a live line on a terminal, timestamped plain lines elsewhere.
+ * Never writes to stdout (data only) nor decides what a step is: commands report, this shows.
+ */
+
 import type { Progress } from '../core/progress.js';
 import { paint, type Paint } from './color.js';
 import { stepLabel } from './step-labels.js';

@@ -1,3 +1,8 @@
+/**
+ * Text and JSON for every command result; JSON has stable fields plus schemaVersion.
+ * Never decides, fetches or prints: it turns result objects into strings for src/cli.ts.
+ */
+
 import type { HistoryResult } from '../commands/history.js';
 import type { InstallResult } from '../commands/install.js';
 import type { ListResult } from '../commands/list.js';

@@ -1,8 +1,11 @@
+/**
+ * Text for the signed-release commands (keygen, pack, verify); JSON goes through renderJson.
+ * Never decides anything: it formats what the commands returned.
+ */
+
 import type { KeygenResult } from '../commands/keygen.js';
 import type { PackResult } from '../commands/pack.js';
 import type { VerifyResult } from '../commands/verify.js';
-
-/** Text for the signed-release commands; JSON goes through renderJson like every other result. */
 
 export function renderKeygen(r: KeygenResult): string {
   return [

@@ -1,4 +1,9 @@
 /**
+ * Journaled step names as an operator reads them in the progress output.
+ * Never renames a journaled step: recovery relies on those words; only the shown label changes.
+ */
+
+/**
  * Journaled step names (the history's words, kept stable for recovery) as an operator reads them.
  * Steps whose work is shown by finer steps (the venv build, the restarts, the gate) show nothing
  * themselves; a name not listed shows as it is, so a new journaled step appears without work here.

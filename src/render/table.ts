@@ -1,3 +1,8 @@
+/**
+ * Plain aligned text tables and their cell helpers (a dash for none, seconds).
+ * Never counts colour codes towards a column's width.
+ */
+
 import { visibleLength } from './color.js';
 
 /** A plain aligned text table; colours (on a terminal only) never count towards a column's width. */

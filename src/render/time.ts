@@ -1,7 +1,8 @@
 /**
- * Times for people: local time with its zone plus how long ago, as `heroku releases` shows them
- * ("2026-12-02 08:49:11 CET, 3 min ago"). JSON keeps the ISO 8601 UTC strings untouched.
+ * Times for people: local time with its zone plus how long ago (`... CET (3 min ago)`).
+ * Never used for JSON, which keeps the ISO 8601 UTC strings untouched.
  */
+
 function zoneName(d: Date): string {
   const part = new Intl.DateTimeFormat('en-US', { timeZoneName: 'short' }).formatToParts(d).find((p) => p.type === 'timeZoneName');
   return part?.value ?? '';

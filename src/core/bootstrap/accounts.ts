@@ -1,3 +1,8 @@
+/**
+ * The service account as `<root>/etc/passwd` and `<root>/etc/group` say it, read directly.
+ * Never asks NSS: under a sandbox --root the account lives in the sandbox's own files.
+ */
+
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';

@@ -1,3 +1,8 @@
+/**
+ * Installs and enables the tool's boot-time check unit for `release init`.
+ * Never renders it from a release's templates: the bundled one only.
+ */
+
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Context } from '../context.js';

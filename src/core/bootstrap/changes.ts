@@ -1,3 +1,8 @@
+/**
+ * The record of one thing `release init` looked at and what it did about it.
+ * A type only: init's steps fill it and render/init.ts shows it; it never acts.
+ */
+
 /** One thing `release init` looked at, and what it did about it. */
 export interface InitChange {
   kind: 'user' | 'folder' | 'file' | 'unit';

@@ -1,3 +1,8 @@
+/**
+ * Seeds /etc/smolotchi/config.toml from the release's own on a first install, web on loopback.
+ * Never touches an existing config file, even an empty one: it is the operator's.
+ */
+
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';

@@ -1,3 +1,8 @@
+/**
+ * Creates an operator's file only where nothing is yet, whole or not at all (temp, then link).
+ * Never replaces anything already at the path, a symlink included.
+ */
+
 import { chown, link, lstat, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fsyncDir, writeTemp } from '../fsutil.js';

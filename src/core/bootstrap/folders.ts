@@ -1,3 +1,8 @@
+/**
+ * The folders a device needs before its first install, created or set to their owner and mode.
+ * Never follows a link planted in a folder's place: refused, and changes go through O_NOFOLLOW.
+ */
+
 import { constants } from 'node:fs';
 import { lstat, mkdir, open } from 'node:fs/promises';
 import path from 'node:path';

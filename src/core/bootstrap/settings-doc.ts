@@ -1,3 +1,8 @@
+/**
+ * The text of a fresh /etc/smolotchi/env: every setting commented out at its default.
+ * Never drifts from the settings table: keys come from it and a test parses each default back.
+ */
+
 import { APP_SETTING_KEYS, RELEASE_SETTING_KEYS } from '../settings.js';
 
 /**

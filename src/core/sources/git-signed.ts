@@ -1,3 +1,8 @@
+/**
+ * With git-allowed-signers present, a git release needs an ssh-signed tag at its commit.
+ * Never accepts an unsigned, lightweight or foreign-signed tag, nor one at another commit.
+ */
+
 import { resolveTagCommit } from '../../adapters/git.js';
 import { verifyTagSsh } from '../../adapters/git-verify.js';
 import { IntegrityError } from '../errors.js';

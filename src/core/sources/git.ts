@@ -1,3 +1,8 @@
+/**
+ * The git source: tags `v<ver>` or `<ver>` of a cached bare mirror, exported with git archive.
+ * Never lets anything but a strict semver string become part of a ref.
+ */
+
 import { promises as fs } from 'node:fs';
 import { archiveStream, listTags, resolveTagCommits, syncMirror } from '../../adapters/git.js';
 import { extractTarStream } from '../../adapters/tar.js';
@@ -5,8 +10,6 @@ import { IntegrityError, NotFoundError } from '../errors.js';
 import { requireSignedTag } from './git-signed.js';
 import { compareVersions, latestStable, parseVersion, tryParseVersion } from '../version.js';
 import type { FetchedRelease } from './types.js';
-
-/** The git release source: tags `v<ver>` or `<ver>` of a cached bare mirror, exported with git archive. */
 
 export interface GitSourceOptions {
   source: string;

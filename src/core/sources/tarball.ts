@@ -1,3 +1,8 @@
+/**
+ * The tarball source: a folder or URL of smolotchi-<ver>.tar.gz with its .sha256 (and signature).
+ * Never extracts before the private copy matches its checksum, nor shows a URL's credentials.
+ */
+
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';

@@ -1,3 +1,8 @@
+/**
+ * What a source hands back after filling a staging folder with a release tree.
+ * A type only: a source fills staging and never releases/ (build-release promotes).
+ */
+
 import type { SignedArtifact } from '../signed-artifact.js';
 
 /** What a source hands back after filling a staging folder with a release tree. */
