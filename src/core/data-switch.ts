@@ -9,7 +9,7 @@ import { appDatabases, restoreDb, takeSnapshot, type Snapshot } from './data-sna
 import { exists } from './fsutil.js';
 import type { DeployJournal } from './journal.js';
 import { killPoint } from './killpoint.js';
-import { NothingChangedError } from './nothing-changed.js';
+import { NothingChangedError } from './errors.js';
 
 /**
  * App data around a switch: with the app's units stopped for the instant it takes, the data of

@@ -4,9 +4,8 @@
  */
 
 import { SystemdError } from '../adapters/systemctl.js';
-import { ReleaseError } from './errors.js';
+import { ReleaseError, NothingChangedError } from './errors.js';
 import { ExitCode } from './exit-codes.js';
-import { NothingChangedError } from './nothing-changed.js';
 
 /**
  * The fault rule: a release is marked bad only when IT failed its gate (its units, its HTTP

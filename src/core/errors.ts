@@ -44,3 +44,17 @@ export class LockHeldError extends ReleaseError {
     super(message, ExitCode.locked, hint);
   }
 }
+
+/**
+ * A step failed before it changed anything the running system sees (the disk filled while unit
+ * files were being staged, say): the caller fails cleanly instead of rolling back what never moved.
+ */
+export class NothingChangedError extends ReleaseError {
+  constructor(
+    message: string,
+    readonly reason: unknown,
+    hint?: string,
+  ) {
+    super(message, undefined, hint);
+  }
+}

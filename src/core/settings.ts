@@ -8,7 +8,16 @@ import path from 'node:path';
 import type { ProfileSetting } from './device-profile.js';
 import { IntegrityError, UsageError } from './errors.js';
 import { checkOwnerAndMode } from './ownership.js';
-import { parseSourceKind, type SourceKindSetting } from './source-kind.js';
+
+// The --source-kind setting; telling a source's kind from its text (or by asking) is build/source-kind.ts.
+export type SourceKind = 'git' | 'tarball';
+
+export type SourceKindSetting = SourceKind | 'auto';
+
+export function parseSourceKind(value: string, origin: string): SourceKindSetting {
+  if (value === 'git' || value === 'tarball' || value === 'auto') return value;
+  throw new UsageError(`${origin}: expected git, tarball or auto, got ${JSON.stringify(value)}`);
+}
 
 /** Operator settings: /etc/smolotchi/env (shared with the app), flags winning over the file. */
 export interface Settings {

@@ -4,7 +4,9 @@
  */
 
 import { statSync, readdirSync } from 'node:fs';
-import { UsageError } from './errors.js';
+import type { SourceKind, SourceKindSetting } from './settings.js';
+
+export type { SourceKind, SourceKindSetting } from './settings.js';
 
 /**
  * Which kind of source an operator's string names. The text decides when it can: `git+https://`
@@ -14,16 +16,8 @@ import { UsageError } from './errors.js';
  * a git server answers, a static folder of archives does not.
  */
 
-export type SourceKind = 'git' | 'tarball';
-export type SourceKindSetting = SourceKind | 'auto';
-
 const ARCHIVE_NAME = /^smolotchi-.+\.tar\.gz$/;
 const HTTP = /^https?:\/\//i;
-
-export function parseSourceKind(value: string, origin: string): SourceKindSetting {
-  if (value === 'git' || value === 'tarball' || value === 'auto') return value;
-  throw new UsageError(`${origin}: expected git, tarball or auto, got ${JSON.stringify(value)}`);
-}
 
 /** `git+https://host/x` -> `https://host/x` (pip's spelling of "this URL is a git repository"). */
 const withoutGitPlus = (source: string): string => source.replace(/^git\+(?=[a-z]+:\/\/)/i, '');
@@ -49,7 +43,7 @@ export function kindFromText(source: string, setting: SourceKindSetting = 'auto'
 export async function detectSourceKind(source: string, setting: SourceKindSetting = 'auto'): Promise<{ kind: SourceKind; source: string }> {
   const told = kindFromText(source, setting);
   if (told.kind !== null) return { kind: told.kind, source: told.source };
-  // Loaded here, not at the top: settings use this module, and read-only commands never spawn git.
+  // Loaded here, not at the top: read-only commands never spawn git.
   const { answersGit } = await import('../adapters/git.js');
   return { kind: (await answersGit(told.source)) ? 'git' : 'tarball', source: told.source };
 }

@@ -5,11 +5,29 @@
 
 import { lstat, mkdir, readdir, readFile, rm, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { ReleaseError } from './errors.js';
+import { ReleaseError, NothingChangedError } from './errors.js';
 import { commitTemp, fsyncDir, writeTemp } from './fsutil.js';
-import { NothingChangedError } from './nothing-changed.js';
-import type { RenderedFile, RenderedUnits } from './units.js';
 import { parseUnit } from './unit-policy.js';
+
+export interface RenderedFile {
+  /** Relative to the unit dir: 'smolotchi-web.service', 'smolotchi-web.service.d/10-hardening.conf'. */
+  relPath: string;
+  content: string;
+}
+
+export interface RenderedUnits {
+  source: 'release' | 'bundled';
+  files: RenderedFile[];
+  /** Every unit installed, the tool's own release-check included. */
+  units: string[];
+  /** Units to (re)start, in dependency order. */
+  startOrder: string[];
+  tmpfiles: string;
+  /** Per unit, the sandboxing its release turned off (empty units left out). */
+  loosened: Record<string, string[]>;
+  /** sha256 over every file's relPath and content. */
+  templateHash: string;
+}
 
 /** The tool's boot-time check: rendered from the bundled templates only, whatever a release ships. */
 export const TOOL_UNIT = 'smolotchi-release-check.service';

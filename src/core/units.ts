@@ -14,6 +14,10 @@ import { composeTmpfiles, readReleaseTmpfiles } from './tmpfiles-policy.js';
 import { byPath, TOOL_UNIT } from './unit-files.js';
 import { judgeUnit, POLICY_DROPIN, policyDropin, type UnitVerdict } from './unit-policy.js';
 import { BASELINE_DROPIN, EXECSTART_DROPIN, readTemplateSet, templateDropins, templateSources, type TemplateSet } from './unit-templates.js';
+import type { RenderedFile, RenderedUnits } from './unit-files.js';
+
+// Declared in unit-files.ts (which this module builds on); callers keep importing them from here.
+export type { RenderedFile, RenderedUnits } from './unit-files.js';
 
 export { diffUnits, installChanged, readInstalledUnits, writeUnits, OPERATOR_DROPIN, TOOL_UNIT, UNIT_NAME, type UnitDiff } from './unit-files.js';
 
@@ -22,26 +26,6 @@ export interface UnitOptions {
   coreNet: boolean;
   /** Absolute command line for @TOOL@, e.g. '/usr/bin/node /usr/lib/smolotchi/dist/src/cli.js'. */
   toolCommand: string;
-}
-
-export interface RenderedFile {
-  /** Relative to the unit dir: 'smolotchi-web.service', 'smolotchi-web.service.d/10-hardening.conf'. */
-  relPath: string;
-  content: string;
-}
-
-export interface RenderedUnits {
-  source: 'release' | 'bundled';
-  files: RenderedFile[];
-  /** Every unit installed, the tool's own release-check included. */
-  units: string[];
-  /** Units to (re)start, in dependency order. */
-  startOrder: string[];
-  tmpfiles: string;
-  /** Per unit, the sandboxing its release turned off (empty units left out). */
-  loosened: Record<string, string[]>;
-  /** sha256 over every file's relPath and content. */
-  templateHash: string;
 }
 
 export { assertReleaseUnitName, BASELINE_DROPIN, EXECSTART_DROPIN } from './unit-templates.js';

@@ -12,7 +12,7 @@ import { describeFailure, healthGate, type GateFailure, type GateResult } from '
 import { DEGRADED_KEY } from './history.js';
 import { DeployJournal } from './journal.js';
 import { killPoint } from './killpoint.js';
-import { NothingChangedError } from './nothing-changed.js';
+import { NothingChangedError } from './errors.js';
 import { releaseDir } from './layout.js';
 import type { ReleaseLock } from './lock.js';
 import { flipCurrent, readCurrent, removeCurrent } from './switch.js';
