@@ -10,7 +10,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { execa } from 'execa';
 import { packageRoot, TOOL_VERSION } from '../src/core/package-root.js';
-import { renderToolUnit, TOOL_UNIT } from '../src/core/units.js';
+import { renderToolUnit, TOOL_UNIT } from '../src/core/units/units.js';
 import { debControl, md5sums, nodeDependency, sharedLibraryDepends } from './deb-control.js';
 
 const REPO = packageRoot();

@@ -11,10 +11,10 @@ import type { CommandResult } from './render/render.js';
 import { RELEASE_COMMANDS, type CommandSpec } from './cli/commands.js';
 import { normalizeArgv, settingsOverrides, type CliOptions } from './cli/flags.js';
 import { buildProgram } from './cli/program.js';
-import { makeInterruption, type StopSignal } from './core/interrupt.js';
+import { makeInterruption, type StopSignal } from './core/state/interrupt.js';
 import { renderErrorJson, renderErrorText, type ErrorReport } from './render/error.js';
 import { stepLabel } from './render/step-labels.js';
-import { appInvocation, type AppInvocation } from './core/app-argv.js';
+import { appInvocation, type AppInvocation } from './core/app/app-argv.js';
 import { constants } from 'node:os';
 
 /** What the error and signal paths need to know about the run, filled in as it goes. */

@@ -6,19 +6,19 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { ENTRY_POINT_FILE, packageRoot } from './core/package-root.js';
-import { openToolHistory, readToolHistory } from './core/tool-history.js';
+import { openToolHistory, readToolHistory } from './core/state/tool-history.js';
 import { resolveServiceIdentity, type ServiceIdentity } from './adapters/service-user.js';
 import { makeNoServiceManager, makeSystemd, type ServiceManager } from './adapters/systemctl.js';
 import type { Context } from './core/context.js';
-import type { HistoryStore } from './core/history.js';
+import type { HistoryStore } from './core/state/history.js';
 import { isDeviceRoot, makeLayout, type Layout } from './core/layout.js';
 import { makeLogger, type Logger } from './core/log.js';
-import { neverInterrupted, type Interruption } from './core/interrupt.js';
+import { neverInterrupted, type Interruption } from './core/state/interrupt.js';
 import type { Progress } from './core/progress.js';
 import { colorWanted } from './render/color.js';
 import { makeProgress, progressMode } from './render/progress.js';
 import { DEFAULT_SETTINGS, loadSettings, type Settings } from './core/settings.js';
-import { checkRoot, checkSystemctl } from './core/preconditions.js';
+import { checkRoot, checkSystemctl } from './cli/preconditions.js';
 
 export interface GlobalOptions {
   root?: string;

@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync
 import path from 'node:path';
 import { packageRoot } from '../core/package-root.js';
 import type { Logger } from '../core/log.js';
-import type { HistoryStore } from '../core/history.js';
+import type { HistoryStore } from '../core/state/history.js';
 import { SqliteHistory } from './sqlite-history.js';
 
 type Db = Database.Database;

@@ -4,7 +4,7 @@
  */
 
 import type Database from 'better-sqlite3';
-import type { DeployKind, DeployRow, DeployStatus, HistoryStore, MarkEvent, MarkSource, NewDeploy, ReleaseMark, SnapshotRecord } from '../core/history.js';
+import type { DeployKind, DeployRow, DeployStatus, HistoryStore, MarkEvent, MarkSource, NewDeploy, ReleaseMark, SnapshotRecord } from '../core/state/history.js';
 
 type Db = Database.Database;
 

@@ -11,7 +11,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import * as tar from 'tar';
-import { ArchivePolicy, type AcceptedEntry, type ExtractLimits } from '../core/archive-policy.js';
+import { ArchivePolicy, type AcceptedEntry, type ExtractLimits } from '../core/build/archive-policy.js';
 import { IntegrityError, ReleaseError } from '../core/errors.js';
 import { killPoint } from '../core/killpoint.js';
 

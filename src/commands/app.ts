@@ -5,13 +5,13 @@
 
 import os from 'node:os';
 import { becomeUser, runForeground, type AppExit } from '../adapters/app-process.js';
-import { appEnvironment, appLaunch } from '../core/app-launch.js';
-import { readAccount, SERVICE_USER } from '../core/bootstrap/accounts.js';
+import { appEnvironment, appLaunch } from '../core/app/app-launch.js';
+import { readAccount, SERVICE_USER } from '../core/state/accounts.js';
 import { pathExists } from '../core/bootstrap/create-once.js';
 import { NotFoundError, ReleaseError } from '../core/errors.js';
 import { makeLayout, releaseDir } from '../core/layout.js';
 import { parseEnvFile, readEnvFile } from '../core/settings.js';
-import { readCurrent } from '../core/switch.js';
+import { readCurrent } from '../core/state/switch.js';
 
 export type { AppExit } from '../adapters/app-process.js';
 

@@ -5,7 +5,7 @@
 
 import type { Context } from '../core/context.js';
 import { UsageError } from '../core/errors.js';
-import { historyReadable, type DeployRow, type MarkEvent } from '../core/history.js';
+import { historyReadable, type DeployRow, type MarkEvent } from '../core/state/history.js';
 
 export interface HistoryOptions {
   limit?: number;

@@ -5,7 +5,7 @@
 
 import path from 'node:path';
 import { createSystemUser, userTool } from '../adapters/system-user.js';
-import { readAccount, SERVICE_USER, type Account } from '../core/bootstrap/accounts.js';
+import { readAccount, SERVICE_USER, type Account } from '../core/state/accounts.js';
 import { ensureBootUnit } from '../core/bootstrap/boot-unit.js';
 import type { InitChange } from '../core/bootstrap/changes.js';
 import { createOnce, pathExists } from '../core/bootstrap/create-once.js';
@@ -15,7 +15,7 @@ import type { Context } from '../core/context.js';
 import { ReleaseError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
 import { isDeviceRoot } from '../core/layout.js';
-import { bundledPackagingDir } from '../core/units.js';
+import { bundledPackagingDir } from '../core/units/units.js';
 
 export interface InitOptions {
   dryRun?: boolean;

@@ -3,31 +3,31 @@
  * Never prints or exits, and changes nothing before the checks that need no lock have passed.
  */
 
-import type { IncrementalChanges } from '../core/venv.js';
+import type { IncrementalChanges } from '../core/build/venv.js';
 import type { Context } from '../core/context.js';
 import { ExitCode } from '../core/exit-codes.js';
-import { parseRequest, resolveRequest, settleKind, type InstallRequest, type ParsedRequest } from '../core/fetch.js';
-import type { SourceKindSetting } from '../core/source-kind.js';
-import { probeRequest } from '../core/probe-source.js';
-import type { ReleaseLock } from '../core/lock.js';
-import { buildRelease } from '../core/build-release.js';
-import { refuseBadRelease, refuseDowngrade, refuseMovedTag } from '../core/install-rules.js';
-import type { GateResult } from '../core/health.js';
-import { failDeploy } from '../core/disk-full.js';
-import { DeployJournal } from '../core/journal.js';
+import { parseRequest, resolveRequest, settleKind, type InstallRequest, type ParsedRequest } from '../core/build/fetch.js';
+import type { SourceKindSetting } from '../core/build/source-kind.js';
+import { probeRequest } from '../core/build/probe-source.js';
+import type { ReleaseLock } from '../core/state/lock.js';
+import { buildRelease } from '../core/build/build-release.js';
+import { refuseBadRelease, refuseDowngrade, refuseMovedTag } from '../core/build/install-rules.js';
+import type { GateResult } from '../core/activate/health.js';
+import { failDeploy } from '../core/mutation/disk-full.js';
+import { DeployJournal } from '../core/state/journal.js';
 import { killPoint } from '../core/killpoint.js';
-import { preflight } from '../core/preflight.js';
-import { requireRootOnDevice, withMutation } from '../core/mutation.js';
-import { completeRelease } from '../core/releases.js';
-import { readCurrent } from '../core/switch.js';
-import { switchVerified } from '../core/verified-switch.js';
-import { releaseFacts } from '../core/targets.js';
-import { reverifyBeforeSwitch } from '../core/reverify.js';
+import { preflight } from '../core/build/preflight.js';
+import { requireRootOnDevice, withMutation } from '../core/mutation/mutation.js';
+import { completeRelease } from '../core/state/releases.js';
+import { readCurrent } from '../core/state/switch.js';
+import { switchVerified } from '../core/activate/verified-switch.js';
+import { releaseFacts } from '../core/activate/targets.js';
+import { reverifyBeforeSwitch } from '../core/verify/reverify.js';
 import { configFile, seedConfig } from '../core/bootstrap/config-seed.js';
 import { pathExists } from '../core/bootstrap/create-once.js';
 import { releaseDir } from '../core/layout.js';
 import { pruneReleases } from './prune.js';
-import type { DataOutcome } from '../core/data-switch.js';
+import type { DataOutcome } from '../core/data/data-switch.js';
 
 export interface InstallOptions {
   target: string;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Context } from '../core/context.js';
 import { UsageError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
-import { generateSigningKey } from '../core/signing.js';
+import { generateSigningKey } from '../core/trust/signing.js';
 
 export interface KeygenOptions {
   out: string;

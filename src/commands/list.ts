@@ -4,9 +4,9 @@
  */
 
 import type { Context } from '../core/context.js';
-import type { ReleaseMark } from '../core/history.js';
-import { readCurrent } from '../core/switch.js';
-import { releaseFacts, requireInstalled } from '../core/targets.js';
+import type { ReleaseMark } from '../core/state/history.js';
+import { readCurrent } from '../core/state/switch.js';
+import { releaseFacts, requireInstalled } from '../core/activate/targets.js';
 
 export interface ReleaseEntry {
   version: string;

@@ -6,11 +6,11 @@
 import type { Context } from '../core/context.js';
 import { NotFoundError, UsageError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
-import { DEGRADED_KEY } from '../core/history.js';
-import { invokingUser } from '../core/journal.js';
-import { withMutation } from '../core/mutation.js';
-import { completeRelease } from '../core/releases.js';
-import { readCurrent } from '../core/switch.js';
+import { DEGRADED_KEY } from '../core/state/history.js';
+import { invokingUser } from '../core/state/journal.js';
+import { withMutation } from '../core/mutation/mutation.js';
+import { completeRelease } from '../core/state/releases.js';
+import { readCurrent } from '../core/state/switch.js';
 import { parseVersion } from '../core/version.js';
 
 export interface MarkOptions {

@@ -11,11 +11,11 @@ import { createTarGz } from '../adapters/tar.js';
 import type { Context } from '../core/context.js';
 import { IntegrityError, UsageError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
-import { encodeManifest } from '../core/manifest.js';
-import { archiveFileName, describeArchive, writeReleaseFiles } from '../core/pack.js';
-import { assertNoToolFiles } from '../core/release-files.js';
-import { MAX_KEY_FILE_BYTES, parsePrivateKey, signManifest } from '../core/signing.js';
-import { fetchGit } from '../core/sources/git.js';
+import { encodeManifest } from '../core/trust/manifest.js';
+import { archiveFileName, describeArchive, writeReleaseFiles } from '../core/trust/pack.js';
+import { assertNoToolFiles } from '../core/build/release-files.js';
+import { MAX_KEY_FILE_BYTES, parsePrivateKey, signManifest } from '../core/trust/signing.js';
+import { fetchGit } from '../core/build/sources/git.js';
 import { parseVersion } from '../core/version.js';
 
 export interface PackOptions {

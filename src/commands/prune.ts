@@ -6,14 +6,14 @@
 import type { Context } from '../core/context.js';
 import { ExitCode } from '../core/exit-codes.js';
 import { removeViaTrash } from '../core/fsutil.js';
-import { DeployJournal } from '../core/journal.js';
-import { withMutation } from '../core/mutation.js';
-import { restartAfterRepair } from '../core/recovery.js';
-import { planPrune, type PrunePlan } from '../core/prune-plan.js';
-import { readCurrent } from '../core/switch.js';
-import { releaseFacts } from '../core/targets.js';
+import { DeployJournal } from '../core/state/journal.js';
+import { withMutation } from '../core/mutation/mutation.js';
+import { restartAfterRepair } from '../core/mutation/recovery.js';
+import { planPrune, type PrunePlan } from '../core/state/prune-plan.js';
+import { readCurrent } from '../core/state/switch.js';
+import { releaseFacts } from '../core/activate/targets.js';
 import { killPoint } from '../core/killpoint.js';
-import { listSnapshots, pruneSnapshots } from '../core/data-snapshots.js';
+import { listSnapshots, pruneSnapshots } from '../core/data/data-snapshots.js';
 
 export interface PruneOptions {
   keep?: number;

@@ -5,9 +5,9 @@
 
 import type { Context } from '../core/context.js';
 import { ExitCode } from '../core/exit-codes.js';
-import { DeployJournal } from '../core/journal.js';
-import { withMutation } from '../core/mutation.js';
-import { recoveryChangedSomething, restartAfterRepair, type RecoveryReport } from '../core/recovery.js';
+import { DeployJournal } from '../core/state/journal.js';
+import { withMutation } from '../core/mutation/mutation.js';
+import { recoveryChangedSomething, restartAfterRepair, type RecoveryReport } from '../core/mutation/recovery.js';
 
 export interface RecoverOptions {
   /** At boot the units are ordered after us; restarting them from here would deadlock. */

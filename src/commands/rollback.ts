@@ -6,22 +6,22 @@
 import type { Context } from '../core/context.js';
 import { NotFoundError, ReleaseError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
-import type { GateResult } from '../core/health.js';
-import { DEGRADED_KEY } from '../core/history.js';
-import { failDeploy } from '../core/disk-full.js';
-import { DeployJournal } from '../core/journal.js';
+import type { GateResult } from '../core/activate/health.js';
+import { DEGRADED_KEY } from '../core/state/history.js';
+import { failDeploy } from '../core/mutation/disk-full.js';
+import { DeployJournal } from '../core/state/journal.js';
 import { killPoint } from '../core/killpoint.js';
-import { withMutation } from '../core/mutation.js';
-import { completeRelease } from '../core/releases.js';
-import { readCurrent } from '../core/switch.js';
-import { releaseFacts } from '../core/targets.js';
-import { reverifyBeforeSwitch } from '../core/reverify.js';
+import { withMutation } from '../core/mutation/mutation.js';
+import { completeRelease } from '../core/state/releases.js';
+import { readCurrent } from '../core/state/switch.js';
+import { releaseFacts } from '../core/activate/targets.js';
+import { reverifyBeforeSwitch } from '../core/verify/reverify.js';
 import { parseVersion } from '../core/version.js';
-import { switchVerified } from '../core/verified-switch.js';
-import { age, compareWithSnapshot, describeNewer, type DataComparison } from '../core/data-compare.js';
-import { snapshotLeaving, type Snapshot } from '../core/data-snapshots.js';
-import { restoreInPlace, type DataOutcome } from '../core/data-switch.js';
-import { renderFor } from '../core/activate.js';
+import { switchVerified } from '../core/activate/verified-switch.js';
+import { age, compareWithSnapshot, describeNewer, type DataComparison } from '../core/data/data-compare.js';
+import { snapshotLeaving, type Snapshot } from '../core/data/data-snapshots.js';
+import { restoreInPlace, type DataOutcome } from '../core/data/data-switch.js';
+import { renderFor } from '../core/activate/activate.js';
 
 export interface RollbackOptions {
   to?: string;

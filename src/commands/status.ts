@@ -3,16 +3,16 @@
  * Read-only: never takes the lock; degraded is exit 6 in its result, for the CLI to return.
  */
 
-import { renderFor } from '../core/activate.js';
+import { renderFor } from '../core/activate/activate.js';
 import type { Context } from '../core/context.js';
 import { IntegrityError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
-import { DEGRADED_KEY, historyReadable, type DeployRow, type ReleaseMark } from '../core/history.js';
-import { readLock, type LockInfo } from '../core/lock.js';
-import { isSameLiveProcess } from '../core/proc.js';
-import { readCurrent } from '../core/switch.js';
-import { releaseFacts, requireInstalled } from '../core/targets.js';
-import { diffUnits, readInstalledUnits } from '../core/units.js';
+import { DEGRADED_KEY, historyReadable, type DeployRow, type ReleaseMark } from '../core/state/history.js';
+import { readLock, type LockInfo } from '../core/state/lock.js';
+import { isSameLiveProcess } from '../core/state/proc.js';
+import { readCurrent } from '../core/state/switch.js';
+import { releaseFacts, requireInstalled } from '../core/activate/targets.js';
+import { diffUnits, readInstalledUnits } from '../core/units/units.js';
 
 export interface StatusResult {
   command: 'status';

@@ -8,12 +8,12 @@ import type { Context } from '../core/context.js';
 import { NotFoundError, UsageError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
 import { releaseDir } from '../core/layout.js';
-import { scanReleases } from '../core/releases.js';
-import { shadowingModules } from '../core/shadow-check.js';
-import { readCurrent } from '../core/switch.js';
-import { loadTrust } from '../core/trust.js';
-import { requireInstalled } from '../core/targets.js';
-import { verifyRelease, type ReleaseCheck } from '../core/verify-release.js';
+import { scanReleases } from '../core/state/releases.js';
+import { shadowingModules } from '../core/verify/shadow-check.js';
+import { readCurrent } from '../core/state/switch.js';
+import { loadTrust } from '../core/trust/trust.js';
+import { requireInstalled } from '../core/activate/targets.js';
+import { verifyRelease, type ReleaseCheck } from '../core/verify/verify-release.js';
 import { parseVersion } from '../core/version.js';
 import { exists } from '../core/fsutil.js';
 

@@ -5,8 +5,8 @@
 
 import type { ServiceIdentity } from '../adapters/service-user.js';
 import type { ServiceManager } from '../adapters/systemctl.js';
-import type { HistoryStore } from './history.js';
-import type { Interruption } from './interrupt.js';
+import type { HistoryStore } from './state/history.js';
+import type { Interruption } from './state/interrupt.js';
 import type { Layout } from './layout.js';
 import type { Logger } from './log.js';
 import type { Progress } from './progress.js';

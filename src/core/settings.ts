@@ -5,7 +5,7 @@
 
 import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { ProfileSetting } from './device-profile.js';
+import type { ProfileSetting } from './build/device-profile.js';
 import { IntegrityError, UsageError } from './errors.js';
 import { checkOwnerAndMode } from './ownership.js';
 

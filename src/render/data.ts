@@ -3,8 +3,8 @@
  * Never decides anything: it formats what the data step returned.
  */
 
-import type { DataComparison } from '../core/data-compare.js';
-import type { DataOutcome } from '../core/data-switch.js';
+import type { DataComparison } from '../core/data/data-compare.js';
+import type { DataOutcome } from '../core/data/data-switch.js';
 
 const dbs = (list: Array<{ path: string; schemaVersion: number }>) => list.map((d) => `${d.path} (schema ${d.schemaVersion})`).join(', ');
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { archiveStream, listTags, lsRemoteTags, PARTIAL_MIRROR_INFIX, syncMirror } from '../../src/adapters/git.js';
 import { ReleaseError } from '../../src/core/errors.js';
-import { fetchGit, listGitVersions, resolveGitLatest } from '../../src/core/sources/git.js';
+import { fetchGit, listGitVersions, resolveGitLatest } from '../../src/core/build/sources/git.js';
 import { commitFiles, gitRepo, runGit, tag, type GitRepo } from '../support/git-repo.js';
 
 let tmp: string;

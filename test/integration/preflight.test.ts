@@ -4,8 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createContext } from '../../src/create-context.js';
-import { DEFAULT_TREE_BYTES, DEFAULT_VENV_BYTES, estimateSpace, preflight, treeUsage } from '../../src/core/preflight.js';
-import { STAMP_FILE } from '../../src/core/stamp.js';
+import { DEFAULT_TREE_BYTES, DEFAULT_VENV_BYTES, estimateSpace, preflight, treeUsage } from '../../src/core/build/preflight.js';
+import { STAMP_FILE } from '../../src/core/state/stamp.js';
 
 /** The space estimate behind the install preflight (the refusal on a real small disk: full-disk.test.ts). */
 

@@ -4,7 +4,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pauseFiles } from '../../src/core/killpoint.js';
 import { makeLayout } from '../../src/core/layout.js';
-import { readLock } from '../../src/core/lock.js';
+import { readLock } from '../../src/core/state/lock.js';
 import { CLI } from '../support/cli.js';
 import { makeCrashBox, pauseEnv, uniqueDir, type CrashBox } from '../support/crash-fixture.js';
 import { checkState, currentOf } from '../support/invariants.js';

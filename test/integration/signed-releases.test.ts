@@ -8,8 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSampleRepo } from '../../scripts/sample-app.js';
-import { canonicalBytes } from '../../src/core/canonical-json.js';
-import { generateSigningKey, parsePrivateKey, signManifest } from '../../src/core/signing.js';
+import { canonicalBytes } from '../../src/core/trust/canonical-json.js';
+import { generateSigningKey, parsePrivateKey, signManifest } from '../../src/core/trust/signing.js';
 import { runCli, writeEnvFile } from '../support/cli.js';
 import { makeFakeSystemctl } from '../support/fake-systemctl.js';
 import {

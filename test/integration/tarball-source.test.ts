@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import http from 'node:http';
-import { kindFromText } from '../../src/core/source-kind.js';
+import { kindFromText } from '../../src/core/build/source-kind.js';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,7 +16,7 @@ import {
   fetchTarballFile,
   listTarballVersions,
   parseChecksum,
-} from '../../src/core/sources/tarball.js';
+} from '../../src/core/build/sources/tarball.js';
 
 let base: string;
 let srcTree: string;

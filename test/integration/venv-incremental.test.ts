@@ -7,7 +7,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveServiceIdentity, TEST_SERVICE_USER_ENV } from '../../src/adapters/service-user.js';
 import type { Logger } from '../../src/core/log.js';
-import { buildVenv, requirementHash, type BuiltVenv, type VenvSpec } from '../../src/core/venv.js';
+import { buildVenv, requirementHash, type BuiltVenv, type VenvSpec } from '../../src/core/build/venv.js';
 
 // Requirements changed between releases: the new venv is a hard-link clone of the old one that pip
 // updated. The old release's venv must not change by a byte, a mode, an owner or an inode: every

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveServiceIdentity } from '../../src/adapters/service-user.js';
 import { ReleaseError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/log.js';
-import { buildVenv, requirementHash, type VenvSpec } from '../../src/core/venv.js';
+import { buildVenv, requirementHash, type VenvSpec } from '../../src/core/build/venv.js';
 
 // Real venvs from the product's default interpreter; pip never reaches an index (the tests ship wheels).
 const PYTHON = '/usr/bin/python3';

@@ -1,10 +1,10 @@
 import Database from 'better-sqlite3';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
-import { readLock } from '../../src/core/lock.js';
+import { readLock } from '../../src/core/state/lock.js';
 import { makeLayout } from '../../src/core/layout.js';
-import { isSameLiveProcess } from '../../src/core/proc.js';
-import { STAMP_FILE } from '../../src/core/stamp.js';
+import { isSameLiveProcess } from '../../src/core/state/proc.js';
+import { STAMP_FILE } from '../../src/core/state/stamp.js';
 import type { Run } from './crash-fixture.js';
 
 /**

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createTarGz, extractTarFile } from '../../src/adapters/tar.js';
-import { encodeManifest, parseManifest, type Manifest } from '../../src/core/manifest.js';
-import { parsePrivateKey, signManifest } from '../../src/core/signing.js';
+import { encodeManifest, parseManifest, type Manifest } from '../../src/core/trust/manifest.js';
+import { parsePrivateKey, signManifest } from '../../src/core/trust/signing.js';
 
 /** The four files of a published release, as bytes, so a test can alter any of them. */
 export interface ReleaseFiles {

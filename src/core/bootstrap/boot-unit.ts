@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Context } from '../context.js';
 import { writeFileAtomic } from '../fsutil.js';
-import { bundledPackagingDir, renderToolUnit, TOOL_UNIT } from '../units.js';
+import { bundledPackagingDir, renderToolUnit, TOOL_UNIT } from '../units/units.js';
 import type { InitChange } from './changes.js';
 import { pathExists } from './create-once.js';
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { parse, stringify } from 'smol-toml';
 import type { Layout } from '../layout.js';
 import type { Logger } from '../log.js';
-import { readAccount } from './accounts.js';
+import { readAccount } from '../state/accounts.js';
 import { createOnce, pathExists } from './create-once.js';
 
 /** The app's config on the device: the operator's file once it exists. */

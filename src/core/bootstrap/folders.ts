@@ -8,7 +8,7 @@ import { lstat, mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
 import { ReleaseError } from '../errors.js';
 import type { Layout } from '../layout.js';
-import type { Account } from './accounts.js';
+import type { Account } from '../state/accounts.js';
 import type { InitChange } from './changes.js';
 
 export interface FolderSpec {

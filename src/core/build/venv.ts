@@ -1,0 +1,414 @@
+/**
+ * Builds `<release>/.venv` at its final path, or clones an identical one by hard links.
+ * Never trusts a venv shipped or half-built, nor writes through an inode shared with the source.
+ */
+
+import { createHash } from 'node:crypto';
+import { link, lstat, mkdir, readdir, readFile, readlink, realpath, rm, stat, symlink, writeFile, chmod } from 'node:fs/promises';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import * as py from '../../adapters/python.js';
+import type { ServiceIdentity } from '../../adapters/service-user.js';
+import { grantFolder, grantFolderTree, grantPycacheFolders, reclaimFromService } from './build-ownership.js';
+import { installedDists, planDiff, removeDist } from './venv-incremental.js';
+import { extraRequirements } from '../app/app-extras.js';
+import { PI_REQUIREMENTS, type Profile } from './device-profile.js';
+import { ReleaseError } from '../errors.js';
+import { killPoint } from '../killpoint.js';
+import type { Logger } from '../log.js';
+import type { Progress } from '../progress.js';
+
+export interface VenvSpec {
+  releaseDir: string;
+  python: string;
+  /** Relative to releaseDir, installed in addition to the default file; each must exist. */
+  requirementFiles: string[];
+  /** Extras of the release's pyproject.toml; null: the defaults it has (see app-extras.ts). */
+  extras: string[] | null;
+  /** Whether the display unit is enabled: the default extras then include `display`. */
+  display?: boolean;
+  /** `pi` adds requirements/pi_zero.txt when the release ships it. */
+  profile?: Profile;
+  /** Who runs pip, build backends, byte-compile and the smoke import (never root). */
+  runAs: ServiceIdentity;
+}
+
+/** Everything pip installs for a spec: requirement files and the extras' requirement strings. */
+export interface RequirementSet {
+  files: string[];
+  extras: string[];
+  requirements: string[];
+}
+
+export interface ReuseCandidate {
+  releaseDir: string;
+  requirementHash: string;
+  /** From the candidate's stamp: only a venv of the same Python is cloned for an incremental install. */
+  pythonVersion?: string;
+}
+
+/** What pip changed in a clone of another release's venv (an incremental build). */
+export interface IncrementalChanges {
+  added: string[];
+  changed: string[];
+  removed: string[];
+}
+
+export interface BuiltVenv {
+  requirementHash: string;
+  pythonVersion: string;
+  reusedFrom: string | null;
+  /** Set when the clone came from a different requirement set and pip applied the difference. */
+  incremental: IncrementalChanges | null;
+  durationMs: number;
+}
+
+export const VENV_DIR = '.venv';
+
+async function exists(file: string): Promise<boolean> {
+  return stat(file).then(() => true, () => false);
+}
+
+/**
+ * What pip installs, as the app's deploy flow does: requirements/base.txt (or requirements.txt),
+ * requirements/pi_zero.txt on the `pi` profile, files named in the settings, and the requirements
+ * of the chosen pyproject extras.
+ */
+export async function resolveRequirements(spec: VenvSpec): Promise<RequirementSet> {
+  const root = path.resolve(spec.releaseDir);
+  const files: string[] = [];
+  for (const fallback of ['requirements/base.txt', 'requirements.txt']) {
+    if (await exists(path.join(root, fallback))) {
+      files.push(fallback);
+      break;
+    }
+  }
+  if (spec.profile === 'pi' && (await exists(path.join(root, PI_REQUIREMENTS)))) files.push(PI_REQUIREMENTS);
+  for (const name of spec.requirementFiles) {
+    const rel = path.relative(root, path.resolve(root, name));
+    if (rel.startsWith('..') || path.isAbsolute(rel)) throw new ReleaseError(`requirement file ${name} is outside the release`);
+    if (!(await exists(path.join(root, rel)))) throw new ReleaseError(`requirement file ${rel} is named but missing from the release`);
+    if (!files.includes(rel)) files.push(rel);
+  }
+  const { extras, requirements } = await extraRequirements(root, spec.extras, spec.display ?? false);
+  return { files, extras, requirements };
+}
+
+/** Nested `-r`/`-c` files change what pip installs, so they belong in the hash too. */
+function nestedFiles(text: string, fromFile: string): string[] {
+  const out: string[] = [];
+  for (const line of py.requirementLines(text)) {
+    const m = /^(?:-r|-c|--requirement|--constraint)(?:\s*=\s*|\s+|(?<=^-[rc]))(\S+)$/.exec(line);
+    if (m && !/^[a-z+]+:\/\//i.test(m[1]!)) out.push(path.resolve(path.dirname(fromFile), m[1]!));
+  }
+  return out;
+}
+
+async function requirementHashFor(spec: VenvSpec, version: string, set: RequirementSet): Promise<string> {
+  const root = path.resolve(spec.releaseDir);
+  const hash = createHash('sha256');
+  // The interpreter path counts too: a venv links to its base interpreter.
+  hash.update(`python ${spec.python} ${version}\n`);
+  const queue = set.files.map((f) => path.join(root, f));
+  const seen = new Set<string>();
+  while (queue.length > 0) {
+    const file = queue.shift()!;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    const content = await readFile(file, 'utf8').catch(() => null);
+    if (content === null) continue; // pip reports the missing file itself
+    hash.update(`file ${path.relative(root, file)} ${Buffer.byteLength(content)}\n${content}\n`);
+    queue.push(...nestedFiles(content, file));
+  }
+  hash.update(`extras ${set.extras.join(',')}\n`);
+  for (const req of set.requirements) hash.update(`requirement ${req}\n`);
+  for (const [name, size] of await wheelListing(path.join(root, 'wheels'))) hash.update(`wheel ${name} ${size}\n`);
+  return hash.digest('hex');
+}
+
+async function wheelListing(dir: string): Promise<Array<[string, number]>> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  const files = entries.filter((e) => e.isFile()).map((e) => e.name).sort();
+  return Promise.all(files.map(async (name) => [name, (await stat(path.join(dir, name))).size] as [string, number]));
+}
+
+/** Same hash, same venv contents: the key under which a release's venv can be shared. */
+export async function requirementHash(spec: VenvSpec): Promise<string> {
+  const version = await py.pythonVersion(spec.python, spec.runAs);
+  return requirementHashFor(spec, version, await resolveRequirements(spec));
+}
+
+/**
+ * Clone a venv by hard links. Text files in bin/ and pyvenv.cfg that name the old venv are written
+ * anew (never through the shared inode); symlinks are recreated, retargeted if they pointed inside.
+ * A site-packages entry that points at the old release's own tree (a local-path install) refuses.
+ */
+async function cloneTree(src: string, dst: string, from: { venv: string; release: string }, to: string, rel = ''): Promise<void> {
+  await mkdir(dst, { mode: (await stat(src)).mode & 0o7777 });
+  const entries = await readdir(src, { withFileTypes: true });
+  await Promise.all(
+    entries.map(async (e) => {
+      const [s, d, r] = [path.join(src, e.name), path.join(dst, e.name), rel ? `${rel}/${e.name}` : e.name];
+      if (e.isDirectory()) return cloneTree(s, d, from, to, r);
+      if (e.isSymbolicLink()) {
+        const target = await readlink(s);
+        const inside = target === from.venv || target.startsWith(from.venv + '/');
+        return symlink(inside ? to + target.slice(from.venv.length) : target, d);
+      }
+      if (!e.isFile()) throw new Error(`unexpected file type at ${r}`);
+      if (e.name === 'direct_url.json' || e.name.endsWith('.pth') || e.name.endsWith('.egg-link')) {
+        if ((await readFile(s, 'utf8')).includes(from.release)) throw new Error(`${r} refers to ${from.release}`);
+      }
+      if (r === 'pyvenv.cfg' || r.startsWith('bin/')) {
+        const buf = await readFile(s);
+        if (!buf.includes(0) && buf.includes(from.venv)) {
+          const mode = (await stat(s)).mode & 0o7777;
+          await writeFile(d, buf.toString('utf8').split(from.venv).join(to), { flag: 'wx', mode });
+          return chmod(d, mode); // writeFile's mode is filtered by the umask
+        }
+      }
+      return link(s, d);
+    }),
+  );
+}
+
+async function cloneVenv(fromRelease: string, venvDir: string, as: ServiceIdentity): Promise<void> {
+  const from = { release: fromRelease, venv: path.join(fromRelease, VENV_DIR) };
+  await cloneTree(from.venv, venvDir, from, venvDir);
+  // A source venv built under another path (another root) keeps pointing there: not a clone.
+  const activate = await readFile(path.join(venvDir, 'bin', 'activate'), 'utf8').catch(() => null);
+  if (activate !== null && !activate.includes(venvDir)) throw new Error(`${from.venv} was built at another path`);
+  const prefix = await py.venvPrefix(py.venvPython(venvDir), as);
+  if ((await realpath(prefix)) !== (await realpath(venvDir))) throw new Error(`cloned venv reports prefix ${prefix}`);
+}
+
+/** First candidate with the same hash and a venv on disk; the venv is cloned or the slot stays empty. */
+async function tryReuse(venvDir: string, hash: string, candidates: ReuseCandidate[], log: Logger, as: ServiceIdentity): Promise<string | null> {
+  const self = path.dirname(venvDir);
+  for (const c of candidates) {
+    const from = path.resolve(c.releaseDir);
+    if (c.requirementHash !== hash || from === self) continue;
+    if (!(await exists(path.join(from, VENV_DIR, 'pyvenv.cfg')))) continue;
+    try {
+      await cloneVenv(from, venvDir, as);
+      return from;
+    } catch (err) {
+      log.warn(`could not reuse the venv of ${from} (${err instanceof Error ? err.message : String(err)}); building it`);
+      await rm(venvDir, { recursive: true, force: true });
+      return null;
+    }
+  }
+  return null;
+}
+
+async function sitePackages(venvDir: string): Promise<string[]> {
+  const lib = path.join(venvDir, 'lib');
+  const versions = (await readdir(lib).catch(() => [])).filter((n) => n.startsWith('python'));
+  const dirs = versions.map((v) => path.join(lib, v, 'site-packages'));
+  const present = await Promise.all(dirs.map(exists));
+  return dirs.filter((_, i) => present[i]);
+}
+
+/** The release's own Python: its top-level folders and .py files, without dot entries (.venv, .git). */
+async function releaseCode(releaseDir: string): Promise<string[]> {
+  const entries = await readdir(releaseDir, { withFileTypes: true });
+  return entries
+    .filter((e) => !e.name.startsWith('.') && (e.isDirectory() || (e.isFile() && e.name.endsWith('.py'))))
+    .map((e) => path.join(releaseDir, e.name));
+}
+
+/** pip's own lines under --verbose; the package it is on as the live line's detail. */
+function pipProgress(progress: Progress): (line: string) => void {
+  return (line) => {
+    progress.output(line);
+    const m = /^\s*(Collecting|Processing|Downloading|Building wheel for|Installing collected packages:)\s+(\S.*?)\s*$/.exec(line);
+    if (m) progress.detail(`${m[1]!.replace(/:$/, '').toLowerCase()} ${path.basename(m[2]!)}`);
+  };
+}
+
+/** `+1 ~1 -0`: added, changed, removed distributions. */
+export function changeCounts(c: IncrementalChanges): string {
+  return `+${c.added.length} ~${c.changed.length} -${c.removed.length}`;
+}
+
+/** A path, URL or editable requirement installs what it names, not a `name==version` pip can pin. */
+const DIRECT_REQUIREMENT = /^(\.|\/|~|-e\b|--editable\b|[a-z][a-z0-9+.-]*:\/\/)|^[A-Za-z0-9][\w.-]*(\[[^\]]*\])?\s*@/i;
+
+/**
+ * Whether every line pip would act on (nested files included) is a plain requirement or a nested
+ * file, so the clone can be brought to the new set by `name==version` pins alone.
+ */
+async function pinnable(releaseDir: string, set: RequirementSet): Promise<boolean> {
+  const queue = set.files.map((f) => path.join(releaseDir, f));
+  const seen = new Set<string>();
+  const lines = [...set.requirements];
+  while (queue.length > 0) {
+    const file = queue.shift()!;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    const text = await readFile(file, 'utf8').catch(() => '');
+    lines.push(...py.requirementLines(text));
+    queue.push(...nestedFiles(text, file));
+  }
+  // Options in a file (an index, find-links, hashes) would not reach a pinned install of the
+  // difference: such a release is built afresh, with its options, rather than from another index.
+  const option = (l: string) => /(^|\s)--?[a-z]/i.test(l) && !/^(-r|-c|--requirement|--constraint)(\s|=|(?<=^-[rc]))/.test(l);
+  return !lines.some((l) => DIRECT_REQUIREMENT.test(l) || option(l));
+}
+
+/** The newest complete release whose venv was made from the same interpreter and Python version. */
+async function nearestVenv(self: string, python: string, version: string, candidates: ReuseCandidate[]): Promise<string | null> {
+  const interpreter = await realpath(python).catch(() => null);
+  for (const c of candidates) {
+    const from = path.resolve(c.releaseDir);
+    if (from === self || c.pythonVersion !== version) continue;
+    if (!(await exists(path.join(from, VENV_DIR, 'pyvenv.cfg')))) continue;
+    if ((await realpath(path.join(from, VENV_DIR, 'bin', 'python')).catch(() => null)) === interpreter) return from;
+  }
+  return null;
+}
+
+class ResolveFailed extends Error {
+  constructor(override readonly cause: unknown) {
+    super('pip resolve failed');
+  }
+}
+
+interface IncrementalPlan {
+  spec: VenvSpec;
+  set: RequirementSet;
+  venvDir: string;
+  findLinks: string | null;
+  log: Logger;
+  progress?: Progress;
+}
+
+/**
+ * Clone the nearest venv and let pip apply only the difference: root removes what the new set no
+ * longer has (or has in another version) by each dist's RECORD while the clone is still all root's,
+ * then hands the clone's folders (never its shared files) to the service user, and pip installs the
+ * missing pins with --no-deps. Null, with the slot empty and a warning, when that cannot be done:
+ * the caller builds afresh.
+ */
+async function tryIncremental(plan: IncrementalPlan, from: string): Promise<IncrementalChanges | null> {
+  const { spec, set, venvDir, findLinks, log } = plan;
+  const releaseDir = path.dirname(venvDir);
+  const step = (label: string) => plan.progress?.step(label);
+  step(`venv: clone ${path.basename(from)}'s and resolve the new requirements`);
+  try {
+    const resolving = py.pipResolve({
+      hostPython: spec.python, requirementFiles: set.files.map((f) => path.join(releaseDir, f)), requirements: set.requirements, findLinks, cwd: releaseDir, as: spec.runAs,
+    });
+    // Both settle before anything is removed: a clone still being made must not race the cleanup.
+    const [resolved, cloned] = await Promise.allSettled([resolving, cloneVenv(from, venvDir, spec.runAs)]);
+    if (resolved.status === 'rejected') {
+      // The requirements themselves fail: a fresh build would fail the same way, only later.
+      await rm(venvDir, { recursive: true, force: true });
+      throw new ResolveFailed(resolved.reason);
+    }
+    if (cloned.status === 'rejected') throw cloned.reason;
+    const wanted = resolved.value;
+    killPoint('venv-cloned');
+    const realVenv = await realpath(venvDir);
+    const [site, ...more] = await sitePackages(realVenv);
+    if (!site || more.length > 0) throw new Error(`${from} has ${more.length + (site ? 1 : 0)} site-packages folders`);
+    const diff = planDiff(await installedDists(site), wanted);
+    if (diff === null) throw new Error('a requirement names a URL or path');
+    const changes = { added: diff.added, changed: diff.changed, removed: diff.removed };
+    log.debug(`venv: incremental from ${from}: ${[...diff.added.map((d) => `+${d}`), ...diff.changed.map((d) => `~${d}`), ...diff.removed.map((d) => `-${d}`)].join(', ') || 'nothing to change'}`);
+    for (const dist of diff.remove) await removeDist(realVenv, site, dist);
+    // The service user may now add and unlink entries of the clone's folders; its shared files stay root's.
+    await grantFolderTree(venvDir, spec.runAs);
+    if (diff.install.length > 0) {
+      step(`venv: pip install ${diff.install.length} changed package${diff.install.length === 1 ? '' : 's'}${findLinks ? ' (from wheels/)' : ''}`);
+      await py.pipInstall({
+        hostPython: spec.python, venvDir, requirementFiles: [], requirements: diff.install, findLinks, cwd: releaseDir, as: spec.runAs, noDeps: true,
+        onOutput: plan.progress && pipProgress(plan.progress),
+      });
+    }
+    killPoint('venv-incremental-pip-done');
+    return changes;
+  } catch (err) {
+    if (err instanceof ResolveFailed) throw err.cause;
+    log.warn(`could not update a clone of ${from}'s venv (${err instanceof Error ? err.message : String(err)}); building it afresh`);
+    await rm(venvDir, { recursive: true, force: true });
+    return null;
+  }
+}
+
+/**
+ * Build `<release>/.venv` at its final path (a venv records its own location), from a clone of an
+ * identical venv when one exists, then byte-compile and import the app. Throws on any failure;
+ * the caller removes the release.
+ */
+export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandidates: ReuseCandidate[]; progress?: Progress }): Promise<BuiltVenv> {
+  const step = (label: string) => opts.progress?.step(label);
+  const started = performance.now();
+  const since = () => Math.round(performance.now() - started);
+  const releaseDir = path.resolve(spec.releaseDir);
+  const venvDir = path.join(releaseDir, VENV_DIR);
+  const version = await py.pythonVersion(spec.python, spec.runAs);
+  py.assertSafePathSupport(version, spec.python);
+  const set = await resolveRequirements(spec);
+  const hash = await requirementHashFor(spec, version, set);
+  // A venv shipped in the archive or left half-built is never trusted.
+  if (await lstat(venvDir).then(() => true, () => false)) await rm(venvDir, { recursive: true, force: true });
+
+  step('venv: look for an identical venv to clone');
+  const wheels = path.join(releaseDir, 'wheels');
+  const findLinks = (await exists(wheels)) ? wheels : null;
+  let reusedFrom = await tryReuse(venvDir, hash, opts.reuseCandidates, opts.log, spec.runAs);
+  let incremental: IncrementalChanges | null = null;
+  if (reusedFrom) {
+    killPoint('venv-cloned');
+    opts.progress?.detail(`cloned ${path.basename(reusedFrom)}'s by hard links`);
+  } else {
+    const nearest = (await pinnable(releaseDir, set)) ? await nearestVenv(releaseDir, spec.python, version, opts.reuseCandidates) : null;
+    if (nearest) {
+      incremental = await tryIncremental({ spec, set, venvDir, findLinks, log: opts.log, progress: opts.progress }, nearest);
+      if (incremental) {
+        reusedFrom = nearest;
+        opts.progress?.detail(`cloned ${path.basename(nearest)}'s by hard links; pip: ${changeCounts(incremental)}`);
+      }
+    }
+  }
+  if (!reusedFrom) {
+    step('venv: create');
+    // The service user builds the venv: it may write this folder and nothing else of the release.
+    await grantFolder(venvDir, spec.runAs);
+    await py.createVenv(spec.python, venvDir, spec.runAs);
+    killPoint('venv-created');
+    const reqs = set.files.map((f) => path.join(releaseDir, f));
+    const what = [...set.files, ...(set.extras.length ? [`extras ${set.extras.join(', ')}`] : [])];
+    const count = (await Promise.all(reqs.map((f) => readFile(f, 'utf8').then(py.requirementLines, () => [])))).flat().length + set.requirements.length;
+    step(`venv: pip install ${count} package${count === 1 ? '' : 's'}${what.length ? ` (${what.join(', ')}${findLinks ? ', from wheels/' : ''})` : ''}`);
+    await py.pipInstall({
+      hostPython: spec.python, venvDir, requirementFiles: reqs, requirements: set.requirements, findLinks, cwd: releaseDir, as: spec.runAs,
+      onOutput: opts.progress && pipProgress(opts.progress),
+    });
+    killPoint('venv-pip-done');
+  }
+
+  const python = py.venvPython(venvDir);
+  // A clone's .pyc files are its source's, compiled when that was built: walking them again costs
+  // more than the clone itself; pip compiled what it added to a clone. Third-party files that do not
+  // compile (templates named .py) are skipped, as pip itself does; the app's own code must compile.
+  step('venv: byte-compile');
+  if (!reusedFrom) {
+    await py.byteCompile(python, await sitePackages(venvDir), spec.runAs, { parallel: true }).catch((err: unknown) => {
+      opts.log.warn(`some installed files did not byte-compile: ${err instanceof Error ? err.message : String(err)}`);
+    });
+  }
+  await grantPycacheFolders(releaseDir, spec.runAs, (name) => name.startsWith('.'));
+  await py.byteCompile(python, await releaseCode(releaseDir), spec.runAs);
+  killPoint('venv-compiled');
+  // Root's again, read-only, before any more release code runs: the smoke import sees what units will.
+  const reclaimed = await reclaimFromService(releaseDir, spec.runAs, { untouched: reusedFrom && !incremental ? [venvDir] : [] });
+  if (spec.runAs.switched) opts.log.debug(`venv: built as ${spec.runAs.name}; ${reclaimed} entries made root's`);
+  step('venv: smoke import');
+  await py.smokeImport(python, releaseDir, spec.runAs);
+  killPoint('venv-smoke-done');
+  const durationMs = since();
+  opts.log.debug(`venv: compiled and smoke-imported (${durationMs} ms in all)`);
+  return { requirementHash: hash, pythonVersion: version, reusedFrom, incremental, durationMs };
+}

@@ -1,0 +1,136 @@
+import { mkdtempSync, promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { makeNoServiceManager, makeSystemd, parseShow } from '../../../src/adapters/systemctl.js';
+import { ReleaseError } from '../../../src/core/errors.js';
+import { makeFakeSystemctl, type FakeSystemctl } from '../../support/fake-systemctl.js';
+
+let tmp: string;
+let fake: FakeSystemctl;
+beforeEach(() => {
+  tmp = mkdtempSync(path.join(os.tmpdir(), 'systemctl-'));
+  fake = makeFakeSystemctl(tmp);
+});
+afterEach(async () => {
+  await fs.rm(tmp, { recursive: true, force: true });
+});
+
+describe('makeSystemd against the recording fake', () => {
+  it('passes --no-ask-password and keeps unit names behind --', async () => {
+    const sd = makeSystemd({ systemctl: fake.path });
+    expect(sd.kind).toBe('systemd');
+    await sd.daemonReload();
+    await sd.restart('smolotchi-core.service');
+    await sd.start('smolotchi-web.service');
+    await sd.enable(['smolotchi-core.service', 'smolotchi-prune.timer']);
+    await sd.stop(['smolotchi-display.service']);
+    await sd.disable(['smolotchi-display.service']);
+    // Nothing to do: no call at all.
+    await sd.stop([]);
+    await sd.enable([]);
+    expect(fake.log()).toEqual([
+      ['--no-ask-password', 'daemon-reload'],
+      ['--no-ask-password', 'restart', '--', 'smolotchi-core.service'],
+      ['--no-ask-password', 'start', '--', 'smolotchi-web.service'],
+      ['--no-ask-password', 'enable', '--', 'smolotchi-core.service', 'smolotchi-prune.timer'],
+      ['--no-ask-password', 'stop', '--', 'smolotchi-display.service'],
+      ['--no-ask-password', 'disable', '--', 'smolotchi-display.service'],
+    ]);
+  });
+
+  it('parses show output into a UnitState', async () => {
+    const sd = makeSystemd({ systemctl: fake.path });
+    expect(await sd.show('smolotchi-web.service')).toEqual({
+      unit: 'smolotchi-web.service',
+      loadState: 'loaded',
+      activeState: 'active',
+      subState: 'running',
+      result: 'success',
+      nRestarts: 0,
+      mainPid: 4242,
+      execMainStatus: null,
+    });
+    fake.setState('smolotchi-core.service', { ActiveState: 'activating', SubState: 'auto-restart', Result: 'exit-code', NRestarts: 3, MainPID: 0, ExecMainCode: 1, ExecMainStatus: 2 });
+    expect(await sd.show('smolotchi-core.service')).toMatchObject({ activeState: 'activating', subState: 'auto-restart', result: 'exit-code', nRestarts: 3, mainPid: 0, execMainStatus: 2 });
+    const call = fake.log().at(-1) ?? [];
+    expect(call[1]).toMatch(/^--property=.*NRestarts/);
+    expect(call.slice(2)).toEqual(['show', '--', 'smolotchi-core.service']);
+  });
+
+  it('asks for several units in one show call and keeps them apart, in the order asked', async () => {
+    const sd = makeSystemd({ systemctl: fake.path });
+    fake.setState('smolotchi-core.service', { ActiveState: 'activating', SubState: 'start', NRestarts: 2 });
+    const states = await sd.showAll(['smolotchi-web.service', 'smolotchi-core.service', 'smolotchi-prune.timer']);
+    expect(states.map((s) => [s.unit, s.activeState, s.nRestarts])).toEqual([
+      ['smolotchi-web.service', 'active', 0],
+      ['smolotchi-core.service', 'activating', 2],
+      ['smolotchi-prune.timer', 'active', 0],
+    ]);
+    expect(fake.log()).toHaveLength(1);
+    expect(fake.log()[0]!.slice(2)).toEqual(['show', '--', 'smolotchi-web.service', 'smolotchi-core.service', 'smolotchi-prune.timer']);
+  });
+
+  it('asks unit by unit when a combined answer does not name the units asked, in order', async () => {
+    // A systemctl that answers records in another order than asked (never seen, but not guessed at either).
+    const odd = path.join(tmp, 'odd-systemctl');
+    await fs.writeFile(odd, `#!/bin/sh\nlast=; for a in "$@"; do last=$a; done\ncase "$*" in *' smolotchi-a.service smolotchi-b.service'*) printf 'Id=smolotchi-b.service\\nActiveState=failed\\n\\nId=smolotchi-a.service\\nActiveState=active\\n' ;; *) if [ "$last" = smolotchi-b.service ]; then printf 'ActiveState=failed\\n'; else printf 'ActiveState=active\\n'; fi ;; esac\n`, { mode: 0o755 });
+    const sd = makeSystemd({ systemctl: odd });
+    const states = await sd.showAll(['smolotchi-a.service', 'smolotchi-b.service']);
+    expect(states.map((s) => [s.unit, s.activeState])).toEqual([
+      ['smolotchi-a.service', 'active'],
+      ['smolotchi-b.service', 'failed'],
+    ]);
+  });
+
+  it('turns a failed restart into a ReleaseError naming the unit and the reason', async () => {
+    fake.setState('smolotchi-web.service', { failRestart: true });
+    const sd = makeSystemd({ systemctl: fake.path });
+    const err = await sd.restart('smolotchi-web.service').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ReleaseError);
+    const message = (err as Error).message;
+    expect(message).toContain('systemctl restart smolotchi-web.service');
+    expect(message).toContain('Job for smolotchi-web.service failed because the control process exited with error code.');
+    await expect(sd.restart('smolotchi-core.service')).resolves.toBeUndefined();
+  });
+
+  it('reports a missing systemctl as a ReleaseError and a missing journalctl as no lines', async () => {
+    const sd = makeSystemd({ systemctl: path.join(tmp, 'no-such-systemctl'), journalctl: path.join(tmp, 'no-such-journalctl') });
+    await expect(sd.daemonReload()).rejects.toBeInstanceOf(ReleaseError);
+    expect(await sd.journal('smolotchi-web.service', 20)).toEqual([]);
+  });
+
+  it('reads journal lines through journalctl', async () => {
+    const journalctl = path.join(tmp, 'journalctl');
+    await fs.writeFile(journalctl, '#!/bin/sh\nprintf "%s\\n" "$@"\n', { mode: 0o755 });
+    const sd = makeSystemd({ systemctl: fake.path, journalctl });
+    expect(await sd.journal('smolotchi-web.service', 5)).toEqual(['--no-pager', '--quiet', '--output=cat', '--lines=5', '--unit=smolotchi-web.service']);
+  });
+});
+
+describe('parseShow', () => {
+  it('defaults what systemctl did not print and keeps values containing =', () => {
+    expect(parseShow('x.service', 'LoadState=not-found\nActiveState=inactive\nResult=a=b\n')).toEqual({
+      unit: 'x.service',
+      loadState: 'not-found',
+      activeState: 'inactive',
+      subState: 'unknown',
+      result: 'a=b',
+      nRestarts: 0,
+      mainPid: 0,
+      execMainStatus: null,
+    });
+  });
+});
+
+describe('makeNoServiceManager', () => {
+  it('does nothing and says why', async () => {
+    const none = makeNoServiceManager('--root is not /');
+    expect(none.kind).toBe('none');
+    expect(none.reason).toBe('--root is not /');
+    await none.restart('smolotchi-core.service');
+    await none.tmpfilesCreate('/nonexistent');
+    expect(await none.journal('smolotchi-core.service', 10)).toEqual([]);
+    expect((await none.show('smolotchi-core.service')).activeState).toBe('unknown');
+  });
+});
