@@ -228,6 +228,147 @@ export async function pipResolve(opts: Omit<PipInstallOptions, 'venvDir' | 'noDe
 }
 
 /**
+ * Whether pinned requirements are their own closure, read from the release's wheels alone: every
+ * line an exact `name==version` (markers evaluated for this interpreter), each pin exactly one
+ * compatible wheel in wheels/, and every Requires-Dist of those wheels that applies met by a pin.
+ * It only reads zip members (never imports or runs release code) and runs as the service user.
+ * Exit 0 with a verdict; anything unexpected is "not closed", and the caller resolves with pip.
+ */
+const CLOSURE_CHECK = String.raw`
+import json, os, sys, zipfile
+from pip._vendor.packaging.requirements import Requirement
+from pip._vendor.packaging.specifiers import SpecifierSet
+from pip._vendor.packaging.tags import sys_tags
+from pip._vendor.packaging.utils import canonicalize_name, parse_wheel_filename
+from pip._vendor.packaging.version import Version
+
+class Open(Exception):
+    pass
+
+def headers(text):
+    out, last = [], None
+    for line in text.split("\n"):
+        if line.strip() == "":
+            break
+        if line[:1] in (" ", "\t") and last is not None:
+            out[last] = (out[last][0], out[last][1] + " " + line.strip())
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise Open("METADATA has a header line without a colon")
+        out.append((name.strip().lower(), value.strip()))
+        last = len(out) - 1
+    return out
+
+def check(lines, wheels, cap):
+    env = {"extra": ""}
+    python = Version(".".join(map(str, sys.version_info[:3])))
+    pins = {}
+    for line in lines:
+        req = Requirement(line)
+        if req.url or req.extras:
+            raise Open(f"{line} names a URL or extras")
+        if req.marker is not None and not req.marker.evaluate(env):
+            continue
+        specs = list(req.specifier)
+        if len(specs) != 1 or specs[0].operator != "==" or specs[0].version.endswith("*"):
+            raise Open(f"{req.name} is not pinned to one version")
+        key = canonicalize_name(req.name)
+        if key in pins and pins[key][0] != specs[0]:
+            raise Open(f"{req.name} is pinned twice")
+        pins[key] = (specs[0], None)
+    supported = set(sys_tags())
+    for entry in os.scandir(wheels):
+        if not entry.name.endswith(".whl"):
+            continue
+        try:
+            name, version, _, tags = parse_wheel_filename(entry.name)
+        except Exception:
+            continue
+        pin = pins.get(name)
+        if pin is None or not pin[0].contains(version, prereleases=True) or not (tags & supported):
+            continue
+        if pin[1] is not None:
+            raise Open(f"{name} has more than one matching wheel")
+        if not entry.is_file(follow_symlinks=False):
+            raise Open(f"{entry.name} is not a plain file")
+        pins[name] = (pin[0], entry.path)
+    dists, wanted = [], {}
+    for key, (spec, wheel) in pins.items():
+        if wheel is None:
+            raise Open(f"{key} has no compatible wheel in wheels/")
+        with zipfile.ZipFile(wheel) as z:
+            members = [i for i in z.infolist() if i.filename.count("/") == 1 and i.filename.endswith(".dist-info/METADATA")]
+            if len(members) != 1:
+                raise Open(f"{os.path.basename(wheel)} has {len(members)} METADATA files")
+            # Bounded: a release's wheel could claim or inflate to any size.
+            if members[0].file_size > cap:
+                raise Open(f"{os.path.basename(wheel)} has an oversized METADATA")
+            with z.open(members[0]) as f:
+                data = f.read(cap + 1)
+            if len(data) > cap:
+                raise Open(f"{os.path.basename(wheel)} has an oversized METADATA")
+        fields = headers(data.decode("utf-8"))
+        one = lambda field: [v for k, v in fields if k == field]
+        names, versions = one("name"), one("version")
+        if len(names) != 1 or len(versions) != 1 or canonicalize_name(names[0]) != key or not spec.contains(versions[0], prereleases=True):
+            raise Open(f"{os.path.basename(wheel)} names another project or version in its METADATA")
+        for rp in one("requires-python"):
+            if not SpecifierSet(rp).contains(python, prereleases=True):
+                raise Open(f"{names[0]} {versions[0]} requires Python {rp}")
+        dists.append({"name": names[0], "version": versions[0]})
+        wanted[key] = Version(versions[0])
+        for line in one("requires-dist"):
+            req = Requirement(line)
+            if req.marker is not None and not req.marker.evaluate(env):
+                continue
+            if req.url or req.extras:
+                raise Open(f"{names[0]} needs {line}")
+            dists[-1].setdefault("requires", []).append((canonicalize_name(req.name), str(req.specifier), line))
+    for d in dists:
+        for dep, spec, line in d.pop("requires", []):
+            if dep not in wanted:
+                raise Open(f"{d['name']} needs {dep}, which is not pinned")
+            if not SpecifierSet(spec).contains(wanted[dep], prereleases=True):
+                raise Open(f"{d['name']} needs {line}, not the pinned {wanted[dep]}")
+    return dists
+
+try:
+    verdict = {"dists": check(json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3]))}
+except Exception as e:
+    verdict = {"open": (str(e) or type(e).__name__)[:300]}
+print(json.dumps(verdict))
+`;
+
+/** Bytes of one wheel's METADATA the closure check reads at most (long descriptions included). */
+const METADATA_CAP = 1024 * 1024;
+
+export type PinnedClosure = { dists: ResolvedDist[] } | { open: string };
+
+/**
+ * The new set without a pip resolve, when `requirements` (every line pip acts on) pin their whole
+ * closure from `wheelsDir`; `{ open: why }` otherwise, never a throw: the caller then resolves.
+ */
+export async function pinnedClosure(opts: { hostPython: string; requirements: string[]; wheelsDir: string; cwd: string; as: ServiceIdentity }): Promise<PinnedClosure> {
+  try {
+    const args = ['-I', '-c', CLOSURE_CHECK, JSON.stringify(opts.requirements), opts.wheelsDir, String(METADATA_CAP)];
+    const r = await runAsService(opts.hostPython, args, { as: opts.as, cwd: opts.cwd, timeoutMs: MINUTE });
+    if (r.exitCode !== 0) return { open: `the closure check failed: ${relevantLine(`${r.stdout}\n${r.stderr}`)}` };
+    const verdict = JSON.parse(r.stdout) as { dists?: Array<{ name?: unknown; version?: unknown }>; open?: unknown };
+    if (typeof verdict.open === 'string') return { open: verdict.open };
+    if (!Array.isArray(verdict.dists)) return { open: 'the closure check gave no verdict' };
+    const dists: ResolvedDist[] = [];
+    for (const d of verdict.dists) {
+      if (typeof d.name !== 'string' || typeof d.version !== 'string') return { open: 'the closure check named a distribution without name or version' };
+      dists.push({ name: d.name, version: d.version, direct: false });
+    }
+    return { dists };
+  } catch (err) {
+    return { open: `the closure check failed: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
+
+/**
  * Services run with /opt read-only, so every .pyc must exist before the first start. `parallel`
  * (a worker per CPU) pays off for a whole site-packages; for a release's own few files the pool's
  * start-up costs more than the compiling.

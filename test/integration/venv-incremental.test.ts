@@ -73,8 +73,10 @@ async function inodeUse(tree: string): Promise<Map<number, number>> {
   return use;
 }
 
-const log: Logger = { info() {}, debug() {}, warn: (m) => void warnings.push(m) };
+const log: Logger = { info() {}, debug: (m) => void debugs.push(m), warn: (m) => void warnings.push(m) };
 const warnings: string[] = [];
+const debugs: string[] = [];
+const NO_RESOLVE = 'venv: requirements pin their whole closure: no resolve';
 
 async function sitePackages(releaseDir: string): Promise<string> {
   const lib = path.join(releaseDir, '.venv/lib');
@@ -195,11 +197,85 @@ describe.skipIf(skipReason !== null).each(identities)('incremental venv $label',
   it('downgrades a distribution and pulls a new dependency of it, leaving the source venv as it was', async () => {
     const b = path.join(root, 'releases/1.1.0');
     const c = await makeRelease('1.2.0', [['demopkg', '0.9.0', { requires: ['deppkg>=1'] }], ['deppkg', '1.5.0'], ['keeppkg', '1.0.0'], ['newpkg', '2.0.0']], ['demopkg==0.9.0', 'keeppkg==1.0.0', 'newpkg==2.0.0']);
+    debugs.length = 0;
     const built = await incremental(b, c);
     versions.set(c, built.pythonVersion);
+    // deppkg is no pin of 1.2.0's: pip resolves it, as before.
+    expect(debugs).toContain('venv: resolving with pip (demopkg needs deppkg, which is not pinned)');
+    expect(debugs).not.toContain(NO_RESOLVE);
     expect(built.incremental).toEqual({ added: ['deppkg 1.5.0'], changed: ['demopkg 1.1.0 -> 0.9.0'], removed: [] });
     expect(await importVersions(c, ['demopkg', 'deppkg', 'keeppkg', 'newpkg'])).toEqual({ demopkg: '0.9.0', deppkg: '1.5.0', keeppkg: '1.0.0', newpkg: '2.0.0' });
     expect(warnings).toEqual([]);
+  });
+
+  /** Every distribution of a venv as `name version`, from its dist-info folders. */
+  async function installed(dir: string): Promise<string[]> {
+    const names = (await fs.readdir(await sitePackages(dir))).filter((n) => n.endsWith('.dist-info'));
+    return names.map((n) => n.replace(/\.dist-info$/, '').replace(/-([^-]+)$/, ' $1')).sort();
+  }
+
+  /** Build `dir` afresh elsewhere (a copy without .venv) and list what that venv holds. */
+  async function freshInstalled(dir: string): Promise<string[]> {
+    const copy = path.join(root, 'fresh', path.basename(dir));
+    await fs.cp(dir, copy, { recursive: true, filter: (src) => path.basename(src) !== '.venv' });
+    await buildVenv(spec(copy), { log, reuseCandidates: [] });
+    return installed(copy);
+  }
+
+  it('takes the new set from pins that are their own closure, without a pip resolve, and ends as a fresh build would', async () => {
+    const c = path.join(root, 'releases/1.2.0');
+    // Pinned as pip-compile writes it: demopkg's dependency too, with a marker that does not apply.
+    const p = await makeRelease('1.2.1', [['demopkg', '1.1.0', { requires: ['deppkg>=1', 'absentpkg; python_version < "3"', 'extrapkg; extra == "speed"'] }], ['deppkg', '1.6.0'], ['keeppkg', '1.0.0']], ['demopkg==1.1.0', 'deppkg==1.6.0', 'keeppkg==1.0.0', 'oldpkg==1.0; python_version < "3"']);
+    debugs.length = 0;
+    const built = await incremental(c, p);
+    expect(debugs).toContain(NO_RESOLVE);
+    expect(built.reusedFrom).toBe(c);
+    expect(built.incremental).toEqual({ added: [], changed: ['demopkg 0.9.0 -> 1.1.0', 'deppkg 1.5.0 -> 1.6.0'], removed: ['newpkg 2.0.0'] });
+    expect(await importVersions(p, ['demopkg', 'deppkg', 'keeppkg'])).toEqual({ demopkg: '1.1.0', deppkg: '1.6.0', keeppkg: '1.0.0' });
+    expect(await installed(p)).toEqual(await freshInstalled(p));
+    expect(await installed(p)).toEqual(['demopkg 1.1.0', 'deppkg 1.6.0', 'keeppkg 1.0.0']);
+    expect(warnings).toEqual([]);
+  });
+
+  it('resolves with pip, which reports the conflict, when a pinned wheel needs a version the pins do not give', async () => {
+    const c = path.join(root, 'releases/1.2.0');
+    const q = await makeRelease('1.2.2', [['demopkg', '1.1.0', { requires: ['deppkg>=2'] }], ['deppkg', '1.5.0'], ['deppkg', '2.0.0'], ['keeppkg', '1.0.0']], ['demopkg==1.1.0', 'deppkg==1.5.0', 'keeppkg==1.0.0']);
+    debugs.length = 0;
+    const err = await incremental(c, q).then(() => null, (e: Error) => e);
+    // pip finds the conflict the check saw: the pins cannot be installed together.
+    expect(debugs).toContain('venv: resolving with pip (demopkg needs deppkg>=2, not the pinned 1.5.0)');
+    expect(err?.message).toMatch(/^pip resolve failed: /);
+    expect(warnings).toEqual([]);
+  });
+
+  it('falls back to a pip resolve, without crashing, on a wheel whose METADATA is huge or garbage', async () => {
+    const c = path.join(root, 'releases/1.2.0');
+    const hostile: Array<[string, string]> = [
+      ['huge', `Metadata-Version: 2.1\nName: demopkg\nVersion: 1.1.0\nSummary: ${'x'.repeat(2 * 1024 * 1024)}\n`],
+      ['garbage', 'Metadata-Version: 2.1\nName: demopkg\nVersion: 1.1.0\nRequires-Dist: ((( not a requirement\n'],
+      ['binary', '\u0000\u00ff\ufffe'.repeat(100)],
+    ];
+    for (const [label, metadata] of hostile) {
+      const r = await makeRelease(`1.2.3-${label}`, [['keeppkg', '1.0.0']], ['demopkg==1.1.0', 'keeppkg==1.0.0']);
+      // A wheel pip itself can install (its METADATA is read by the check alone, then by pip).
+      const wheel = path.join(r, 'wheels', 'demopkg-1.1.0-py3-none-any.whl');
+      const writer = String.raw`
+import sys, zipfile
+out, metadata = sys.argv[1], sys.stdin.read()
+d = "demopkg-1.1.0.dist-info"
+with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("demopkg/__init__.py", "VALUE = '1.1.0'\n")
+    z.writestr(d + "/METADATA", metadata)
+    z.writestr(d + "/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    z.writestr(d + "/RECORD", "")
+`;
+      await execa(PYTHON, ['-c', writer, wheel], { input: metadata });
+      debugs.length = 0;
+      await incremental(c, r).catch(() => null); // pip may accept or refuse such a wheel: its call
+      expect(debugs.filter((d) => d.startsWith('venv: resolving with pip ('))).toHaveLength(1);
+      expect(debugs).not.toContain(NO_RESOLVE);
+      warnings.length = 0;
+    }
   });
 
   it('replaces a file the clone shares with its source by unlinking it, never writing through it', async () => {

@@ -234,11 +234,8 @@ export function changeCounts(c: IncrementalChanges): string {
 /** A path, URL or editable requirement installs what it names, not a `name==version` pip can pin. */
 const DIRECT_REQUIREMENT = /^(\.|\/|~|-e\b|--editable\b|[a-z][a-z0-9+.-]*:\/\/)|^[A-Za-z0-9][\w.-]*(\[[^\]]*\])?\s*@/i;
 
-/**
- * Whether every line pip would act on (nested files included) is a plain requirement or a nested
- * file, so the clone can be brought to the new set by `name==version` pins alone.
- */
-async function pinnable(releaseDir: string, set: RequirementSet): Promise<boolean> {
+/** Every line pip acts on for a set: the single requirements, then each file's (nested files included). */
+async function actionableLines(releaseDir: string, set: RequirementSet): Promise<string[]> {
   const queue = set.files.map((f) => path.join(releaseDir, f));
   const seen = new Set<string>();
   const lines = [...set.requirements];
@@ -250,6 +247,15 @@ async function pinnable(releaseDir: string, set: RequirementSet): Promise<boolea
     lines.push(...py.requirementLines(text));
     queue.push(...nestedFiles(text, file));
   }
+  return lines;
+}
+
+/**
+ * Whether every line pip would act on (nested files included) is a plain requirement or a nested
+ * file, so the clone can be brought to the new set by `name==version` pins alone.
+ */
+async function pinnable(releaseDir: string, set: RequirementSet): Promise<boolean> {
+  const lines = await actionableLines(releaseDir, set);
   // Options in a file (an index, find-links, hashes) would not reach a pinned install of the
   // difference: such a release is built afresh, with its options, rather than from another index.
   const option = (l: string) => /(^|\s)--?[a-z]/i.test(l) && !/^(-r|-c|--requirement|--constraint)(\s|=|(?<=^-[rc]))/.test(l);
@@ -283,6 +289,24 @@ interface IncrementalPlan {
   progress?: Progress;
 }
 
+/** What the clone must become, from the pins alone when they are their own closure; null: ask pip. */
+async function newSet(plan: IncrementalPlan): Promise<py.ResolvedDist[] | null> {
+  const { spec, set, findLinks, log } = plan;
+  const releaseDir = path.dirname(plan.venvDir);
+  // A pip resolve costs a pip start (~1 s); a fully pinned release (pip-compile, pip freeze) with
+  // its wheels already names the new set. Anything short of certain is left to pip.
+  if (!findLinks) return null;
+  const lines = (await actionableLines(releaseDir, set)).filter((l) => !/^(-r|--requirement)(\s|=|(?<=^-r))/.test(l));
+  const closure = await py.pinnedClosure({ hostPython: spec.python, requirements: lines, wheelsDir: findLinks, cwd: releaseDir, as: spec.runAs });
+  if ('open' in closure) {
+    log.debug(`venv: resolving with pip (${closure.open})`);
+    return null;
+  }
+  log.debug('venv: requirements pin their whole closure: no resolve');
+  plan.progress?.detail('requirements pin their whole closure: no resolve');
+  return closure.dists;
+}
+
 /**
  * Clone the nearest venv and let pip apply only the difference: root removes what the new set no
  * longer has (or has in another version) by each dist's RECORD while the clone is still all root's,
@@ -296,9 +320,9 @@ async function tryIncremental(plan: IncrementalPlan, from: string): Promise<Incr
   const step = (label: string) => plan.progress?.step(label);
   step(`venv: clone ${path.basename(from)}'s and resolve the new requirements`);
   try {
-    const resolving = py.pipResolve({
+    const resolving = newSet(plan).then((pinned) => pinned ?? py.pipResolve({
       hostPython: spec.python, requirementFiles: set.files.map((f) => path.join(releaseDir, f)), requirements: set.requirements, findLinks, cwd: releaseDir, as: spec.runAs,
-    });
+    }));
     // Both settle before anything is removed: a clone still being made must not race the cleanup.
     const [resolved, cloned] = await Promise.allSettled([resolving, cloneVenv(from, venvDir, spec.runAs)]);
     if (resolved.status === 'rejected') {
