@@ -111,7 +111,8 @@ const serviceChanges = () => box.systemctl.calls().filter((c) => /\b(restart|sta
 
 const FILL_POINTS: [string, string][] = [
   ['during extraction', 'staging-created'],
-  ['during the venv build (pip)', 'venv-created'],
+  // 2.0.0 changes a requirement: its venv is a clone of 1.1.0's that pip updates.
+  ['during the venv build (pip on the cloned venv)', 'venv-cloned'],
   ['while the stamp is written', 'tree-synced'],
   ['while the unit files are written', 'write-units'],
   ['at an SQLite write', 'fetched'],
