@@ -15,7 +15,6 @@ import { withMutation } from '../core/mutation/mutation.js';
 import { completeRelease } from '../core/state/releases.js';
 import { readCurrent } from '../core/state/switch.js';
 import { releaseFacts } from '../core/activate/targets.js';
-import { reverifyBeforeSwitch } from '../core/verify/reverify.js';
 import { parseVersion } from '../core/version.js';
 import { switchVerified } from '../core/activate/verified-switch.js';
 import { age, compareWithSnapshot, describeNewer, type DataComparison } from '../core/data/data-compare.js';
@@ -83,7 +82,8 @@ async function chooseTarget(ctx: Context, to: string | undefined, current: strin
         `nothing to do; \`smolotchi release install ${version} --force\` re-applies its units and re-runs its gate, and --restore-data puts back its data's last snapshot`,
       );
     }
-    if (version !== current) await reverifyBeforeSwitch(ctx, version);
+    // Loaded only here: its git, manifest and venv checks are a large part of what a plain rollback would load.
+    if (version !== current) await (await import('../core/verify/reverify.js')).reverifyBeforeSwitch(ctx, version);
     return version;
   }
   const facts = await releaseFacts(ctx, ctx.readHistory(), current);
