@@ -17,7 +17,7 @@ import { readCurrent } from '../core/state/switch.js';
 import { releaseFacts } from '../core/activate/targets.js';
 import { parseVersion } from '../core/version.js';
 import { switchVerified } from '../core/activate/verified-switch.js';
-import { age, compareWithSnapshot, describeNewer, type DataComparison } from '../core/data/data-compare.js';
+import type { DataComparison } from '../core/data/data-compare.js';
 import { snapshotLeaving, type Snapshot } from '../core/data/data-snapshots.js';
 import { restoreInPlace, type DataOutcome } from '../core/data/data-switch.js';
 import { renderFor } from '../core/activate/activate.js';
@@ -55,6 +55,8 @@ async function dataPlan(ctx: Context, to: string, restore: boolean | undefined):
     if (restore) throw new NotFoundError(`no snapshot of the app's data was taken when ${to} was last left`, 'rollback without --restore-data switches the code only');
     return { snapshot: null, comparison: null };
   }
+  // Loaded only when there is a snapshot to compare with: most rollbacks have none.
+  const { age, compareWithSnapshot, describeNewer } = await import('../core/data/data-compare.js');
   const comparison = await compareWithSnapshot(ctx, snapshot);
   const when = `${snapshot.takenAt} (${age(snapshot.takenAt)} ago)`;
   if (restore) {
