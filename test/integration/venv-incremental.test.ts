@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PYTHON, pythonHostProblem } from '../support/python-host.js';
 import { resolveServiceIdentity, TEST_SERVICE_USER_ENV } from '../../src/adapters/service-user.js';
 import type { Logger } from '../../src/core/log.js';
 import { buildVenv, requirementHash, type BuiltVenv, type VenvSpec } from '../../src/core/build/venv.js';
@@ -12,16 +13,8 @@ import { buildVenv, requirementHash, type BuiltVenv, type VenvSpec } from '../..
 // Requirements changed between releases: the new venv is a hard-link clone of the old one that pip
 // updated. The old release's venv must not change by a byte, a mode, an owner or an inode: every
 // test below hashes all of it before and after. Wheels are built here; pip never reaches an index.
-const PYTHON = '/usr/bin/python3';
 
-async function hostProblem(): Promise<string | null> {
-  for (const args of [['-m', 'venv', '--help'], ['-m', 'pip', '--version']]) {
-    const r = await execa(PYTHON, args, { reject: false });
-    if (r.exitCode !== 0) return `${PYTHON} ${args.slice(0, 2).join(' ')} is unavailable`;
-  }
-  return null;
-}
-const skipReason = await hostProblem();
+const skipReason = await pythonHostProblem();
 if (skipReason) console.warn(`skipping incremental venv tests: ${skipReason}`);
 
 // A wheel that ships a file at another distribution's path: pip must replace it by unlinking.

@@ -5,22 +5,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PYTHON, pythonHostProblem } from '../support/python-host.js';
 import { resolveServiceIdentity } from '../../src/adapters/service-user.js';
 import { ReleaseError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/log.js';
 import { buildVenv, requirementHash, type VenvSpec } from '../../src/core/build/venv.js';
 
 // Real venvs from the product's default interpreter; pip never reaches an index (the tests ship wheels).
-const PYTHON = '/usr/bin/python3';
 
-async function hostProblem(): Promise<string | null> {
-  for (const args of [['-m', 'venv', '--help'], ['-m', 'pip', '--version']]) {
-    const r = await execa(PYTHON, args, { reject: false });
-    if (r.exitCode !== 0) return `${PYTHON} ${args.slice(0, 2).join(' ')} is unavailable`;
-  }
-  return null;
-}
-const skipReason = await hostProblem();
+const skipReason = await pythonHostProblem();
 if (skipReason) console.warn(`skipping venv integration tests: ${skipReason} (apt-get install python3-pip python3-venv)`);
 
 
