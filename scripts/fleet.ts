@@ -69,7 +69,7 @@ export interface Fleet {
 }
 
 async function fleetSandbox(args: string[]): Promise<string> {
-  const r = await execa('bash', [FLEET_SCRIPT, ...args], { env: sandboxScriptEnv(), reject: false, timeout: 180_000 });
+  const r = await execa('bash', [FLEET_SCRIPT, ...args], { env: sandboxScriptEnv(), reject: false, timeout: 600_000 });
   if (r.exitCode !== 0) throw new Error(`fleet-sandbox ${args.join(' ')} failed (exit ${r.exitCode}): ${r.stderr}`);
   return r.stdout.trim();
 }

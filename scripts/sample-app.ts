@@ -127,7 +127,7 @@ function bundledUnitsDir(): string {
 const GIT_ENV = { GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: os.devNull, GIT_TERMINAL_PROMPT: '0' };
 
 async function git(cwd: string, args: string[]): Promise<string> {
-  const r = await execa('git', args, { cwd, env: GIT_ENV, stdin: 'ignore', timeout: 30_000 });
+  const r = await execa('git', args, { cwd, env: GIT_ENV, stdin: 'ignore', timeout: 600_000 }); // hang guard
   return r.stdout.trim();
 }
 

@@ -75,7 +75,7 @@ function probe(): SandboxCheck {
   // A quick boot proves the kernel allows the namespaces (containers often do not).
   const dir = mkdtempSync(path.join(baseDir(), 'smolotchi-e2e-probe-'));
   try {
-    const r = spawnSync('bash', [SCRIPT, 'start', dir], { encoding: 'utf8', timeout: 60_000, env: sandboxScriptEnv() });
+    const r = spawnSync('bash', [SCRIPT, 'start', dir], { encoding: 'utf8', timeout: 600_000, env: sandboxScriptEnv() });
     if (r.status !== 0) {
       const log = existsSync(path.join(dir, 'boot.log')) ? readFileSync(path.join(dir, 'boot.log'), 'utf8') : '';
       return { ok: false, reason: `a test boot failed: ${lastLines(`${r.stderr}\n${log}`, 6)}` };
@@ -116,7 +116,7 @@ process.once('exit', () => {
 /** Boot a fresh sandbox (about a quarter of a second). */
 export async function startSandbox(): Promise<Sandbox> {
   const dir = await fs.mkdtemp(path.join(baseDir(), 'smolotchi-e2e-'));
-  const started = await execa('bash', [SCRIPT, 'start', dir], { env: sandboxScriptEnv(), reject: false, timeout: 60_000 });
+  const started = await execa('bash', [SCRIPT, 'start', dir], { env: sandboxScriptEnv(), reject: false, timeout: 600_000 });
   if (started.exitCode !== 0) {
     const log = await fs.readFile(path.join(dir, 'boot.log'), 'utf8').catch(() => '');
     throw new Error(`systemd sandbox did not boot: ${started.stderr}\n${lastLines(log, 20)}`);
@@ -156,7 +156,7 @@ function sandboxAt(dir: string, pid: number, workDir: string, owned: boolean): S
         env,
         extendEnv: false,
         reject: false,
-        timeout: opts.timeoutMs ?? 170_000,
+        timeout: opts.timeoutMs ?? 600_000, // a hang guard only: a loaded CI is slow, not wrong
         input: opts.input,
         stdin: opts.input === undefined ? 'ignore' : 'pipe',
       });

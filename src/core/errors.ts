@@ -58,3 +58,14 @@ export class NothingChangedError extends ReleaseError {
     super(message, undefined, hint);
   }
 }
+
+const FULL = /ENOSPC|EDQUOT|No space left on device|Disk quota exceeded|SQLITE_FULL|database or disk is full/i;
+
+/** Did this fail because a filesystem filled up (our own write, a child's, or SQLite's)? */
+export function isDiskFull(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown; reason?: unknown } | null;
+  if (!e) return false;
+  if (typeof e.code === 'string' && FULL.test(e.code)) return true;
+  if (typeof e.message === 'string' && FULL.test(e.message)) return true;
+  return e.reason !== undefined && e.reason !== err && isDiskFull(e.reason);
+}

@@ -140,8 +140,10 @@ describe.skipIf(!available)('e2e: the service user cannot make root act for it',
     const before = await deploys();
     const lock = (file: string) =>
       `printf '{"pid":%s,"startTime":null,"bootId":"%s","host":"%s","purpose":"install 9.9.9","since":"2026-01-01T00:00:00Z"}' $$ "$(cat /proc/sys/kernel/random/boot_id)" "$(hostname)" > ${file}`;
-    const holder = asService(`${lock('/run/smolotchi/locks/release.lock')} && ${lock('/run/smolotchi/locks/release.lock.json')} && exec sleep 60`);
-    await asRoot('for i in $(seq 50); do [ -s /run/smolotchi/locks/release.lock ] && exit 0; sleep 0.1; done; exit 1');
+    const holder = asService(`${lock('/run/smolotchi/locks/release.lock')} && ${lock('/run/smolotchi/locks/release.lock.json')} && exec sleep 900`);
+    // Wait for the lock to appear, not for the clock; the holder lives until the test kills it (900 s is a hang guard).
+    const planted = await asRoot('for i in $(seq 6000); do [ -s /run/smolotchi/locks/release.lock ] && exit 0; sleep 0.1; done; echo "hang guard: no lock after 10 min" >&2; exit 1');
+    expect(planted.exitCode, explain(planted)).toBe(0);
     const back = await smolotchi(sb, ['release', 'rollback']);
     expect(back.exitCode, explain(back)).toBe(0);
     expect(await currentVersion(sb)).toBe('1.0.0');

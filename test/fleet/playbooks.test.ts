@@ -5,6 +5,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ANSIBLE_DIR } from '../../scripts/fleet.js';
+import { HANG_GUARD_MS } from '../support/cli.js';
 
 // packaging/ansible without devices: it lints clean (Debian's ansible-lint, and
 // ansible-playbook --syntax-check of every playbook), and hostile variables are refused on the
@@ -30,24 +31,24 @@ async function ansiblePlaybook(args: string[]): Promise<{ exitCode: number; all:
     env: { ...env, ANSIBLE_CONFIG: path.join(ANSIBLE_DIR, 'ansible.cfg') },
     reject: false,
     all: true,
-    timeout: 120_000,
+    timeout: HANG_GUARD_MS,
   });
   return { exitCode: r.exitCode ?? 128, all: String(r.all) };
 }
 
 describe('fleet: the Ansible role and playbooks, without devices', () => {
   it.skipIf(!has('ansible-lint'))('ansible-lint (production profile) finds nothing', async () => {
-    const r = await execa('ansible-lint', ['--offline', '--nocolor'], { cwd: ANSIBLE_DIR, env, reject: false, all: true, timeout: 300_000 });
+    const r = await execa('ansible-lint', ['--offline', '--nocolor'], { cwd: ANSIBLE_DIR, env, reject: false, all: true, timeout: HANG_GUARD_MS });
     expect(r.exitCode, r.all).toBe(0);
     expect(r.all).toMatch(/Passed with production profile/);
-  }, 300_000);
+  });
 
   it.skipIf(!has('ansible-playbook'))('every playbook passes ansible-playbook --syntax-check', async () => {
     const playbooks = readdirSync(path.join(ANSIBLE_DIR, 'playbooks')).filter((f) => f.endsWith('.yml'));
     expect(playbooks.sort()).toEqual(['bootstrap.yml', 'rollback.yml', 'rollout.yml', 'status.yml']);
     const r = await ansiblePlaybook(['--syntax-check', '-i', path.join(ANSIBLE_DIR, 'inventory', 'hosts.example.yml'), ...playbooks.map((p) => path.join('playbooks', p))]);
     expect(r.exitCode, r.all).toBe(0);
-  }, 120_000);
+  });
 
   // A host that cannot exist: any attempt to contact it would show up as UNREACHABLE.
   const refused = async (playbook: string, vars: Record<string, unknown>) => {
@@ -64,7 +65,7 @@ describe('fleet: the Ansible role and playbooks, without devices', () => {
     }
     const out = await refused('rollback.yml', { smolotchi_release_rollback_to: '../1.0.0' });
     expect(out).toContain('smolotchi_release_rollback_to must be a release version X.Y.Z');
-  }, 300_000);
+  });
 
   it.skipIf(!has('ansible-playbook'))('refuses env settings that would smuggle in another line, and missing artifacts', async () => {
     const smuggled = await refused('bootstrap.yml', { smolotchi_release_install_method: 'none', smolotchi_release_settle_seconds: '1\nSMOLOTCHI_RELEASE_SOURCE=/tmp/evil' });
@@ -73,5 +74,5 @@ describe('fleet: the Ansible role and playbooks, without devices', () => {
     expect(badKey).toContain('keys are upper-case names');
     const missing = await refused('rollout.yml', { smolotchi_release_version: '9.9.9', smolotchi_release_artifacts: ANSIBLE_DIR });
     expect(missing).toContain('smolotchi-9.9.9.tar.gz');
-  }, 300_000);
+  });
 });

@@ -79,7 +79,7 @@ beforeAll(async () => {
   const r = await cli('install', '1.0.0');
   if (r.exitCode !== 0) throw new Error(r.stderr);
   seedDb(3);
-}, 120_000);
+});
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe('app data across upgrade and rollback', () => {

@@ -37,7 +37,7 @@ beforeAll(async () => {
       files: { 'packaging/systemd/tmpfiles.d/smolotchi.conf': 'L /etc/cron.d/smolotchi - - - - /var/lib/smolotchi/payload\n' },
     },
   ]));
-}, 120_000);
+});
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 function sandbox(name: string, settings: Record<string, string | number> = {}) {

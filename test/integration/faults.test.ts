@@ -115,7 +115,7 @@ describe('checked first: --systemctl and --root', () => {
   });
 });
 
-describe('faults of the environment never mark a release bad', { timeout: 300_000 }, () => {
+describe('faults of the environment never mark a release bad', () => {
   it('systemd out of reach before the restart: exit 1 with the cause and a hint, everything as it was', async () => {
     const box = await device('bus-down');
     const units = unitFiles(box.root);
@@ -294,7 +294,7 @@ describe('release mark good|bad', () => {
 });
 
 // Each case builds a device, breaks it and repairs it: a few CLI runs more than most tests.
-describe('recovering from degraded, as the README says', { timeout: 300_000 }, () => {
+describe('recovering from degraded, as the README says', () => {
   it('status gives the hint; `rollback --to <current>` re-applies it once the cause is fixed', async () => {
     const box = await device('degraded');
     box.fake.setState('smolotchi-web.service', { ActiveState: 'failed', SubState: 'failed', Result: 'exit-code' });

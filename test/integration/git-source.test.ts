@@ -260,7 +260,7 @@ describe('failures', () => {
     await until(() => cancelled.stdout.readableLength >= cancelled.stdout.readableHighWaterMark);
     cancelled.cancel();
     await expect(cancelled.done).resolves.toBeUndefined();
-  }, 20_000);
+  });
 
   it.skipIf(process.getuid?.() !== 0)('a mirror owned by another user is still readable (no safe.directory needed)', async () => {
     await commitFiles(repo, { 'a.txt': '1' }, 'one');

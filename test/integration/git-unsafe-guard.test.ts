@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { syncMirror } from '../../src/adapters/git.js';
 import { gitAllowingFailure, type GitCallOptions } from '../../src/adapters/git-run.js';
 import { ReleaseError } from '../../src/core/errors.js';
+import { HANG_GUARD_MS } from '../support/cli.js';
 import { commitFiles, gitRepo, tag } from '../support/git-repo.js';
 
 /**
@@ -34,7 +35,7 @@ afterEach(() => rmSync(marker(), { force: true }));
 /** Plain git, as an attacker would like ours to run: no scrubbed environment, no guard. */
 async function plainGit(args: string[]) {
   const env = { GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: os.devNull, GIT_TERMINAL_PROMPT: '0', GIT_ALLOW_PROTOCOL: undefined };
-  return execa('git', args, { cwd: work, env, reject: false, timeout: 30_000 });
+  return execa('git', args, { cwd: work, env, reject: false, timeout: HANG_GUARD_MS });
 }
 
 // `;:` ends the command git builds around the value, so the marker is all it creates.
@@ -69,7 +70,7 @@ describe("simple-git's unsafe-option guard is on", () => {
       GIT_CONFIG_KEY_0: 'remote.origin.uploadpack',
       GIT_CONFIG_VALUE_0: `touch ${marker()};:`,
     };
-    const r = await execa('git', [`--git-dir=${mirror}`, 'fetch', '--quiet', 'origin'], { env: attack, reject: false, timeout: 30_000 });
+    const r = await execa('git', [`--git-dir=${mirror}`, 'fetch', '--quiet', 'origin'], { env: attack, reject: false, timeout: HANG_GUARD_MS });
     expect(r.exitCode).not.toBe(0);
     expect(existsSync(marker())).toBe(true); // the attack is real
     rmSync(marker());

@@ -6,7 +6,7 @@ import { pauseFiles } from '../../src/core/killpoint.js';
 import { makeLayout } from '../../src/core/layout.js';
 import { acquireLock, readLock, type LockInfo } from '../../src/core/state/lock.js';
 import { bootId, hostName, processStartTime } from '../../src/core/state/proc.js';
-import { CLI } from '../support/cli.js';
+import { CLI, HANG_GUARD_MS } from '../support/cli.js';
 import { makeCrashBox, pauseEnv, uniqueDir, type CrashBox } from '../support/crash-fixture.js';
 import { checkState, currentOf } from '../support/invariants.js';
 
@@ -33,10 +33,11 @@ function spawnCli(args: string[], env: Record<string, string> = {}) {
   });
 }
 
-async function waitFor(check: () => boolean, what: string, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+/** Wait for an event the runs make true; the deadline is only a hang guard (a loaded CI never meets it). */
+async function waitFor(check: () => boolean, what: string): Promise<void> {
+  const guard = Date.now() + HANG_GUARD_MS;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > guard) throw new Error(`hang guard: still waiting for ${what} after ${HANG_GUARD_MS / 1000} s`);
     await sleep(20);
   }
 }

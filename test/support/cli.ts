@@ -6,6 +6,12 @@ import { fileURLToPath } from 'node:url';
 /** The BUILT CLI (npm test runs tsc first): tests drive the tool exactly as a user does. */
 export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'src', 'cli.js');
 
+/**
+ * Safety net for a child process that never ends: generous enough that a heavily loaded CI never
+ * meets it (tests wait for events, not the clock); only a real hang does.
+ */
+export const HANG_GUARD_MS = 10 * 60_000;
+
 export interface CliRun {
   exitCode: number;
   stdout: string;
@@ -17,9 +23,10 @@ export async function runCli(args: string[], opts: { env?: Record<string, string
   const r = await execa(process.execPath, [CLI, ...args], {
     reject: false,
     env: { NO_COLOR: '1', ...opts.env },
-    timeout: opts.timeoutMs ?? 120_000,
+    timeout: opts.timeoutMs ?? HANG_GUARD_MS,
     stdin: 'ignore',
   });
+  if (r.timedOut) throw new Error(`hang guard: \`${args.join(' ')}\` still running after ${(opts.timeoutMs ?? HANG_GUARD_MS) / 1000} s`);
   return {
     exitCode: r.exitCode ?? -1,
     stdout: r.stdout,

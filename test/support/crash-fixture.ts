@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { writeWheel } from '../../scripts/wheels.js';
 import { createSampleRepo, writeSampleApp } from '../../scripts/sample-app.js';
 import { KILL_ENV, PAUSE_DIR_ENV, PAUSE_ENV } from '../../src/core/killpoint.js';
-import { CLI, writeEnvFile } from './cli.js';
+import { CLI, HANG_GUARD_MS, writeEnvFile } from './cli.js';
 import { runGit } from './git-repo.js';
 
 /**
@@ -135,8 +135,9 @@ export async function makeCrashBox(prefix: string, env: Record<string, string | 
         reject: false,
         env,
         stdin: 'ignore',
-        timeout: opts.timeoutMs ?? 60_000,
+        timeout: opts.timeoutMs ?? HANG_GUARD_MS,
       });
+      if (r.timedOut) throw new Error(`hang guard: \`release ${args.join(' ')}\` still running after ${(opts.timeoutMs ?? HANG_GUARD_MS) / 1000} s`);
       return { exitCode: r.exitCode, signal: r.signal ?? undefined, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - started };
     },
     saveTemplate(name) {

@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import { HANG_GUARD_MS } from './cli.js';
 
 /**
  * Real git repositories for tests (after changesets' gitdir()): default branch forced to main,
@@ -26,7 +27,7 @@ const ENV = {
 
 /** Run git in `cwd` and return trimmed stdout (throws on failure). */
 export async function runGit(cwd: string, args: string[], input?: string): Promise<string> {
-  const r = await execa('git', args, { cwd, env: ENV, input, stdin: input === undefined ? 'ignore' : 'pipe', timeout: 30_000 });
+  const r = await execa('git', args, { cwd, env: ENV, input, stdin: input === undefined ? 'ignore' : 'pipe', timeout: HANG_GUARD_MS });
   return r.stdout.trim();
 }
 

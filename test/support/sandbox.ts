@@ -3,6 +3,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { createSampleRepo, type SampleVersion } from '../../scripts/sample-app.js';
 import { REPO_ROOT, canRunSandbox, startSandbox, type ExecOptions, type ExecResult, type Sandbox } from '../../scripts/systemd-sandbox.js';
+import { HANG_GUARD_MS } from './cli.js';
 
 export * from '../../scripts/systemd-sandbox.js';
 
@@ -91,8 +92,11 @@ export async function servedVersion(sb: Sandbox, port = 8080, host = '127.0.0.1'
   return (JSON.parse(a.body) as { version?: string }).version ?? null;
 }
 
-/** Poll until `fn` returns a value that `ok` accepts; returns the last value either way. */
-export async function waitFor<T>(fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 10_000, stepMs = 250): Promise<T> {
+/**
+ * Poll until `fn` returns a value that `ok` accepts; returns the last value either way. The default
+ * deadline is only a hang guard: a loaded CI is slow, not wrong, so it must never decide a test.
+ */
+export async function waitFor<T>(fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = HANG_GUARD_MS, stepMs = 250): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let value = await fn();
   while (!ok(value) && Date.now() < deadline) {

@@ -13,7 +13,7 @@ import { grantFolder, grantFolderTree, grantPycacheFolders, reclaimFromService }
 import { installedDists, planDiff, removeDist } from './venv-incremental.js';
 import { extraRequirements } from '../app/app-extras.js';
 import { PI_REQUIREMENTS, type Profile } from './device-profile.js';
-import { ReleaseError } from '../errors.js';
+import { isDiskFull, ReleaseError } from '../errors.js';
 import { killPoint } from '../killpoint.js';
 import type { Logger } from '../log.js';
 import type { Progress } from '../progress.js';
@@ -330,6 +330,11 @@ async function tryIncremental(plan: IncrementalPlan, from: string): Promise<Incr
     return changes;
   } catch (err) {
     if (err instanceof ResolveFailed) throw err.cause;
+    // A full disk fails a fresh build too, only later and with a less telling message.
+    if (isDiskFull(err)) {
+      await rm(venvDir, { recursive: true, force: true });
+      throw err;
+    }
     log.warn(`could not update a clone of ${from}'s venv (${err instanceof Error ? err.message : String(err)}); building it afresh`);
     await rm(venvDir, { recursive: true, force: true });
     return null;
