@@ -15,10 +15,9 @@ import { withMutation } from '../core/mutation/mutation.js';
 import { completeRelease } from '../core/state/releases.js';
 import { readCurrent } from '../core/state/switch.js';
 import { releaseFacts } from '../core/activate/targets.js';
-import { reverifyBeforeSwitch } from '../core/verify/reverify.js';
 import { parseVersion } from '../core/version.js';
 import { switchVerified } from '../core/activate/verified-switch.js';
-import { age, compareWithSnapshot, describeNewer, type DataComparison } from '../core/data/data-compare.js';
+import type { DataComparison } from '../core/data/data-compare.js';
 import { snapshotLeaving, type Snapshot } from '../core/data/data-snapshots.js';
 import { restoreInPlace, type DataOutcome } from '../core/data/data-switch.js';
 import { renderFor } from '../core/activate/activate.js';
@@ -56,6 +55,8 @@ async function dataPlan(ctx: Context, to: string, restore: boolean | undefined):
     if (restore) throw new NotFoundError(`no snapshot of the app's data was taken when ${to} was last left`, 'rollback without --restore-data switches the code only');
     return { snapshot: null, comparison: null };
   }
+  // Loaded only when there is a snapshot to compare with: most rollbacks have none.
+  const { age, compareWithSnapshot, describeNewer } = await import('../core/data/data-compare.js');
   const comparison = await compareWithSnapshot(ctx, snapshot);
   const when = `${snapshot.takenAt} (${age(snapshot.takenAt)} ago)`;
   if (restore) {
@@ -83,7 +84,8 @@ async function chooseTarget(ctx: Context, to: string | undefined, current: strin
         `nothing to do; \`smolotchi release install ${version} --force\` re-applies its units and re-runs its gate, and --restore-data puts back its data's last snapshot`,
       );
     }
-    if (version !== current) await reverifyBeforeSwitch(ctx, version);
+    // Loaded only here: its git, manifest and venv checks are a large part of what a plain rollback would load.
+    if (version !== current) await (await import('../core/verify/reverify.js')).reverifyBeforeSwitch(ctx, version);
     return version;
   }
   const facts = await releaseFacts(ctx, ctx.readHistory(), current);
