@@ -1,6 +1,5 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
 import { createSampleRepo, type SampleVersion } from '../../scripts/sample-app.js';
 import { REPO_ROOT, canRunSandbox, startSandbox, type ExecOptions, type ExecResult, type Sandbox } from '../../scripts/systemd-sandbox.js';
 import { HANG_GUARD_MS } from './cli.js';
