@@ -3,7 +3,7 @@
  * Never runs release code as root: every spawn goes through runAsService.
  */
 
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ReleaseError } from '../core/errors.js';
@@ -74,6 +74,40 @@ export async function pythonVersion(python: string, as: ServiceIdentity): Promis
   const code = "import sys; print('%d.%d.%d' % sys.version_info[:3])";
   const r = await pythonStep('python version check', python, ['-I', '-c', code], { as, timeoutMs: MINUTE }, HOST_TOOLS_HINT);
   return r.stdout.trim();
+}
+
+/**
+ * The host interpreter as a file: its real path, device, inode, size and mtime. A Python upgrade
+ * replaces the binary (a new inode and mtime), so the same identity means the same version.
+ */
+export async function interpreterIdentity(python: string): Promise<string | null> {
+  try {
+    const real = await realpath(python);
+    const st = await stat(real, { bigint: true });
+    return `${real} dev ${st.dev} ino ${st.ino} size ${st.size} mtime ${st.mtimeNs}`;
+  } catch {
+    return null;
+  }
+}
+
+/** A version recorded with the identity of the interpreter that printed it. */
+export interface KnownPythonVersion {
+  pythonIdentity?: string | null;
+  pythonVersion?: string;
+}
+
+/**
+ * pythonVersion without the spawn when `known` recorded it for the interpreter's current identity.
+ * `known` must come from root's own files only (release stamps): never from anything the service
+ * user can write, or it could claim any version for root's interpreter.
+ */
+export async function cachedPythonVersion(python: string, as: ServiceIdentity, known: KnownPythonVersion[]): Promise<{ version: string; identity: string | null }> {
+  const identity = await interpreterIdentity(python);
+  const hit = identity === null ? undefined : known.find((k) => k.pythonIdentity === identity && typeof k.pythonVersion === 'string');
+  if (hit) return { version: hit.pythonVersion!, identity };
+  const version = await pythonVersion(python, as);
+  // Taken again: an interpreter replaced while it was asked is not recorded under either identity.
+  return { version, identity: (await interpreterIdentity(python)) === identity ? identity : null };
 }
 
 // The units run `python -P` (no working directory on sys.path): 3.11 brought the flag.

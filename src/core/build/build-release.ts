@@ -64,7 +64,7 @@ export async function buildRelease(ctx: Context, req: InstallRequest, journal: D
     journal.step('venv');
     const candidates = (await scanReleases(ctx.layout))
       .filter((r) => r.stamp && r.version !== req.version)
-      .map((r) => ({ releaseDir: r.dir, requirementHash: r.stamp!.requirementHash, pythonVersion: r.stamp!.pythonVersion }));
+      .map((r) => ({ releaseDir: r.dir, requirementHash: r.stamp!.requirementHash, pythonVersion: r.stamp!.pythonVersion, pythonIdentity: r.stamp!.pythonIdentity }));
     const venv = await buildVenv(await venvSpec(ctx, target), { log: ctx.log, reuseCandidates: candidates, progress: ctx.progress });
     // Root's and read-only to group/others (the service user), whatever umask pip or python had.
     await lockDownRelease(target);
@@ -82,6 +82,7 @@ export async function buildRelease(ctx: Context, req: InstallRequest, journal: D
       sha256: fetched.sha256 ?? null,
       requirementHash: venv.requirementHash,
       pythonVersion: venv.pythonVersion,
+      pythonIdentity: venv.pythonIdentity,
       unitTemplateHash: units.templateHash,
       toolVersion: TOOL_VERSION,
       completedAt: new Date().toISOString(),

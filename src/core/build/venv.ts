@@ -45,6 +45,8 @@ export interface ReuseCandidate {
   requirementHash: string;
   /** From the candidate's stamp: only a venv of the same Python is cloned for an incremental install. */
   pythonVersion?: string;
+  /** From the candidate's stamp (root's): the interpreter identity its pythonVersion was asked of. */
+  pythonIdentity?: string | null;
 }
 
 /** What pip changed in a clone of another release's venv (an incremental build). */
@@ -57,6 +59,8 @@ export interface IncrementalChanges {
 export interface BuiltVenv {
   requirementHash: string;
   pythonVersion: string;
+  /** The host interpreter's identity when pythonVersion was known (see py.interpreterIdentity). */
+  pythonIdentity: string | null;
   reusedFrom: string | null;
   /** Set when the clone came from a different requirement set and pip applied the difference. */
   incremental: IncrementalChanges | null;
@@ -376,7 +380,8 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
   const since = () => Math.round(performance.now() - started);
   const releaseDir = path.resolve(spec.releaseDir);
   const venvDir = path.join(releaseDir, VENV_DIR);
-  const version = await py.pythonVersion(spec.python, spec.runAs);
+  // The candidates' stamps are root's: a version recorded for this very interpreter file needs no spawn.
+  const { version, identity } = await py.cachedPythonVersion(spec.python, spec.runAs, opts.reuseCandidates);
   py.assertSafePathSupport(version, spec.python);
   const set = await resolveRequirements(spec);
   const hash = await requirementHashFor(spec, version, set);
@@ -439,5 +444,5 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
   killPoint('venv-smoke-done');
   const durationMs = since();
   opts.log.debug(`venv: compiled and smoke-imported (${durationMs} ms in all)`);
-  return { requirementHash: hash, pythonVersion: version, reusedFrom, incremental, durationMs };
+  return { requirementHash: hash, pythonVersion: version, pythonIdentity: identity, reusedFrom, incremental, durationMs };
 }

@@ -19,6 +19,8 @@ export interface ReleaseStamp {
   sha256: string | null;
   requirementHash: string;
   pythonVersion: string;
+  /** The host interpreter (real path, dev, inode, size, mtime) pythonVersion was asked of; absent in older stamps. */
+  pythonIdentity?: string | null;
   unitTemplateHash: string;
   toolVersion: string;
   completedAt: string;
