@@ -21,23 +21,30 @@ async function* walk(root: string, recursive = true): AsyncGenerator<{ abs: stri
   for (const name of await readdir(root)) yield* walk(path.join(root, name));
 }
 
+/** chmod go-w on one entry (never a symlink: its own mode means nothing); whether it changed. */
+async function dropGroupOtherWrite(abs: string, mode: number, isDir: boolean): Promise<boolean> {
+  if (!(mode & GROUP_OTHER_WRITE)) return false;
+  // O_NOFOLLOW + fchmod: the inode that was inspected is the one changed, never a link's target.
+  const flags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | (isDir ? constants.O_DIRECTORY : 0);
+  const handle = await open(abs, flags);
+  try {
+    await handle.chmod(mode & 0o7777 & ~GROUP_OTHER_WRITE);
+  } finally {
+    await handle.close();
+  }
+  return true;
+}
+
 /** chmod go-w on every file and folder below (and including) `root`; returns how many changed. */
 export async function removeGroupOtherWrite(root: string, recursive = true): Promise<number> {
-  let changed = 0;
-  for await (const e of walk(root, recursive)) {
-    // A symlink's own mode means nothing, and chmod on its path would change its target.
-    if (e.isLink || !(e.mode & GROUP_OTHER_WRITE)) continue;
-    // O_NOFOLLOW + fchmod: the inode that was inspected is the one changed, never a link's target.
-    const flags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | (e.isDir ? constants.O_DIRECTORY : 0);
-    const handle = await open(e.abs, flags);
-    try {
-      await handle.chmod(e.mode & 0o7777 & ~GROUP_OTHER_WRITE);
-    } finally {
-      await handle.close();
-    }
-    changed++;
-  }
-  return changed;
+  const st = await lstat(root);
+  // A symlink's own mode means nothing, and chmod on its path would change its target.
+  if (st.isSymbolicLink()) return 0;
+  const changed = (await dropGroupOtherWrite(root, st.mode, st.isDirectory())) ? 1 : 0;
+  if (!st.isDirectory() || !recursive) return changed;
+  // A folder's entries side by side, not one after another: a venv has thousands, each an lstat.
+  const below = await Promise.all((await readdir(root)).map((name) => removeGroupOtherWrite(path.join(root, name))));
+  return below.reduce((a, b) => a + b, changed);
 }
 
 /** Entries writable by group/others or owned by someone other than root (or the running user). */
