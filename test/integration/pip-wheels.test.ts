@@ -101,6 +101,23 @@ describe.skipIf(skipReason !== null)('installing wheels with pip\'s installer', 
     expect(await fs.readdir(path.join(dir, 'bin'))).not.toContain('demopkg-hello');
   });
 
+  it('installs nowhere but the venv: run by an interpreter that is not the venv\'s, it writes nothing at all', async () => {
+    // A folder with bin/python but no pyvenv.cfg: Python takes the system's prefix, and pip the
+    // system's scheme (/usr/local on Debian, as root writable). A unique name shows any stray file.
+    const dir = path.join(root, 'not-a-venv');
+    await fs.mkdir(path.join(dir, 'bin'), { recursive: true });
+    await fs.symlink(await fs.realpath(PYTHON), path.join(dir, 'bin/python'));
+    await writeWheel(PYTHON, wheelsDir, 'strayprobe', '1.0.0', { consoleScript: true });
+    const wheel = path.join(wheelsDir, 'strayprobe-1.0.0-py3-none-any.whl');
+    const err = await installWheels({ hostPython: PYTHON, venvDir: dir, wheels: [{ name: 'strayprobe', version: '1.0.0', wheel }], wheelsDir, cwd: root, as }).then(() => null, (e: Error) => e);
+    await fs.rm(wheel);
+    expect(err?.message).toMatch(/^pip install failed: pip's purelib folder .* is outside the venv/);
+    const { stdout } = await execa(PYTHON, ['-I', '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"]); print(sysconfig.get_paths()["scripts"])']);
+    for (const where of stdout.split('\n')) {
+      expect((await fs.readdir(where).catch(() => [])).filter((n) => n.startsWith('strayprobe'))).toEqual([]);
+    }
+  });
+
   it('stops with pip\'s own error, writing nothing outside the venv, on a wheel with a file that climbs out of it', async () => {
     const dir = await venv('escape');
     const hostile = path.join(wheelsDir, 'climbpkg-1.0.0-py3-none-any.whl');
