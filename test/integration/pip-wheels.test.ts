@@ -6,6 +6,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PYTHON, pythonHostProblem } from '../support/python-host.js';
+import { writeClimbingWheel } from '../support/climbing-wheel.js';
 import { resolveServiceIdentity } from '../../src/adapters/service-user.js';
 import { hostPipSources, pipInstall } from '../../src/adapters/python.js';
 import { installWheels } from '../../src/adapters/pip-wheels.js';
@@ -121,17 +122,7 @@ describe.skipIf(skipReason !== null)('installing wheels with pip\'s installer', 
   it('stops with pip\'s own error, writing nothing outside the venv, on a wheel with a file that climbs out of it', async () => {
     const dir = await venv('escape');
     const hostile = path.join(wheelsDir, 'climbpkg-1.0.0-py3-none-any.whl');
-    const writer = String.raw`
-import sys, zipfile
-d = "climbpkg-1.0.0.dist-info"
-with zipfile.ZipFile(sys.argv[1], "w") as z:
-    z.writestr("climbpkg/__init__.py", "")
-    z.writestr("../../../../climbed.txt", "escaped\n")
-    z.writestr(d + "/METADATA", "Metadata-Version: 2.1\nName: climbpkg\nVersion: 1.0.0\n")
-    z.writestr(d + "/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
-    z.writestr(d + "/RECORD", "")
-`;
-    await execa(PYTHON, ['-c', writer, hostile]);
+    await writeClimbingWheel(PYTHON, hostile, '../../../../climbed.txt');
     const err = await installWheels({ hostPython: PYTHON, venvDir: dir, wheels: [{ name: 'climbpkg', version: '1.0.0', wheel: hostile }], wheelsDir, cwd: root, as }).then(() => null, (e: Error) => e);
     await fs.rm(hostile);
     expect(err?.message).toMatch(/^pip install failed: .*trying to install outside the target directory/);

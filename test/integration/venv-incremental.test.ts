@@ -6,6 +6,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PYTHON, pythonHostProblem } from '../support/python-host.js';
+import { writeClimbingWheel } from '../support/climbing-wheel.js';
 import { resolveServiceIdentity, TEST_SERVICE_USER_ENV } from '../../src/adapters/service-user.js';
 import type { Logger } from '../../src/core/log.js';
 import { buildVenv, requirementHash, type BuiltVenv, type VenvSpec } from '../../src/core/build/venv.js';
@@ -305,17 +306,7 @@ with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
     const c = path.join(root, 'releases/1.2.0');
     const x = await makeRelease('1.3.2', [['keeppkg', '1.0.0']], ['keeppkg==1.0.0', 'climbpkg==1.0.0']);
     // <release>/.venv/lib/pythonX.Y/site-packages: six levels up is the test's root.
-    const writer = String.raw`
-import sys, zipfile
-d = "climbpkg-1.0.0.dist-info"
-with zipfile.ZipFile(sys.argv[1], "w") as z:
-    z.writestr("climbpkg/__init__.py", "")
-    z.writestr("../../../../../../climbed.txt", "escaped\n")
-    z.writestr(d + "/METADATA", "Metadata-Version: 2.1\nName: climbpkg\nVersion: 1.0.0\n")
-    z.writestr(d + "/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
-    z.writestr(d + "/RECORD", "")
-`;
-    await execa(PYTHON, ['-c', writer, path.join(x, 'wheels', 'climbpkg-1.0.0-py3-none-any.whl')]);
+    await writeClimbingWheel(PYTHON, path.join(x, 'wheels', 'climbpkg-1.0.0-py3-none-any.whl'), '../../../../../../climbed.txt');
     const before = await snapshot(path.join(c, '.venv'));
     debugs.length = 0;
     const err = await buildVenv(spec(x), { log, reuseCandidates: [{ releaseDir: c, requirementHash: 'other', pythonVersion: versions.get(c)! }] }).then(() => null, (e: Error) => e);
