@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import LongSuitesFirst from './test/sequencer.js';
 
 export default defineConfig({
   test: {
@@ -10,5 +11,6 @@ export default defineConfig({
     // Integration tests build real venvs and git repos; two cores, so keep parallelism modest.
     maxWorkers: 2,
     fileParallelism: true,
+    sequence: { sequencer: LongSuitesFirst },
   },
 });

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { PassThrough, pipeline, type Readable } from 'node:stream';
 import { NotFoundError, ReleaseError, UsageError } from '../core/errors.js';
 import { ALLOWED_SCHEMES, git, gitAllowingFailure, gitArgs, gitEnv } from './git-run.js';
-import { killAfter, ProcessError, spawnChild, tailLines } from './process.js';
+import { killAfter, ProcessError, spawnChild, tailLines, waitForExit } from './process.js';
 
 /**
  * The git source's questions, one small function each. Repository work goes through simple-git
@@ -224,10 +224,7 @@ export function archiveStream(mirrorDir: string, commit: string): ArchiveStream 
   stdout.once('close', stoppedByReader);
   const stopTimer = killAfter(child, ARCHIVE_TIMEOUT_MS);
 
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
-    child.once('error', (error) => resolve({ code: null, signal: null, error }));
-    child.once('close', (code, signal) => resolve({ code, signal }));
-  }).then((r) => {
+  const done = waitForExit(child).then((r) => {
     stopTimer();
     if (r.code === 0) return;
     // The reader closed the stream or cancelled before git had written everything: git's broken

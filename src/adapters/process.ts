@@ -120,6 +120,17 @@ export function killAfter(child: ChildProcess, timeoutMs: number | undefined): (
   };
 }
 
+/** How a child ended: its exit code and signal, or the spawn error (e.g. ENOENT) if it never ran. */
+export type ChildEnd = { code: number | null; signal: NodeJS.Signals | null; error?: Error };
+
+/** Settles once the child has exited and its output streams closed; never rejects. */
+export function waitForExit(child: ChildProcess): Promise<ChildEnd> {
+  return new Promise((resolve) => {
+    child.once('error', (error) => resolve({ code: null, signal: null, error }));
+    child.once('close', (code, signal) => resolve({ code, signal }));
+  });
+}
+
 const stripFinalNewline = (s: string) => (s.endsWith('\r\n') ? s.slice(0, -2) : s.endsWith('\n') ? s.slice(0, -1) : s);
 
 export async function runAllowingFailure(
@@ -141,12 +152,9 @@ export async function runAllowingFailure(
     child.stdin.end(options.input);
   }
   const stopTimer = killAfter(child, options.timeoutMs);
-  const ended = await new Promise<{ code: number | null; signal: NodeJS.Signals | null } | { error: Error }>((resolve) => {
-    child.once('error', (error) => resolve({ error }));
-    child.once('close', (code, signal) => resolve({ code, signal }));
-  });
+  const ended = await waitForExit(child);
   stopTimer();
-  if ('error' in ended) throw new ProcessError([file, ...args], undefined, undefined, ended.error.message);
+  if (ended.error) throw new ProcessError([file, ...args], undefined, undefined, ended.error.message);
   return {
     stdout: stripFinalNewline(Buffer.concat(out).toString('utf8')),
     stderr: stripFinalNewline(Buffer.concat(err).toString('utf8')),

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppBehaviour } from '../../scripts/sample-app.js';
 import {
   bootDevice,
+  CATCH_LATE_FAILURES_SETTLE_SECONDS,
   currentVersion,
   explain,
   servedVersion,
@@ -57,7 +58,7 @@ describe.skipIf(!available)('e2e: health gate and automatic rollback on a real s
       ...BAD.map(([version, behaviour]) => ({ version, behaviour })),
       { version: UNIMPORTABLE, behaviour: 'unimportable' as const },
     ];
-    ({ sb } = await bootDevice(versions, { install: GOOD }));
+    ({ sb } = await bootDevice(versions, { install: GOOD, settings: { SMOLOTCHI_RELEASE_SETTLE_SECONDS: CATCH_LATE_FAILURES_SETTLE_SECONDS } }));
   });
   afterAll(async () => {
     await sb?.stop();

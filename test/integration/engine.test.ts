@@ -247,7 +247,7 @@ describe('bad input is refused with exit 2 before anything changes', () => {
 
 describe('unit failures reported by systemd', () => {
   it('the new release AND the way back both fail: exit 6, status degraded until a good deploy', async () => {
-    const { root, fake, cli } = sandbox('degraded');
+    const { fake, cli } = sandbox('degraded');
     expect((await cli('install', '1.0.0')).exitCode).toBe(0);
     fake.setState('smolotchi-web.service', { ActiveState: 'failed', SubState: 'failed', Result: 'exit-code' });
     const r = await cli('install', '1.1.0');

@@ -34,15 +34,6 @@ function freshCase(): void {
   writeFileSync(victim, VICTIM_TEXT, { mode: 0o600 });
 }
 
-const historyRows = (): number => {
-  const db = new Database(layout.historyDb, { readonly: true });
-  try {
-    return (db.prepare('SELECT COUNT(*) AS n FROM deploys').get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
-};
-
 /** The regular files of the history folder (no link followed), by name. */
 function historyFiles(): Map<string, Buffer> {
   const out = new Map<string, Buffer>();

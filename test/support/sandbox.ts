@@ -1,6 +1,5 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
 import { createSampleRepo, type SampleVersion } from '../../scripts/sample-app.js';
 import { REPO_ROOT, canRunSandbox, startSandbox, type ExecOptions, type ExecResult, type Sandbox } from '../../scripts/systemd-sandbox.js';
 import { HANG_GUARD_MS } from './cli.js';
@@ -118,13 +117,20 @@ export function assertBuilt(): void {
 }
 
 /**
- * Settings the suite runs with: a settle window longer than the 2 s watchdog a fixture release
- * ships (SHORT_WATCHDOG_SEC), and start/HTTP timeouts short enough to keep failures quick.
+ * A settle window longer than the 2 s watchdog a fixture release ships (SHORT_WATCHDOG_SEC) and the
+ * crash loop's restarts: what the suites that must see a unit fail after it started pass.
+ */
+export const CATCH_LATE_FAILURES_SETTLE_SECONDS = 4;
+
+/**
+ * Settings the suite runs with: a 1 s settle window (every gate passes through the settle step;
+ * suites that must catch late failures pass CATCH_LATE_FAILURES_SETTLE_SECONDS), and start/HTTP
+ * timeouts short enough to keep failures quick.
  */
 export function e2eSettings(source: string, extra: Record<string, string | number> = {}): Record<string, string | number> {
   return {
     SMOLOTCHI_RELEASE_SOURCE: source,
-    SMOLOTCHI_RELEASE_SETTLE_SECONDS: 4,
+    SMOLOTCHI_RELEASE_SETTLE_SECONDS: 1,
     SMOLOTCHI_RELEASE_START_TIMEOUT: 30,
     SMOLOTCHI_RELEASE_HTTP_TIMEOUT: 10,
     ...extra,

@@ -7,8 +7,6 @@ import type { Context } from '../context.js';
 import { isDiskFull, ReleaseError } from '../errors.js';
 import type { DeployJournal } from '../state/journal.js';
 
-export { isDiskFull } from '../errors.js';
-
 /** A full disk becomes one clear message with what to do; any other error is returned unchanged. */
 export function explainDiskFull(err: unknown, ctx: Context): unknown {
   if (!isDiskFull(err)) return err;

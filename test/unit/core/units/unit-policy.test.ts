@@ -1,29 +1,22 @@
 import { existsSync, mkdtempSync, promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { IntegrityError } from '../../../../src/core/errors.js';
 import { parseUnit } from '../../../../src/core/units/unit-policy.js';
-import { bundledPackagingDir, renderUnits, type RenderedUnits, type UnitOptions } from '../../../../src/core/units/units.js';
+import { bundledPackagingDir, renderUnits, type UnitOptions } from '../../../../src/core/units/units.js';
+import { tempDirPerTest } from '../../../support/temp-dir.js';
+import { INSTALLED_TOOL, renderedFile } from '../../../support/units.js';
 
-const TOOL = '/usr/bin/node /usr/lib/smolotchi/dist/src/cli.js';
-const ALL: UnitOptions = { display: true, coreNet: true, toolCommand: TOOL };
+const ALL: UnitOptions = { display: true, coreNet: true, toolCommand: INSTALLED_TOOL };
 const bundled = bundledPackagingDir();
 const APP_SHAPED = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'fixtures', 'app-systemd');
-const file = (r: RenderedUnits, relPath: string) => r.files.find((f) => f.relPath === relPath)?.content;
 
-let tmp: string;
-beforeEach(() => {
-  tmp = mkdtempSync(path.join(os.tmpdir(), 'unit-policy-'));
-});
-afterEach(async () => {
-  await fs.rm(tmp, { recursive: true, force: true });
-});
+const tmpDir = tempDirPerTest('unit-policy-');
 
 /** A release whose packaging/systemd is the app-shaped fixture plus (or minus) the given files. */
 async function appRelease(changes: Record<string, string | null> = {}): Promise<string> {
-  const dir = mkdtempSync(path.join(tmp, 'release-'));
+  const dir = mkdtempSync(path.join(tmpDir.path, 'release-'));
   await fs.cp(APP_SHAPED, path.join(dir, 'packaging', 'systemd'), { recursive: true });
   for (const [rel, content] of Object.entries(changes)) {
     const full = path.join(dir, 'packaging', 'systemd', rel);
@@ -101,7 +94,7 @@ describe('unit policy: what a release may not ask for', () => {
   });
 
   it('checks every unit it ships, opted in or not, and each shared drop-in where it applies', async () => {
-    const off: UnitOptions = { display: false, coreNet: false, toolCommand: TOOL };
+    const off: UnitOptions = { display: false, coreNet: false, toolCommand: INSTALLED_TOOL };
     expect((await refusal({ 'smolotchi-display.service': '[Service]\nUser=root\n' }, off)).message).toContain('smolotchi-display.service:2');
     expect((await refusal({ 'dropins/16-extra.conf': '[Service]\nExecStartPre=+/bin/true\n' }, off)).message).toContain('dropins/16-extra.conf:2');
   });
@@ -122,7 +115,7 @@ describe('unit policy: what a release may not ask for', () => {
 
   it('accepts the prefixes that grant nothing: - (ignore failure) and : (no expansion)', async () => {
     const r = await renderUnits(await appRelease({ [WEB]: webWith('ExecStartPre=-/bin/true\nExecStartPost=:/bin/echo $x') }), bundled, ALL);
-    expect(file(r, WEB)).toContain('ExecStartPre=-/bin/true');
+    expect(renderedFile(r, WEB)).toContain('ExecStartPre=-/bin/true');
   });
 });
 
@@ -136,25 +129,25 @@ describe('unit policy: the app-shaped layout keeps working', () => {
       expect(dropins.at(-1), unit).toBe('zz-smolotchi-policy.conf');
       expect(dropins, unit).toContain('10-hardening.conf');
       expect(dropins, unit).toContain('20-service-paths.conf');
-      const policy = file(r, `${unit}.d/zz-smolotchi-policy.conf`)!;
+      const policy = renderedFile(r, `${unit}.d/zz-smolotchi-policy.conf`)!;
       expect(policy).toMatch(/^User=smolotchi$/m);
       expect(policy).toMatch(/^NoNewPrivileges=yes$/m);
       expect(policy).toMatch(/^Environment=PYTHONSAFEPATH=1$/m);
     }
     // The prune-only drop-in stays the prune unit's.
-    expect(file(r, 'smolotchi-prune.service.d/10-hardening-prune.conf')).toContain('PrivateNetwork=true');
-    expect(file(r, 'smolotchi-web.service.d/10-hardening-prune.conf')).toBeUndefined();
+    expect(renderedFile(r, 'smolotchi-prune.service.d/10-hardening-prune.conf')).toContain('PrivateNetwork=true');
+    expect(renderedFile(r, 'smolotchi-web.service.d/10-hardening-prune.conf')).toBeUndefined();
   });
 
   it('grants core-net CAP_NET_ADMIN and CAP_NET_RAW, the web UI none', async () => {
     const r = await renderUnits(await appRelease(), bundled, ALL);
-    const coreNet = file(r, 'smolotchi-core-net.service.d/zz-smolotchi-policy.conf')!;
+    const coreNet = renderedFile(r, 'smolotchi-core-net.service.d/zz-smolotchi-policy.conf')!;
     expect(coreNet).toContain('CapabilityBoundingSet=\nCapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW\n');
     expect(coreNet).toContain('AmbientCapabilities=\nAmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW\n');
-    const web = file(r, 'smolotchi-web.service.d/zz-smolotchi-policy.conf')!;
+    const web = renderedFile(r, 'smolotchi-web.service.d/zz-smolotchi-policy.conf')!;
     expect(web).toContain('CapabilityBoundingSet=\nAmbientCapabilities=\n');
     const core = await renderUnits(await appRelease(), bundled, { ...ALL, coreNet: false });
-    expect(file(core, 'smolotchi-core.service.d/zz-smolotchi-policy.conf')).toContain('AmbientCapabilities=\nAmbientCapabilities=CAP_NET_RAW\n');
+    expect(renderedFile(core, 'smolotchi-core.service.d/zz-smolotchi-policy.conf')).toContain('AmbientCapabilities=\nAmbientCapabilities=CAP_NET_RAW\n');
   });
 
   it('reports what each unit loosened: the display its home, the services the private network', async () => {
@@ -175,7 +168,7 @@ describe('unit policy: the app-shaped layout keeps working', () => {
 
   it('passes the bundled templates through the same policy', async () => {
     const r = await renderUnits(null, bundled, ALL);
-    expect(file(r, 'smolotchi-core-net.service.d/zz-smolotchi-policy.conf')).toContain('AmbientCapabilities=CAP_NET_ADMIN\n');
+    expect(renderedFile(r, 'smolotchi-core-net.service.d/zz-smolotchi-policy.conf')).toContain('AmbientCapabilities=CAP_NET_ADMIN\n');
     expect(r.loosened).toEqual({});
   });
 });
@@ -194,7 +187,7 @@ describe.skipIf(checkoutSkip !== null)('unit policy against a real app checkout'
     const r = await renderUnits(checkout!, bundled, ALL);
     expect(r.source).toBe('release');
     expect(r.units).toEqual(expect.arrayContaining(['smolotchi-core-net.service', 'smolotchi-web.service', 'smolotchi-display.service']));
-    expect(file(r, 'smolotchi-core-net.service.d/zz-smolotchi-policy.conf')).toMatch(/^CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW$/m);
+    expect(renderedFile(r, 'smolotchi-core-net.service.d/zz-smolotchi-policy.conf')).toMatch(/^CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW$/m);
     expect(r.loosened['smolotchi-display.service']?.some((l) => l.startsWith('ProtectHome=false'))).toBe(true);
   });
 });

@@ -1,7 +1,6 @@
-import { mkdtempSync, promises as fs } from 'node:fs';
-import os from 'node:os';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ReleaseError } from '../../../../src/core/errors.js';
 import {
   assertReleaseUnitName,
@@ -10,26 +9,19 @@ import {
   readInstalledUnits,
   renderUnits,
   writeUnits,
-  type RenderedUnits,
   type UnitOptions,
 } from '../../../../src/core/units/units.js';
+import { tempDirPerTest } from '../../../support/temp-dir.js';
+import { INSTALLED_TOOL, renderedFile } from '../../../support/units.js';
 
-const TOOL = '/usr/bin/node /usr/lib/smolotchi/dist/src/cli.js';
-const opts = (o: Partial<UnitOptions> = {}): UnitOptions => ({ display: false, coreNet: false, toolCommand: TOOL, ...o });
+const opts = (o: Partial<UnitOptions> = {}): UnitOptions => ({ display: false, coreNet: false, toolCommand: INSTALLED_TOOL, ...o });
 const bundled = bundledPackagingDir();
-const file = (r: RenderedUnits, relPath: string) => r.files.find((f) => f.relPath === relPath)?.content;
 
-let tmp: string;
-beforeEach(() => {
-  tmp = mkdtempSync(path.join(os.tmpdir(), 'units-'));
-});
-afterEach(async () => {
-  await fs.rm(tmp, { recursive: true, force: true });
-});
+const tmpDir = tempDirPerTest('units-');
 
 /** A release tree whose packaging/systemd holds the given files (relative paths). */
 async function releaseWith(files: Record<string, string>): Promise<string> {
-  const dir = path.join(tmp, 'release');
+  const dir = path.join(tmpDir.path, 'release');
   for (const [rel, content] of Object.entries(files)) {
     const full = path.join(dir, 'packaging', 'systemd', rel);
     await fs.mkdir(path.dirname(full), { recursive: true });
@@ -59,10 +51,10 @@ describe('renderUnits', () => {
     expect(r.startOrder).toEqual(['smolotchi-core.service', 'smolotchi-ai.service', 'smolotchi-web.service', 'smolotchi-prune.timer']);
     expect(r.tmpfiles).toMatch(/^d \/run\/smolotchi\/locks /m);
     for (const unit of ['smolotchi-core.service', 'smolotchi-ai.service', 'smolotchi-web.service', 'smolotchi-prune.service']) {
-      expect(file(r, `${unit}.d/00-smolotchi-hardening.conf`)).toContain('ProtectSystem=strict');
-      expect(file(r, `${unit}.d/zz-smolotchi-policy.conf`)).toContain('User=smolotchi\n');
+      expect(renderedFile(r, `${unit}.d/00-smolotchi-hardening.conf`)).toContain('ProtectSystem=strict');
+      expect(renderedFile(r, `${unit}.d/zz-smolotchi-policy.conf`)).toContain('User=smolotchi\n');
     }
-    expect(file(r, 'smolotchi-web.service.d/20-web.conf')).toContain('PrivateDevices=true');
+    expect(renderedFile(r, 'smolotchi-web.service.d/20-web.conf')).toContain('PrivateDevices=true');
     // Timers take no [Service] drop-ins; the tool's own unit gets neither hardening nor a venv.
     expect(r.files.some((f) => f.relPath.startsWith('smolotchi-prune.timer.d/'))).toBe(false);
     expect(r.files.some((f) => f.relPath.startsWith('smolotchi-release-check.service.d/'))).toBe(false);
@@ -78,11 +70,11 @@ describe('renderUnits', () => {
       'smolotchi-prune.service': '-m smolotchi.cli prune',
     };
     for (const [unit, command] of Object.entries(expected)) {
-      const dropin = file(r, `${unit}.d/05-venv-execstart.conf`) ?? '';
+      const dropin = renderedFile(r, `${unit}.d/05-venv-execstart.conf`) ?? '';
       expect(dropin).toMatch(/^ExecStart=$/m);
       expect(dropin).toContain(`\nExecStart=/opt/smolotchi/current/.venv/bin/python -P ${command}\n`);
       expect(dropin).toContain('WorkingDirectory=/var/lib/smolotchi\n');
-      expect(file(r, `${unit}.d/zz-smolotchi-policy.conf`)).toContain('Environment=PYTHONPATH=/opt/smolotchi/current\n');
+      expect(renderedFile(r, `${unit}.d/zz-smolotchi-policy.conf`)).toContain('Environment=PYTHONPATH=/opt/smolotchi/current\n');
       // The empty assignment must come first, or systemd would keep both commands.
       expect(dropin.indexOf('ExecStart=\n')).toBeLessThan(dropin.indexOf('ExecStart=/'));
     }
@@ -101,14 +93,14 @@ describe('renderUnits', () => {
       'smolotchi-display.service',
       'smolotchi-prune.timer',
     ]);
-    expect(file(r, 'smolotchi-core-net.service.d/05-venv-execstart.conf')).toContain('-m smolotchi.cli core\n');
-    expect(file(r, 'smolotchi-core-net.service')).toMatch(/^AmbientCapabilities=CAP_NET_ADMIN$/m);
+    expect(renderedFile(r, 'smolotchi-core-net.service.d/05-venv-execstart.conf')).toContain('-m smolotchi.cli core\n');
+    expect(renderedFile(r, 'smolotchi-core-net.service')).toMatch(/^AmbientCapabilities=CAP_NET_ADMIN$/m);
   });
 
   it('puts the tool command into the release-check unit and refuses one systemd cannot run', async () => {
     const r = await renderUnits(null, bundled, opts());
-    expect(file(r, 'smolotchi-release-check.service')).toContain(`ExecStart=${TOOL} release recover --boot\n`);
-    expect(file(r, 'smolotchi-release-check.service')).not.toContain('@TOOL@');
+    expect(renderedFile(r, 'smolotchi-release-check.service')).toContain(`ExecStart=${INSTALLED_TOOL} release recover --boot\n`);
+    expect(renderedFile(r, 'smolotchi-release-check.service')).not.toContain('@INSTALLED_TOOL@');
     for (const bad of ['node cli.js', '/usr/bin/node\nExecStartPre=/bin/sh', '/bin/$HOME/x', '/a/%n']) {
       await expect(renderUnits(null, bundled, opts({ toolCommand: bad }))).rejects.toBeInstanceOf(ReleaseError);
     }
@@ -128,21 +120,21 @@ describe('renderUnits', () => {
     const r = await renderUnits(release, bundled, opts());
     expect(r.source).toBe('release');
     expect(r.units).toEqual(['smolotchi-ai-worker.service', 'smolotchi-core.service', 'smolotchi-prune.service', 'smolotchi-release-check.service']);
-    expect(file(r, 'smolotchi-core.service.d/10-hardening.conf')).toBe('[Service]\nProtectSystem=strict\n');
-    expect(file(r, 'smolotchi-core.service.d/20-paths.conf')).toContain('ReadWritePaths');
-    expect(file(r, 'smolotchi-ai-worker.service.d/05-venv-execstart.conf')).toContain('python -P -m smolotchi.ai.worker --loop\n');
+    expect(renderedFile(r, 'smolotchi-core.service.d/10-hardening.conf')).toBe('[Service]\nProtectSystem=strict\n');
+    expect(renderedFile(r, 'smolotchi-core.service.d/20-paths.conf')).toContain('ReadWritePaths');
+    expect(renderedFile(r, 'smolotchi-ai-worker.service.d/05-venv-execstart.conf')).toContain('python -P -m smolotchi.ai.worker --loop\n');
     // A drop-in named after one unit belongs to that unit only.
-    expect(file(r, 'smolotchi-prune.service.d/10-hardening-prune.conf')).toContain('PrivateNetwork');
-    expect(file(r, 'smolotchi-core.service.d/10-hardening-prune.conf')).toBeUndefined();
+    expect(renderedFile(r, 'smolotchi-prune.service.d/10-hardening-prune.conf')).toContain('PrivateNetwork');
+    expect(renderedFile(r, 'smolotchi-core.service.d/10-hardening-prune.conf')).toBeUndefined();
     // The tool owns its check unit and the tmpfiles lines of its own run folders; the release's others follow.
-    expect(file(r, 'smolotchi-release-check.service')).toContain(TOOL);
+    expect(renderedFile(r, 'smolotchi-release-check.service')).toContain(INSTALLED_TOOL);
     expect(r.tmpfiles).not.toContain('d /run/smolotchi 0700');
     expect(r.tmpfiles).toContain('d /var/lib/smolotchi/artifacts 0775 smolotchi smolotchi -');
     expect(r.startOrder).toEqual(['smolotchi-core.service', 'smolotchi-ai-worker.service', 'smolotchi-prune.service']);
   });
 
   it("refuses a release whose tmpfiles.d reaches outside the app's folders", async () => {
-    const release = path.join(tmp, 'hostile-tmpfiles');
+    const release = path.join(tmpDir.path, 'hostile-tmpfiles');
     await fs.mkdir(path.join(release, 'packaging/systemd/tmpfiles.d'), { recursive: true });
     await fs.writeFile(path.join(release, 'packaging/systemd/smolotchi-core.service'), '[Service]\nExecStart=/usr/local/bin/smolotchi core\n');
     await fs.writeFile(path.join(release, 'packaging/systemd/tmpfiles.d/smolotchi.conf'), 'd /run/elsewhere 0777 root root -\n');
@@ -150,7 +142,7 @@ describe('renderUnits', () => {
   });
 
   it('falls back to the bundled templates when a release ships none', async () => {
-    const release = path.join(tmp, 'bare-release');
+    const release = path.join(tmpDir.path, 'bare-release');
     await fs.mkdir(release);
     const r = await renderUnits(release, bundled, opts());
     expect(r.source).toBe('bundled');
@@ -178,7 +170,7 @@ describe('renderUnits', () => {
       },
     ];
     for (const [i, make] of cases.entries()) {
-      const release = path.join(tmp, `hostile-${i}`);
+      const release = path.join(tmpDir.path, `hostile-${i}`);
       await fs.mkdir(path.join(release, 'packaging', 'systemd'), { recursive: true });
       await fs.writeFile(path.join(release, 'packaging', 'systemd', 'smolotchi-core.service'), '[Service]\n');
       await make(path.join(release, 'packaging', 'systemd'));
@@ -198,15 +190,15 @@ describe('renderUnits', () => {
     expect(b.templateHash).toBe(a.templateHash);
     expect((await renderUnits(null, bundled, opts({ display: true }))).templateHash).not.toBe(a.templateHash);
     const r1 = await renderUnits(await releaseWith({ 'smolotchi-core.service': '[Service]\nNice=1\n' }), bundled, opts());
-    await fs.writeFile(path.join(tmp, 'release', 'packaging', 'systemd', 'smolotchi-core.service'), '[Service]\nNice=2\n');
-    const r2 = await renderUnits(path.join(tmp, 'release'), bundled, opts());
+    await fs.writeFile(path.join(tmpDir.path, 'release', 'packaging', 'systemd', 'smolotchi-core.service'), '[Service]\nNice=2\n');
+    const r2 = await renderUnits(path.join(tmpDir.path, 'release'), bundled, opts());
     expect(r2.templateHash).not.toBe(r1.templateHash);
   });
 });
 
 describe('writeUnits / readInstalledUnits / diffUnits', () => {
-  const unitDir = () => path.join(tmp, 'etc', 'systemd', 'system');
-  const tmpfilesPath = () => path.join(tmp, 'etc', 'tmpfiles.d', 'smolotchi.conf');
+  const unitDir = () => path.join(tmpDir.path, 'etc', 'systemd', 'system');
+  const tmpfilesPath = () => path.join(tmpDir.path, 'etc', 'tmpfiles.d', 'smolotchi.conf');
 
   it('writes the rendered set, reads it back without drift, and is idempotent', async () => {
     const r = await renderUnits(null, bundled, opts());
@@ -217,7 +209,7 @@ describe('writeUnits / readInstalledUnits / diffUnits', () => {
     expect(await fs.readFile(tmpfilesPath(), 'utf8')).toBe(r.tmpfiles);
     expect(await writeUnits(unitDir(), tmpfilesPath(), r)).toEqual({ removedUnits: [], changed: false });
     // Atomic writes leave no temp files behind.
-    expect((await listTree(path.join(tmp, 'etc'))).filter((p) => path.basename(p).startsWith('.'))).toEqual([]);
+    expect((await listTree(path.join(tmpDir.path, 'etc'))).filter((p) => path.basename(p).startsWith('.'))).toEqual([]);
   });
 
   it('reports an edited or deleted installed file as drift, and repairs it', async () => {
@@ -272,6 +264,6 @@ describe('writeUnits / readInstalledUnits / diffUnits', () => {
     const r = await renderUnits(null, bundled, opts());
     const hostile = { ...r, files: [...r.files, { relPath: '../../etc/passwd', content: 'x' }] };
     await expect(writeUnits(unitDir(), tmpfilesPath(), hostile)).rejects.toBeInstanceOf(ReleaseError);
-    await expect(fs.access(path.join(tmp, 'etc', 'passwd'))).rejects.toThrow();
+    await expect(fs.access(path.join(tmpDir.path, 'etc', 'passwd'))).rejects.toThrow();
   });
 });
