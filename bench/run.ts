@@ -29,6 +29,8 @@ const PIP_ENV = { PIP_CONFIG_FILE: os.devNull, PIP_FIND_LINKS: '', PIP_NO_INDEX:
 const TIME = '/usr/bin/time';
 // BENCH_ONLY=rollback: only the rollback row (our installs still run: they set it up), for quick iteration.
 const ONLY_ROLLBACK = process.env.BENCH_ONLY === 'rollback';
+// BENCH_ONLY=changed: only the "one requirement changed" row (and the install it upgrades from), for iterating on it.
+const ONLY_CHANGED = process.env.BENCH_ONLY === 'changed';
 
 interface Sample {
   ms: number;
@@ -117,6 +119,17 @@ async function main(): Promise<void> {
     const list = row(`list over ${DEPLOYS.toLocaleString('en')} deploys`, '--help', 2);
     const history = row(`history --limit 20 over ${DEPLOYS.toLocaleString('en')} deploys`, '--help', 2);
     const gate = ['--settle', '0'];
+    for (let run = 0; ONLY_CHANGED && run < RUNS; run++) {
+      const root = path.join(work, `root-${run}`);
+      await tool(root, systemctl, ['install', '1.0.0', '--source', repo, ...gate]);
+      changed.ours.push(await tool(root, systemctl, ['install', '1.2.0', '--source', repo, ...gate]));
+      changed.base.push(await naiveInstall(repo, path.join(work, `naive-${run}`), '1.2.0'));
+    }
+    if (ONLY_CHANGED) {
+      process.stdout.write(`smolotchi-release bench (BENCH_ONLY=changed): median of ${RUNS} run(s), ${os.cpus().length} CPU(s)\n\n`);
+      printRows([changed]);
+      return;
+    }
     for (let run = 0; run < RUNS; run++) {
       const root = path.join(work, `root-${run}`);
       fresh.ours.push(await tool(root, systemctl, ['install', '1.0.0', '--source', repo, ...gate]));

@@ -12,7 +12,8 @@ export interface RunOptions {
   /** Replace the environment instead of extending process.env. */
   extendEnv?: boolean;
   timeoutMs?: number;
-  input?: string;
+  /** Written to stdin, then closed; a promise writes when it settles (a child told when to go on). */
+  input?: string | Promise<string>;
   /** Each line of stdout and stderr as it arrives (the whole output is still returned). */
   onOutput?: (line: string) => void;
 }
@@ -148,8 +149,9 @@ export async function runAllowingFailure(
     forwardLines(child.stderr, options.onOutput);
   }
   if (options.input !== undefined && child.stdin) {
-    child.stdin.on('error', () => {}); // a child that exits without reading its input is judged by its exit
-    child.stdin.end(options.input);
+    const stdin = child.stdin;
+    stdin.on('error', () => {}); // a child that exits without reading its input is judged by its exit
+    void Promise.resolve(options.input).then((text) => stdin.end(text), () => stdin.end());
   }
   const stopTimer = killAfter(child, options.timeoutMs);
   const ended = await waitForExit(child);

@@ -1,5 +1,5 @@
 /**
- * The only module that runs Python or pip (venv, pip, byte-compile, smoke import); one-line errors.
+ * The module that runs Python or pip (venv, pip, byte-compile, smoke import; pip-wheels.ts: pip's wheel installer); one-line errors.
  * Never runs release code as root: every spawn goes through runAsService.
  */
 
@@ -97,6 +97,8 @@ interface HostPip {
    * venv's interpreter directly is the same install without the host interpreter's start-up.
    */
   runner: string | null;
+  /** The folder holding the host's `pip` package (what the runner puts first for `import pip`). */
+  sources: string | null;
 }
 
 // One check per interpreter and process.
@@ -105,6 +107,12 @@ const checkedPips = new Map<string, HostPip>();
 async function hostPip(python: string, as: ServiceIdentity): Promise<HostPip> {
   await hostPipVersion(python, as);
   return checkedPips.get(python)!;
+}
+
+/** The host pip's version and where its package lives (pip-wheels.ts calls its installer from there). */
+export async function hostPipSources(python: string, as: ServiceIdentity): Promise<{ version: string; sources: string | null }> {
+  const { version, sources } = await hostPip(python, as);
+  return { version, sources };
 }
 
 /** The host pip's version; refuses a pip that cannot target another environment with `--python`. */
@@ -125,10 +133,11 @@ export async function hostPipVersion(python: string, as: ServiceIdentity): Promi
     );
   }
   // `pip X.Y from /usr/lib/python3/dist-packages/pip (python 3.11)`: a root-owned system folder.
-  const from = / from (\/\S+) \(python /.exec(r!.stdout)?.[1];
+  // The line ends right after `(python`: a trailing space in the pattern would never find the runner.
+  const from = / from (\/\S+) \(python\b/.exec(r!.stdout)?.[1];
   const runner = from ? path.join(from, '__pip-runner__.py') : null;
   const usable = runner !== null && (await stat(runner).then((s) => s.isFile(), () => false));
-  checkedPips.set(python, { version: match[0].slice(4), runner: usable ? runner : null });
+  checkedPips.set(python, { version: match[0].slice(4), runner: usable ? runner : null, sources: from ? path.dirname(from) : null });
   return match[0].slice(4);
 }
 
@@ -201,6 +210,8 @@ export async function pipInstall(opts: PipInstallOptions): Promise<void> {
 export interface ResolvedDist {
   name: string;
   version: string;
+  /** The wheel of wheels/ the pinned-closure check matched to it (absent when pip resolved). */
+  wheel?: string;
   /** Named by URL or path (not by name from an index or find-links): it cannot be pinned by name. */
   direct: boolean;
 }
@@ -316,7 +327,7 @@ def check(lines, wheels, cap):
         for rp in one("requires-python"):
             if not SpecifierSet(rp).contains(python, prereleases=True):
                 raise Open(f"{names[0]} {versions[0]} requires Python {rp}")
-        dists.append({"name": names[0], "version": versions[0]})
+        dists.append({"name": names[0], "version": versions[0], "wheel": wheel})
         wanted[key] = Version(versions[0])
         for line in one("requires-dist"):
             req = Requirement(line)
@@ -354,13 +365,14 @@ export async function pinnedClosure(opts: { hostPython: string; requirements: st
     const args = ['-I', '-c', CLOSURE_CHECK, JSON.stringify(opts.requirements), opts.wheelsDir, String(METADATA_CAP)];
     const r = await runAsService(opts.hostPython, args, { as: opts.as, cwd: opts.cwd, timeoutMs: MINUTE });
     if (r.exitCode !== 0) return { open: `the closure check failed: ${relevantLine(`${r.stdout}\n${r.stderr}`)}` };
-    const verdict = JSON.parse(r.stdout) as { dists?: Array<{ name?: unknown; version?: unknown }>; open?: unknown };
+    const verdict = JSON.parse(r.stdout) as { dists?: Array<{ name?: unknown; version?: unknown; wheel?: unknown }>; open?: unknown };
     if (typeof verdict.open === 'string') return { open: verdict.open };
     if (!Array.isArray(verdict.dists)) return { open: 'the closure check gave no verdict' };
     const dists: ResolvedDist[] = [];
     for (const d of verdict.dists) {
       if (typeof d.name !== 'string' || typeof d.version !== 'string') return { open: 'the closure check named a distribution without name or version' };
-      dists.push({ name: d.name, version: d.version, direct: false });
+      if (typeof d.wheel !== 'string') return { open: 'the closure check named no wheel for a distribution' };
+      dists.push({ name: d.name, version: d.version, wheel: d.wheel, direct: false });
     }
     return { dists };
   } catch (err) {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PYTHON, pythonHostProblem } from '../support/python-host.js';
+import { writeClimbingWheel } from '../support/climbing-wheel.js';
 import { resolveServiceIdentity, TEST_SERVICE_USER_ENV } from '../../src/adapters/service-user.js';
 import type { Logger } from '../../src/core/log.js';
 import { buildVenv, requirementHash, type BuiltVenv, type VenvSpec } from '../../src/core/build/venv.js';
@@ -70,6 +71,7 @@ const log: Logger = { info() {}, debug: (m) => void debugs.push(m), warn: (m) =>
 const warnings: string[] = [];
 const debugs: string[] = [];
 const NO_RESOLVE = 'venv: requirements pin their whole closure: no resolve';
+const DIRECT = 'venv: installed the difference with pip\'s wheel installer';
 
 async function sitePackages(releaseDir: string): Promise<string> {
   const lib = path.join(releaseDir, '.venv/lib');
@@ -159,8 +161,11 @@ describe.skipIf(skipReason !== null).each(identities)('incremental venv $label',
     const a = await makeRelease('1.0.0', [['demopkg', '1.0.0'], ['keeppkg', '1.0.0'], ['gonepkg', '1.0.0']], ['demopkg==1.0.0', 'keeppkg==1.0.0', 'gonepkg==1.0.0']);
     await fresh(a);
     const b = await makeRelease('1.1.0', [['demopkg', '1.1.0'], ['keeppkg', '1.0.0'], ['newpkg', '2.0.0']], ['demopkg==1.1.0', 'keeppkg==1.0.0', 'newpkg==2.0.0']);
+    debugs.length = 0;
     const built = await incremental(a, b);
     versions.set(b, built.pythonVersion);
+    // Pins that are their own closure: pip's wheel installer, without pip's command line.
+    expect(debugs).toContain(DIRECT);
     expect(built.reusedFrom).toBe(a);
     expect(built.incremental).toEqual({ added: ['newpkg 2.0.0'], changed: ['demopkg 1.0.0 -> 1.1.0'], removed: ['gonepkg 1.0.0'] });
     expect(await importVersions(b, ['demopkg', 'keeppkg', 'newpkg'])).toEqual({ demopkg: '1.1.0', keeppkg: '1.0.0', newpkg: '2.0.0' });
@@ -196,6 +201,7 @@ describe.skipIf(skipReason !== null).each(identities)('incremental venv $label',
     // deppkg is no pin of 1.2.0's: pip resolves it, as before.
     expect(debugs).toContain('venv: resolving with pip (demopkg needs deppkg, which is not pinned)');
     expect(debugs).not.toContain(NO_RESOLVE);
+    expect(debugs).not.toContain(DIRECT); // pip resolved, so pip installs: its report names no wheel files
     expect(built.incremental).toEqual({ added: ['deppkg 1.5.0'], changed: ['demopkg 1.1.0 -> 0.9.0'], removed: [] });
     expect(await importVersions(c, ['demopkg', 'deppkg', 'keeppkg', 'newpkg'])).toEqual({ demopkg: '0.9.0', deppkg: '1.5.0', keeppkg: '1.0.0', newpkg: '2.0.0' });
     expect(warnings).toEqual([]);
@@ -222,6 +228,7 @@ describe.skipIf(skipReason !== null).each(identities)('incremental venv $label',
     debugs.length = 0;
     const built = await incremental(c, p);
     expect(debugs).toContain(NO_RESOLVE);
+    expect(debugs).toContain(DIRECT);
     expect(built.reusedFrom).toBe(c);
     expect(built.incremental).toEqual({ added: [], changed: ['demopkg 0.9.0 -> 1.1.0', 'deppkg 1.5.0 -> 1.6.0'], removed: ['newpkg 2.0.0'] });
     expect(await importVersions(p, ['demopkg', 'deppkg', 'keeppkg'])).toEqual({ demopkg: '1.1.0', deppkg: '1.6.0', keeppkg: '1.0.0' });
@@ -280,6 +287,36 @@ with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
     expect(await importVersions(d, ['keeppkg'])).toEqual({ keeppkg: 'overlaid by overlaypkg' });
     expect(await importVersions(c, ['keeppkg'])).toEqual({ keeppkg: '1.0.0' });
     expect(warnings).toEqual([]);
+  });
+
+  it('replaces a shared file by unlinking it through pip\'s wheel installer too', async () => {
+    const c = path.join(root, 'releases/1.2.0');
+    // As above, but deppkg is pinned as well: the pins are their own closure, so no pip command line runs.
+    const d = await makeRelease('1.3.1', [['demopkg', '0.9.0', { requires: ['deppkg>=1'] }], ['deppkg', '1.5.0'], ['keeppkg', '1.0.0'], ['newpkg', '2.0.0'], ['overlaypkg', '1.0.0', { overlay: 'keeppkg' }]], ['demopkg==0.9.0', 'deppkg==1.5.0', 'keeppkg==1.0.0', 'newpkg==2.0.0', 'overlaypkg==1.0.0']);
+    debugs.length = 0;
+    const built = await incremental(c, d);
+    expect(debugs).toContain(DIRECT);
+    expect(built.incremental).toEqual({ added: ['overlaypkg 1.0.0'], changed: [], removed: [] });
+    expect(await importVersions(d, ['keeppkg'])).toEqual({ keeppkg: 'overlaid by overlaypkg' });
+    expect(await importVersions(c, ['keeppkg'])).toEqual({ keeppkg: '1.0.0' });
+    expect(warnings).toEqual([]);
+  });
+
+  it('writes nothing outside the venv and changes nothing of the source for a pinned wheel whose file climbs out', async () => {
+    const c = path.join(root, 'releases/1.2.0');
+    const x = await makeRelease('1.3.2', [['keeppkg', '1.0.0']], ['keeppkg==1.0.0', 'climbpkg==1.0.0']);
+    // <release>/.venv/lib/pythonX.Y/site-packages: six levels up is the test's root.
+    await writeClimbingWheel(PYTHON, path.join(x, 'wheels', 'climbpkg-1.0.0-py3-none-any.whl'), '../../../../../../climbed.txt');
+    const before = await snapshot(path.join(c, '.venv'));
+    debugs.length = 0;
+    const err = await buildVenv(spec(x), { log, reuseCandidates: [{ releaseDir: c, requirementHash: 'other', pythonVersion: versions.get(c)! }] }).then(() => null, (e: Error) => e);
+    expect(debugs).toContain(NO_RESOLVE);
+    // pip's own path check stops the direct install; the fresh build that follows stops the same way.
+    expect(warnings.join('\n')).toMatch(/could not update a clone .*trying to install outside the target directory.*building it afresh/);
+    expect(err?.message).toMatch(/^pip install failed: .*trying to install outside the target directory/);
+    expect(await fs.lstat(path.join(root, 'climbed.txt')).catch(() => null)).toBeNull();
+    expect(await snapshot(path.join(c, '.venv'))).toEqual(before);
+    warnings.length = 0;
   });
 
   it('removes every distribution when the new release needs none', async () => {

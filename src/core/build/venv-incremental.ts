@@ -25,6 +25,8 @@ export interface InstalledDist {
 export interface VenvDiff {
   /** Pins `name==version` pip installs (new and changed distributions). */
   install: string[];
+  /** The same distributions as the new set names them (with the wheel the closure check chose, if any). */
+  installing: ResolvedDist[];
   /** Installed distributions to remove first (gone from the set, or changed). */
   remove: InstalledDist[];
   added: string[];
@@ -75,7 +77,7 @@ export async function installedDists(sitePackages: string): Promise<Map<string, 
 
 /** What to remove and install so that `installed` becomes `wanted`; null when pins cannot express it. */
 export function planDiff(installed: Map<string, InstalledDist>, wanted: ResolvedDist[]): VenvDiff | null {
-  const diff: VenvDiff = { install: [], remove: [], added: [], changed: [], removed: [] };
+  const diff: VenvDiff = { install: [], installing: [], remove: [], added: [], changed: [], removed: [] };
   const wantedNames = new Set<string>();
   for (const w of wanted) {
     // A URL or path requirement installs what it names, not a name==version from wheels/ or the index.
@@ -85,6 +87,7 @@ export function planDiff(installed: Map<string, InstalledDist>, wanted: Resolved
     const have = installed.get(key);
     if (have && have.version === w.version) continue;
     diff.install.push(`${w.name}==${w.version}`);
+    diff.installing.push(w);
     if (have) {
       diff.remove.push(have);
       diff.changed.push(`${w.name} ${have.version} -> ${w.version}`);

@@ -4,10 +4,12 @@
  */
 
 import { createHash } from 'node:crypto';
+import type { Dirent } from 'node:fs';
 import { link, lstat, mkdir, readdir, readFile, readlink, realpath, rm, stat, symlink, writeFile, chmod } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as py from '../../adapters/python.js';
+import { startWheelInstaller, type WheelInstaller } from '../../adapters/pip-wheels.js';
 import type { ServiceIdentity } from '../../adapters/service-user.js';
 import { grantFolder, grantFolderTree, grantPycacheFolders, reclaimFromService } from './build-ownership.js';
 import { installedDists, planDiff, removeDist } from './venv-incremental.js';
@@ -143,38 +145,51 @@ export async function requirementHash(spec: VenvSpec): Promise<string> {
  * anew (never through the shared inode); symlinks are recreated, retargeted if they pointed inside.
  * A site-packages entry that points at the old release's own tree (a local-path install) refuses.
  */
-async function cloneTree(src: string, dst: string, from: { venv: string; release: string }, to: string, rel = ''): Promise<void> {
+async function cloneTree(src: string, dst: string, from: { venv: string; release: string }, to: string, rel = '', early?: Early): Promise<void> {
   await mkdir(dst, { mode: (await stat(src)).mode & 0o7777 });
   const entries = await readdir(src, { withFileTypes: true });
-  await Promise.all(
-    entries.map(async (e) => {
-      const [s, d, r] = [path.join(src, e.name), path.join(dst, e.name), rel ? `${rel}/${e.name}` : e.name];
-      if (e.isDirectory()) return cloneTree(s, d, from, to, r);
-      if (e.isSymbolicLink()) {
-        const target = await readlink(s);
-        const inside = target === from.venv || target.startsWith(from.venv + '/');
-        return symlink(inside ? to + target.slice(from.venv.length) : target, d);
+  const clone = async (e: Dirent): Promise<void> => {
+    const [s, d, r] = [path.join(src, e.name), path.join(dst, e.name), rel ? `${rel}/${e.name}` : e.name];
+    if (e.isDirectory()) return cloneTree(s, d, from, to, r);
+    if (e.isSymbolicLink()) {
+      const target = await readlink(s);
+      const inside = target === from.venv || target.startsWith(from.venv + '/');
+      return symlink(inside ? to + target.slice(from.venv.length) : target, d);
+    }
+    if (!e.isFile()) throw new Error(`unexpected file type at ${r}`);
+    if (e.name === 'direct_url.json' || e.name.endsWith('.pth') || e.name.endsWith('.egg-link')) {
+      if ((await readFile(s, 'utf8')).includes(from.release)) throw new Error(`${r} refers to ${from.release}`);
+    }
+    if (r === 'pyvenv.cfg' || r.startsWith('bin/')) {
+      const buf = await readFile(s);
+      if (!buf.includes(0) && buf.includes(from.venv)) {
+        const mode = (await stat(s)).mode & 0o7777;
+        await writeFile(d, buf.toString('utf8').split(from.venv).join(to), { flag: 'wx', mode });
+        return chmod(d, mode); // writeFile's mode is filtered by the umask
       }
-      if (!e.isFile()) throw new Error(`unexpected file type at ${r}`);
-      if (e.name === 'direct_url.json' || e.name.endsWith('.pth') || e.name.endsWith('.egg-link')) {
-        if ((await readFile(s, 'utf8')).includes(from.release)) throw new Error(`${r} refers to ${from.release}`);
-      }
-      if (r === 'pyvenv.cfg' || r.startsWith('bin/')) {
-        const buf = await readFile(s);
-        if (!buf.includes(0) && buf.includes(from.venv)) {
-          const mode = (await stat(s)).mode & 0o7777;
-          await writeFile(d, buf.toString('utf8').split(from.venv).join(to), { flag: 'wx', mode });
-          return chmod(d, mode); // writeFile's mode is filtered by the umask
-        }
-      }
-      return link(s, d);
-    }),
-  );
+    }
+    return link(s, d);
+  };
+  if (early) {
+    await Promise.all(entries.filter((e) => early.names.includes(e.name)).map(clone));
+    early.done();
+  }
+  await Promise.all(entries.filter((e) => !early?.names.includes(e.name)).map(clone));
 }
 
-async function cloneVenv(fromRelease: string, venvDir: string, as: ServiceIdentity): Promise<void> {
+/** Top-level entries cloned first, and what to do once they are there. */
+interface Early {
+  names: string[];
+  done: () => void;
+}
+
+/** What makes a venv's interpreter start as the venv's (sys.prefix): its bin/ and pyvenv.cfg. */
+const INTERPRETER_ENTRIES = ['bin', 'pyvenv.cfg'];
+
+/** `onInterpreter`: called once the clone's interpreter can start, before the rest is cloned or checked. */
+async function cloneVenv(fromRelease: string, venvDir: string, as: ServiceIdentity, onInterpreter?: () => void): Promise<void> {
   const from = { release: fromRelease, venv: path.join(fromRelease, VENV_DIR) };
-  await cloneTree(from.venv, venvDir, from, venvDir);
+  await cloneTree(from.venv, venvDir, from, venvDir, '', onInterpreter && { names: INTERPRETER_ENTRIES, done: onInterpreter });
   // A source venv built under another path (another root) keeps pointing there: not a clone.
   const activate = await readFile(path.join(venvDir, 'bin', 'activate'), 'utf8').catch(() => null);
   if (activate !== null && !activate.includes(venvDir)) throw new Error(`${from.venv} was built at another path`);
@@ -319,14 +334,26 @@ async function tryIncremental(plan: IncrementalPlan, from: string): Promise<Incr
   const releaseDir = path.dirname(venvDir);
   const step = (label: string) => plan.progress?.step(label);
   step(`venv: clone ${path.basename(from)}'s and resolve the new requirements`);
+  // Set from the clone's callback: an object, so the compiler sees it may change.
+  const pending: { installer: WheelInstaller | null; resolves: boolean } = { installer: null, resolves: false };
   try {
-    const resolving = newSet(plan).then((pinned) => pinned ?? py.pipResolve({
-      hostPython: spec.python, requirementFiles: set.files.map((f) => path.join(releaseDir, f)), requirements: set.requirements, findLinks, cwd: releaseDir, as: spec.runAs,
-    }));
+    const resolving = newSet(plan).then((pinned) => {
+      pending.resolves = pinned === null;
+      return pinned ?? py.pipResolve({
+        hostPython: spec.python, requirementFiles: set.files.map((f) => path.join(releaseDir, f)), requirements: set.requirements, findLinks, cwd: releaseDir, as: spec.runAs,
+      });
+    });
+    const cloning = cloneVenv(from, venvDir, spec.runAs, () => {
+      // pip's installer loads (~0.5 s) while root clones, checks and removes; it writes nothing
+      // before install() (the clone is all root's until then), and install() or close() settles
+      // only once it has exited.
+      if (findLinks && !pending.resolves) pending.installer = startWheelInstaller({ hostPython: spec.python, venvDir, wheelsDir: findLinks, cwd: releaseDir, as: spec.runAs, onOutput: plan.progress && pipProgress(plan.progress) });
+    });
     // Both settle before anything is removed: a clone still being made must not race the cleanup.
-    const [resolved, cloned] = await Promise.allSettled([resolving, cloneVenv(from, venvDir, spec.runAs)]);
+    const [resolved, cloned] = await Promise.allSettled([resolving, cloning]);
     if (resolved.status === 'rejected') {
       // The requirements themselves fail: a fresh build would fail the same way, only later.
+      await pending.installer?.close();
       await rm(venvDir, { recursive: true, force: true });
       throw new ResolveFailed(resolved.reason);
     }
@@ -345,14 +372,24 @@ async function tryIncremental(plan: IncrementalPlan, from: string): Promise<Incr
     await grantFolderTree(venvDir, spec.runAs);
     if (diff.install.length > 0) {
       step(`venv: pip install ${diff.install.length} changed package${diff.install.length === 1 ? '' : 's'}${findLinks ? ' (from wheels/)' : ''}`);
-      await py.pipInstall({
-        hostPython: spec.python, venvDir, requirementFiles: [], requirements: diff.install, findLinks, cwd: releaseDir, as: spec.runAs, noDeps: true,
-        onOutput: plan.progress && pipProgress(plan.progress),
-      });
+      const wheels = diff.installing.map((d) => ({ name: d.name, version: d.version, wheel: d.wheel ?? '' }));
+      const ready = pending.installer;
+      if (ready && wheels.every((w) => w.wheel !== '')) {
+        // The closure check chose each wheel: pip's installer alone, without pip's start-up (~1 s).
+        const how = await ready.install(wheels);
+        log.debug(how.direct ? 'venv: installed the difference with pip\'s wheel installer' : `venv: pip install --no-deps (pip's wheel installer is not usable: ${how.why})`);
+      } else {
+        await ready?.close();
+        const onOutput = plan.progress && pipProgress(plan.progress);
+        await py.pipInstall({ hostPython: spec.python, venvDir, requirementFiles: [], requirements: diff.install, findLinks, cwd: releaseDir, as: spec.runAs, noDeps: true, onOutput });
+      }
     }
+    await pending.installer?.close();
     killPoint('venv-incremental-pip-done');
     return changes;
   } catch (err) {
+    // Never a process of the service user's left running into a fresh build or the caller's cleanup.
+    await pending.installer?.close();
     if (err instanceof ResolveFailed) throw err.cause;
     // A full disk fails a fresh build too, only later and with a less telling message.
     if (isDiskFull(err)) {
