@@ -27,6 +27,8 @@ const DEPLOYS = Number(process.env.BENCH_DEPLOYS ?? 100_000);
 // Keep the host's pip settings (index, find-links) out of both sides: offline from the shipped wheels only.
 const PIP_ENV = { PIP_CONFIG_FILE: os.devNull, PIP_FIND_LINKS: '', PIP_NO_INDEX: '1', PIP_DISABLE_PIP_VERSION_CHECK: '1' };
 const TIME = '/usr/bin/time';
+// BENCH_ONLY=rollback: only the rollback row (our installs still run: they set it up), for quick iteration.
+const ONLY_ROLLBACK = process.env.BENCH_ONLY === 'rollback';
 // BENCH_ONLY=changed: only the "one requirement changed" row (and the install it upgrades from), for iterating on it.
 const ONLY_CHANGED = process.env.BENCH_ONLY === 'changed';
 
@@ -135,11 +137,21 @@ async function main(): Promise<void> {
       changed.ours.push(await tool(root, systemctl, ['install', '1.2.0', '--source', repo, ...gate]));
       rollback.ours.push(await tool(root, systemctl, ['rollback', ...gate]));
       const base = path.join(work, `naive-${run}`);
+      if (ONLY_ROLLBACK) {
+        mkdirSync(base, { recursive: true });
+        rollback.base.push(await bareNodeFlip(base, path.join(base, 'releases', '1.1.0')));
+        continue;
+      }
       fresh.base.push(await naiveInstall(repo, base, '1.0.0'));
       const naiveUpgrade = await naiveInstall(repo, base, '1.1.0');
       same.base.push(naiveUpgrade);
       changed.base.push(await naiveInstall(repo, base, '1.2.0'));
       rollback.base.push(await bareNodeFlip(base, path.join(base, 'releases', '1.1.0')));
+    }
+    if (ONLY_ROLLBACK) {
+      process.stdout.write(`smolotchi-release bench (BENCH_ONLY=rollback): median of ${RUNS} run(s), same machine, same run, ${os.cpus().length} CPU(s)\n\n`);
+      printRows([rollback]);
+      return;
     }
     // Years of history in one device's file, through the project's own migrations.
     const big = path.join(work, 'root-0');
@@ -167,5 +179,5 @@ async function main(): Promise<void> {
 }
 
 await main();
-if (process.env.BENCH_DOWNTIME !== '0') await downtimeBench(RUNS, (s) => process.stdout.write(s));
-if (process.env.BENCH_FLEET !== '0') await fleetBench((s) => process.stdout.write(s));
+if (process.env.BENCH_DOWNTIME !== '0' && !ONLY_ROLLBACK) await downtimeBench(RUNS, (s) => process.stdout.write(s));
+if (process.env.BENCH_FLEET !== '0' && !ONLY_ROLLBACK) await fleetBench((s) => process.stdout.write(s));

@@ -6,6 +6,7 @@
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../core/package-root.js';
 import type { Logger } from '../core/log.js';
 import type { HistoryStore } from '../core/state/history.js';
@@ -14,6 +15,21 @@ import { SqliteHistory } from './sqlite-history.js';
 type Db = Database.Database;
 
 const nowIso = () => new Date().toISOString();
+
+let addon: { nativeBinding?: string } | undefined;
+
+/**
+ * better-sqlite3's addon named by its path: its default lookup (the `bindings` package) costs two
+ * more modules, a stack trace and a dozen stats on every command. Another build layout: that lookup.
+ */
+export function sqliteAddon(): { nativeBinding?: string } {
+  if (!addon) {
+    // The package's own folder (from its resolved entry, lib/index.js), as Node loads it.
+    const file = path.join(path.dirname(path.dirname(fileURLToPath(import.meta.resolve('better-sqlite3')))), 'build', 'Release', 'better_sqlite3.node');
+    addon = existsSync(file) ? { nativeBinding: file } : {};
+  }
+  return addon;
+}
 
 export function migrationsDir(): string {
   return path.join(packageRoot(), 'migrations');
@@ -62,7 +78,7 @@ function configure(db: Db): void {
  * it. Elsewhere SQLite's own errors (not a database, a malformed page) surface where a page is read.
  */
 function openChecked(file: string, fullCheck: boolean): Db {
-  const db = new Database(file);
+  const db = new Database(file, sqliteAddon());
   try {
     configure(db);
     if (fullCheck) {
@@ -163,7 +179,7 @@ function guardReads(store: SqliteHistory, file: string, onFailure: (message: str
 export function openHistoryReadOnly(file: string, log: Logger): HistoryStore | null {
   if (!existsSync(file)) return null;
   try {
-    const db = new Database(file, { readonly: true, fileMustExist: true });
+    const db = new Database(file, { readonly: true, fileMustExist: true, ...sqliteAddon() });
     db.pragma('busy_timeout = 5000');
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version < 1) {
@@ -182,7 +198,7 @@ export function historyProblem(file: string): string | null {
   if (!existsSync(file)) return null;
   let db: Db | null = null;
   try {
-    db = new Database(file, { readonly: true, fileMustExist: true });
+    db = new Database(file, { readonly: true, fileMustExist: true, ...sqliteAddon() });
     const check = db.pragma('quick_check', { simple: true });
     return check === 'ok' ? null : `quick_check: ${oneLine(check)}`;
   } catch (err) {

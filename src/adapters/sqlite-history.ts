@@ -62,7 +62,23 @@ const toMark = (r: RawMark): ReleaseMark => ({ version: r.version, state: r.stat
 
 /** The deploy history, marks and state, as SQL over one open connection. */
 export class SqliteHistory implements HistoryStore {
+  private deferring = false;
   constructor(private readonly db: Db) {}
+
+  // In WAL mode the log is appended in order, so the next synchronous=FULL commit's fsync makes
+  // these frames durable too; synchronous=NORMAL skips only this commit's own fsync.
+  deferSync<T>(write: () => T): T {
+    if (this.deferring) return write();
+    const before = Number(this.db.pragma('synchronous', { simple: true }));
+    this.db.pragma('synchronous = NORMAL');
+    this.deferring = true;
+    try {
+      return write();
+    } finally {
+      this.deferring = false;
+      this.db.pragma(`synchronous = ${before}`);
+    }
+  }
 
   beginDeploy(d: NewDeploy): number {
     const info = this.db

@@ -111,7 +111,8 @@ export async function rollback(options: RollbackOptions, ctx: Context): Promise<
     const current = await readCurrent(ctx.layout);
     const to = await chooseTarget(ctx, options.to, current, options.restoreData);
     const { snapshot, comparison } = await dataPlan(ctx, to, options.restoreData);
-    const journal = DeployJournal.begin(ctx, 'rollback', current, to);
+    // Deferred: every path below journals a step (forced to disk) before it changes anything.
+    const journal = DeployJournal.begin(ctx, 'rollback', current, to, { deferSync: true });
     if (to === current && snapshot) {
       const data = await restoreInPlace(ctx, journal, to, snapshot, (await renderFor(ctx, to)).startOrder).catch(failDeploy(ctx, journal));
       journal.finish('succeeded');

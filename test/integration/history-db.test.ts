@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectionPragmas, openHistory } from '../../src/adapters/history-db.js';
+import { connectionPragmas, openHistory, sqliteAddon } from '../../src/adapters/history-db.js';
 import { silentLogger } from '../../src/core/log.js';
 import { packageRoot } from '../../src/core/package-root.js';
 import { makeLayout } from '../../src/core/layout.js';
@@ -45,6 +45,32 @@ describe('connection settings', () => {
     } finally {
       store.close();
     }
+  });
+
+  it('a deferred write is committed at once (another connection reads it), and synchronous=FULL is back after it, even when it throws', () => {
+    const file = path.join(dir, 'deferred.db');
+    const { store } = openHistory(file, silentLogger);
+    try {
+      const id = store.deferSync(() => {
+        expect(connectionPragmas(store)?.synchronous).toBe(1);
+        return store.beginDeploy({ kind: 'rollback', fromVersion: '1.1.0', toVersion: '1.0.0', user: 'test', pid: process.pid });
+      });
+      store.deferSync(() => store.step(id, 'render-units'));
+      expect(connectionPragmas(store)?.synchronous).toBe(2);
+      const other = new Database(file, { readonly: true });
+      expect(other.prepare('SELECT step FROM deploys WHERE id = ?').get(id)).toEqual({ step: 'render-units' });
+      other.close();
+      expect(() => store.deferSync(() => store.step(9_999, 'no such deploy'))).toThrow();
+      expect(connectionPragmas(store)?.synchronous).toBe(2);
+    } finally {
+      store.close();
+    }
+  });
+
+  it("better-sqlite3's addon is loaded by its path, not looked up", () => {
+    const { nativeBinding } = sqliteAddon();
+    expect(nativeBinding).toMatch(/better_sqlite3\.node$/);
+    expect(existsSync(nativeBinding!)).toBe(true);
   });
 
   it('a writer waits for another process holding the write lock instead of failing with SQLITE_BUSY', async () => {

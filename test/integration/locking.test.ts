@@ -161,6 +161,20 @@ describe('dead and live holders', () => {
     expect(existsSync(lockFile)).toBe(false);
   });
 
+  // The lock is written without fsync: only a power cut can leave it empty or torn, and then its holder is gone.
+  it.each([
+    ['empty', ''],
+    ['torn', '{"pid": 4'],
+  ])('a lock file left %s is taken over as having no holder', async (_what, content) => {
+    box.useTemplate('one');
+    rmSync(path.dirname(lockFile), { recursive: true, force: true });
+    mkdirSync(path.dirname(lockFile), { recursive: true });
+    writeFileSync(lockFile, content);
+    const r = await box.cli(['install', '1.1.0']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(existsSync(lockFile)).toBe(false);
+  });
+
   it.each([
     ['another boot', { bootId: '00000000-dead-beef-0000-000000000000' }],
     ['another host', { host: 'other-device' }],

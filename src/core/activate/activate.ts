@@ -133,7 +133,8 @@ export async function activate(
   beforeSwitch?: BeforeSwitch,
   progress: ActivationProgress = { unitsTouched: false, flipped: false, restarted: false },
 ): Promise<Activation> {
-  journal.step('render-units');
+  // Deferred: rendering and the probes change nothing; the data step and the units journal their own steps first.
+  journal.step('render-units', { deferSync: true });
   const rendered = await renderFor(ctx, version);
   await probeWritable(ctx.layout);
   await beforeSwitch?.();

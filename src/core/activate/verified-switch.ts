@@ -62,7 +62,8 @@ async function activateAndGate(ctx: Context, version: string, journal: DeployJou
     if (fault) return asFault(fault);
     return failed({ check: 'restart', reason: `activation failed: ${(err as Error).message}`, journal: [] });
   }
-  journal.step('health-gate');
+  // Deferred: the gate only asks; a power cut here leaves 'restart', which recovery treats alike.
+  journal.step('health-gate', { deferSync: true });
   let gate: GateResult;
   try {
     gate = await healthGate(ctx, { version, releaseDir: releaseDir(ctx.layout, version), units });
@@ -115,7 +116,7 @@ export async function switchVerified(
   const enter = snapshotOnLeave(ctx, journal, { from: leaving, to: target, restore: opts.restoreData ?? null }, data);
   const { gate, fault, progress } = await activateAndGate(ctx, target, journal, lock, true, enter);
   if (gate.ok) {
-    journal.step('mark');
+    journal.step('mark', { deferSync: true }); // forced to disk with the mark itself
     history.setMark(target, 'good', null, journal.id);
     history.setState(DEGRADED_KEY, null);
     killPoint('marked', ctx.env);

@@ -85,6 +85,12 @@ export interface HistoryStore {
   setState(key: string, value: string | null): void;
   /** False once a read met a damaged page (a read-only store then answers as if empty). */
   readable?(): boolean;
+  /**
+   * Run `write` committed but not forced to disk: the next ordinary commit (or the close) forces it
+   * with everything before it. Only for writes after which nothing outside the database changes
+   * before that next commit; a killed process loses nothing, a power cut only these writes.
+   */
+  deferSync<T>(write: () => T): T;
   close(): void;
 }
 

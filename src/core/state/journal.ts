@@ -9,6 +9,15 @@ import { killPoint } from '../killpoint.js';
 import { userName } from './proc.js';
 
 /**
+ * `deferSync`: the record is committed (a killed process loses nothing) but its fsync is left to
+ * the next record. Only where nothing outside the database changes before that next record: a
+ * power cut then loses only records of work that left no trace, and recovery sees the step before.
+ */
+export interface Durability {
+  deferSync?: boolean;
+}
+
+/**
  * One deploy row, its steps journaled in SQLite before each starts, so an interrupted run is
  * visible (and its step known) to the next command's recovery.
  */
@@ -25,11 +34,12 @@ export class DeployJournal {
     kind: DeployKind,
     fromVersion: string | null,
     toVersion: string | null,
-    extra: { source?: string | null; parentId?: number | null } = {},
+    extra: { source?: string | null; parentId?: number | null } & Durability = {},
   ): DeployJournal {
     const store = ctx.history();
     const user = invokingUser(ctx.env);
-    const id = store.beginDeploy({ kind, fromVersion, toVersion, source: extra.source ?? null, user, pid: process.pid, parentId: extra.parentId ?? null });
+    const write = () => store.beginDeploy({ kind, fromVersion, toVersion, source: extra.source ?? null, user, pid: process.pid, parentId: extra.parentId ?? null });
+    const id = extra.deferSync ? store.deferSync(write) : write();
     return new DeployJournal(store, id, ctx);
   }
 
@@ -37,9 +47,10 @@ export class DeployJournal {
    * Record the step, then (test hook) die there if asked to. Every step is shown as progress, and
    * is a safe point for Ctrl-C/SIGTERM: stopping here is exactly the crash recovery already undoes.
    */
-  step(name: string): void {
+  step(name: string, opts: Durability = {}): void {
     this.ctx.progress.step(name);
-    this.store.step(this.id, name);
+    if (opts.deferSync) this.store.deferSync(() => this.store.step(this.id, name));
+    else this.store.step(this.id, name);
     killPoint(name, this.ctx.env);
     this.ctx.interrupt.safePoint(name);
   }

@@ -5,7 +5,7 @@
 
 import { killPoint } from '../killpoint.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { closeSync, constants, fsyncSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { LockHeldError } from '../errors.js';
 import { ensurePrivateDir } from './private-dir.js';
@@ -70,8 +70,9 @@ function createExclusive(file: string, content: string): boolean {
   const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
   const fd = openSync(tmp, 'wx', 0o600);
   try {
+    // No fsync: other processes see the page cache, and a power cut empties /run (tmpfs); under
+    // --root on a disk, a lock left empty by one reads as no holder and is taken over (isStale).
     writeSync(fd, content);
-    fsyncSync(fd);
   } finally {
     closeSync(fd);
   }

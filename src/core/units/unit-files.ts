@@ -3,6 +3,7 @@
  * Never writes outside our smolotchi-* names, and never touches an operator's override.conf.
  */
 
+import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rm, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ReleaseError, NothingChangedError } from '../errors.js';
@@ -62,10 +63,33 @@ async function list(dir: string): Promise<string[]> {
   }
 }
 
-async function kind(file: string): Promise<'file' | 'dir' | 'link' | 'other' | null> {
+type Kind = 'file' | 'dir' | 'link' | 'other' | null;
+
+const kindOf = (info: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }): Kind =>
+  info.isFile() ? 'file' : info.isDirectory() ? 'dir' : info.isSymbolicLink() ? 'link' : 'other';
+
+async function kind(file: string): Promise<Kind> {
   try {
-    const info = await lstat(file);
-    return info.isFile() ? 'file' : info.isDirectory() ? 'dir' : info.isSymbolicLink() ? 'link' : 'other';
+    return kindOf(await lstat(file));
+  } catch {
+    return null;
+  }
+}
+
+// Synchronous twins for reading the installed units: a few dozen small files, read on every
+// mutating command (twice in a rollback); a thread-pool round trip each cost more than the reads.
+function listSync(dir: string): string[] {
+  try {
+    return readdirSync(dir).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+function kindSync(file: string): Kind {
+  try {
+    return kindOf(lstatSync(file));
   } catch {
     return null;
   }
@@ -74,14 +98,17 @@ async function kind(file: string): Promise<'file' | 'dir' | 'link' | 'other' | n
 /** Our files in the unit dir: smolotchi-* units and the *.conf in their .d folders (symlinks, such as masks, are not ours). */
 export async function readInstalledUnits(unitDir: string): Promise<RenderedFile[]> {
   const files: RenderedFile[] = [];
-  for (const name of await list(unitDir)) {
+  for (const name of listSync(unitDir)) {
+    // Only our names are looked at: the host's own units (many, on a device) are never stat'ed.
+    const unitFile = UNIT_NAME.test(name);
+    if (!unitFile && !isUnitDir(name)) continue;
     const full = path.join(unitDir, name);
-    const what = await kind(full);
-    if (what === 'file' && UNIT_NAME.test(name)) files.push({ relPath: name, content: await readFile(full, 'utf8') });
-    if (what !== 'dir' || !isUnitDir(name)) continue;
-    for (const conf of await list(full)) {
+    const what = kindSync(full);
+    if (what === 'file' && unitFile) files.push({ relPath: name, content: readFileSync(full, 'utf8') });
+    if (what !== 'dir' || unitFile) continue;
+    for (const conf of listSync(full)) {
       const file = path.join(full, conf);
-      if (isOurDropin(conf) && (await kind(file)) === 'file') files.push({ relPath: `${name}/${conf}`, content: await readFile(file, 'utf8') });
+      if (isOurDropin(conf) && kindSync(file) === 'file') files.push({ relPath: `${name}/${conf}`, content: readFileSync(file, 'utf8') });
     }
   }
   return files.sort(byPath);

@@ -3,10 +3,9 @@
  * Never accepts a unit under a foreign name, nor a drop-in read after the tool's policy.
  */
 
-import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { lstatSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { IntegrityError, ReleaseError } from '../errors.js';
-import { isDirectory } from '../fsutil.js';
 import { OPERATOR_DROPIN, TOOL_UNIT, UNIT_NAME } from './unit-files.js';
 import { POLICY_DROPIN, type UnitSource } from './unit-policy.js';
 
@@ -34,39 +33,50 @@ export interface TemplateSet {
   perUnit: Map<string, Map<string, string>>;
 }
 
+// Synchronous reads: a dozen small files per render, two renders per rollback; a thread-pool round
+// trip each cost more than the reads themselves.
+
 /** Read a template file; a symlink is followed only while it stays inside the template tree. */
-async function readTemplate(root: string, file: string): Promise<string> {
-  const info = await lstat(file);
+function readTemplate(root: string, file: string): string {
+  const info = lstatSync(file);
   if (info.isSymbolicLink()) {
-    const [realRoot, target] = await Promise.all([realpath(root), realpath(file)]);
+    const [realRoot, target] = [realpathSync(root), realpathSync(file)];
     if (!target.startsWith(realRoot + path.sep)) throw new ReleaseError(`unit template ${file} links outside ${root}`);
   }
-  if (!(await stat(file)).isFile()) throw new ReleaseError(`unit template ${file} is not a regular file`);
-  return readFile(file, 'utf8');
+  if (!statSync(file).isFile()) throw new ReleaseError(`unit template ${file} is not a regular file`);
+  return readFileSync(file, 'utf8');
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 export async function readTemplateSet(dir: string, fromRelease: boolean): Promise<TemplateSet> {
   const set: TemplateSet = { units: new Map(), shared: new Map(), perUnit: new Map() };
-  for (const name of (await readdir(dir)).sort()) {
+  for (const name of readdirSync(dir).sort()) {
     if (!UNIT_SUFFIX.test(name)) continue;
     if (fromRelease) assertReleaseUnitName(name);
     else if (!UNIT_NAME.test(name)) continue;
-    set.units.set(name, await readTemplate(dir, path.join(dir, name)));
+    set.units.set(name, readTemplate(dir, path.join(dir, name)));
   }
   const dropins = path.join(dir, 'dropins');
-  if (!(await isDirectory(dropins))) return set;
-  for (const name of (await readdir(dropins)).sort()) {
+  if (!isDirectory(dropins)) return set;
+  for (const name of readdirSync(dropins).sort()) {
     const full = path.join(dropins, name);
-    if (name.endsWith('.d') && (await isDirectory(full))) {
+    if (name.endsWith('.d') && isDirectory(full)) {
       const unit = name.slice(0, -2);
       if (fromRelease) assertReleaseUnitName(unit);
       const confs = new Map<string, string>();
-      for (const conf of (await readdir(full)).sort()) {
-        if (conf.endsWith('.conf')) confs.set(checkDropinName(conf, `${name}/${conf}`), await readTemplate(dir, path.join(full, conf)));
+      for (const conf of readdirSync(full).sort()) {
+        if (conf.endsWith('.conf')) confs.set(checkDropinName(conf, `${name}/${conf}`), readTemplate(dir, path.join(full, conf)));
       }
       set.perUnit.set(unit, confs);
     } else if (name.endsWith('.conf')) {
-      set.shared.set(checkDropinName(name, name), await readTemplate(dir, full));
+      set.shared.set(checkDropinName(name, name), readTemplate(dir, full));
     }
   }
   return set;
