@@ -278,24 +278,18 @@ with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
     }
   });
 
-  it('replaces a file the clone shares with its source by unlinking it, never writing through it', async () => {
+  // overlaypkg ships keeppkg/__init__.py: pip overwrites keeppkg's file, a hard link to 1.2.0's.
+  it.each([
+    { way: 'through pip install --no-deps', version: '1.3.0', pinsDeppkg: false, direct: false },
+    // deppkg pinned as well: the pins are their own closure, so no pip command line runs.
+    { way: "through pip's wheel installer", version: '1.3.1', pinsDeppkg: true, direct: true },
+  ])('replaces a file the clone shares with its source by unlinking it, never writing through it ($way)', async ({ version, pinsDeppkg, direct }) => {
     const c = path.join(root, 'releases/1.2.0');
-    // overlaypkg ships keeppkg/__init__.py: pip overwrites keeppkg's file, a hard link to 1.2.0's.
-    const d = await makeRelease('1.3.0', [['demopkg', '0.9.0', { requires: ['deppkg>=1'] }], ['deppkg', '1.5.0'], ['keeppkg', '1.0.0'], ['newpkg', '2.0.0'], ['overlaypkg', '1.0.0', { overlay: 'keeppkg' }]], ['demopkg==0.9.0', 'keeppkg==1.0.0', 'newpkg==2.0.0', 'overlaypkg==1.0.0']);
-    const built = await incremental(c, d);
-    expect(built.incremental).toEqual({ added: ['overlaypkg 1.0.0'], changed: [], removed: [] });
-    expect(await importVersions(d, ['keeppkg'])).toEqual({ keeppkg: 'overlaid by overlaypkg' });
-    expect(await importVersions(c, ['keeppkg'])).toEqual({ keeppkg: '1.0.0' });
-    expect(warnings).toEqual([]);
-  });
-
-  it('replaces a shared file by unlinking it through pip\'s wheel installer too', async () => {
-    const c = path.join(root, 'releases/1.2.0');
-    // As above, but deppkg is pinned as well: the pins are their own closure, so no pip command line runs.
-    const d = await makeRelease('1.3.1', [['demopkg', '0.9.0', { requires: ['deppkg>=1'] }], ['deppkg', '1.5.0'], ['keeppkg', '1.0.0'], ['newpkg', '2.0.0'], ['overlaypkg', '1.0.0', { overlay: 'keeppkg' }]], ['demopkg==0.9.0', 'deppkg==1.5.0', 'keeppkg==1.0.0', 'newpkg==2.0.0', 'overlaypkg==1.0.0']);
+    const pins = ['demopkg==0.9.0', ...(pinsDeppkg ? ['deppkg==1.5.0'] : []), 'keeppkg==1.0.0', 'newpkg==2.0.0', 'overlaypkg==1.0.0'];
+    const d = await makeRelease(version, [['demopkg', '0.9.0', { requires: ['deppkg>=1'] }], ['deppkg', '1.5.0'], ['keeppkg', '1.0.0'], ['newpkg', '2.0.0'], ['overlaypkg', '1.0.0', { overlay: 'keeppkg' }]], pins);
     debugs.length = 0;
     const built = await incremental(c, d);
-    expect(debugs).toContain(DIRECT);
+    expect(debugs.includes(DIRECT)).toBe(direct);
     expect(built.incremental).toEqual({ added: ['overlaypkg 1.0.0'], changed: [], removed: [] });
     expect(await importVersions(d, ['keeppkg'])).toEqual({ keeppkg: 'overlaid by overlaypkg' });
     expect(await importVersions(c, ['keeppkg'])).toEqual({ keeppkg: '1.0.0' });
