@@ -14,7 +14,7 @@ import { makeLayout } from '../src/core/layout.js';
 import { fillHistory } from './big-history.js';
 import { benchStack, makeBenchRepo } from './bench-repo.js';
 import { downtimeBench } from './downtime.js';
-import { writeQuickSystemctl } from './quick-systemctl.js';
+import { writeQuickSystemctl } from '../scripts/quick-systemctl.js';
 import { fleetBench } from './fleet.js';
 import { median } from './gaps.js';
 import { contentionBench, contentionRows } from './contention.js';

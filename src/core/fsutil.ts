@@ -4,7 +4,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fsyncSync, openSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, openSync, statSync } from 'node:fs';
 import { mkdir, open, rename, rm, readdir, lstat, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { killPoint } from './killpoint.js';
@@ -116,6 +116,15 @@ export async function exists(p: string): Promise<boolean> {
 export async function isDirectory(p: string): Promise<boolean> {
   try {
     return (await stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** isDirectory without a thread-pool round trip, for hot paths that read a few small files. */
+export function isDirectorySync(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
   } catch {
     return false;
   }

@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, promises as fs, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, promises as fs, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import { writeQuickSystemctl } from '../../scripts/quick-systemctl.js';
 import { writeWheel } from '../../scripts/wheels.js';
 import { createSampleRepo, writeSampleApp } from '../../scripts/sample-app.js';
 import { KILL_ENV, PAUSE_DIR_ENV, PAUSE_ENV } from '../../src/core/killpoint.js';
@@ -54,30 +55,10 @@ export async function createCrashRepo(dir: string): Promise<string> {
   return repo;
 }
 
-/**
- * A systemctl that records its argv and says every unit is active: a shell script, ~1 ms a call.
- * `show` answers one block per unit with its Id, as systemd does, so the gate asks once per round.
- */
+/** A systemctl that records its argv and says every unit is active: a shell script, ~1 ms a call. */
 export function makeFastSystemctl(dir: string): { path: string; log: string; calls(): string[] } {
-  const file = path.join(dir, 'systemctl');
   const log = path.join(dir, 'systemctl.log');
-  const unit = 'LoadState=loaded\\nActiveState=active\\nSubState=running\\nResult=success\\nNRestarts=0\\nMainPID=4242\\nExecMainCode=0\\nExecMainStatus=0\\n';
-  writeFileSync(
-    file,
-    [
-      '#!/bin/sh',
-      `printf '%s\\n' "$*" >> '${log}'`,
-      'verb=; units=; dashes=',
-      'for a in "$@"; do',
-      '  if [ -n "$dashes" ]; then units="$units $a"; continue; fi',
-      '  case "$a" in --) dashes=1 ;; -*) ;; *) if [ -z "$verb" ]; then verb=$a; else units="$units $a"; fi ;; esac',
-      'done',
-      `[ "$verb" = show ] && for u in $units; do printf 'Id=%s\\n${unit}\\n' "$u"; done`,
-      'exit 0',
-      '',
-    ].join('\n'),
-  );
-  chmodSync(file, 0o755);
+  const file = writeQuickSystemctl(dir, log);
   writeFileSync(log, '');
   return {
     path: file,

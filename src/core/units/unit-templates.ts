@@ -8,6 +8,7 @@ import path from 'node:path';
 import { IntegrityError, ReleaseError } from '../errors.js';
 import { OPERATOR_DROPIN, TOOL_UNIT, UNIT_NAME } from './unit-files.js';
 import { POLICY_DROPIN, type UnitSource } from './unit-policy.js';
+import { isDirectorySync } from '../fsutil.js';
 
 export const EXECSTART_DROPIN = '05-venv-execstart.conf';
 /** The bundled hardening, read first: a release's own drop-ins may loosen its sandboxing, never its privileges. */
@@ -47,14 +48,6 @@ function readTemplate(root: string, file: string): string {
   return readFileSync(file, 'utf8');
 }
 
-function isDirectory(p: string): boolean {
-  try {
-    return statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
 export async function readTemplateSet(dir: string, fromRelease: boolean): Promise<TemplateSet> {
   const set: TemplateSet = { units: new Map(), shared: new Map(), perUnit: new Map() };
   for (const name of readdirSync(dir).sort()) {
@@ -64,10 +57,10 @@ export async function readTemplateSet(dir: string, fromRelease: boolean): Promis
     set.units.set(name, readTemplate(dir, path.join(dir, name)));
   }
   const dropins = path.join(dir, 'dropins');
-  if (!isDirectory(dropins)) return set;
+  if (!isDirectorySync(dropins)) return set;
   for (const name of readdirSync(dropins).sort()) {
     const full = path.join(dropins, name);
-    if (name.endsWith('.d') && isDirectory(full)) {
+    if (name.endsWith('.d') && isDirectorySync(full)) {
       const unit = name.slice(0, -2);
       if (fromRelease) assertReleaseUnitName(unit);
       const confs = new Map<string, string>();

@@ -1,12 +1,17 @@
 import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-/** A systemd that answers at once (every unit active, no restarts): the bench times our work, not a fake's start-up. */
-export function writeQuickSystemctl(dir: string): string {
+/**
+ * A systemd that answers at once (every unit active, no restarts): the bench times our work, not a
+ * fake's start-up, and the crash suites run hundreds of commands. `show` answers one block per unit
+ * with its Id, as systemd does. With `log`, every call's argv is appended to that file first.
+ */
+export function writeQuickSystemctl(dir: string, log?: string): string {
   const file = path.join(dir, 'systemctl');
   const unit = 'LoadState=loaded\\nActiveState=active\\nSubState=running\\nResult=success\\nNRestarts=0\\nMainPID=4242\\nExecMainCode=0\\nExecMainStatus=0\\n';
   const script = [
     '#!/bin/sh',
+    ...(log ? [`printf '%s\\n' "$*" >> '${log}'`] : []),
     'verb=; units=; dashes=',
     'for a in "$@"; do',
     '  if [ -n "$dashes" ]; then units="$units $a"; continue; fi',
