@@ -5,7 +5,7 @@
 
 import path from 'node:path';
 import { UsageError } from '../core/errors.js';
-import { ProcessError, tailLines, type RunResult } from './process.js';
+import { killAfter, ProcessError, spawnChild, tailLines, waitForExit, type RunResult } from './process.js';
 
 /**
  * One git command through simple-git, with its unsafe-option guard on and our own fences around
@@ -139,6 +139,37 @@ export async function gitAllowingFailure(
   // No code: a signal we did not send (simple-git does not say which).
   if (code === null) throw new ProcessError(shown, undefined, 'a signal', tailLines(stderr), options.what);
   return { stdout, stderr, exitCode: code, argv: shown };
+}
+
+/**
+ * Run git ourselves, without simple-git: for calls that print nothing when they succeed (a quiet
+ * fetch), which simple-git answers only 50 ms after git exited. The same settings, environment,
+ * deadline and failure messages as `git`, but simple-git's unsafe-option guard is not on this
+ * path: only argv written out in our own code (never a string the operator typed) may come here.
+ */
+export async function gitQuiet(mirrorDir: string | null, args: string[], options: GitCallOptions = {}): Promise<RunResult> {
+  const config = [...ALWAYS_CONFIG, ...(options.config ?? [])];
+  const shown = shownArgv(config, ['--no-pager', ...gitDirArgs(mirrorDir), ...args]);
+  const timeoutMs = options.timeoutMs ?? QUERY_TIMEOUT_MS;
+  // gitEnv() is the whole environment, as for every call; cwd / as for simple-git's baseDir.
+  const child = spawnChild('git', shown.slice(1), { env: gitEnv(), extendEnv: false, cwd: '/', stdin: 'ignore' });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout!.on('data', (b: Buffer) => out.push(b));
+  child.stderr!.on('data', (b: Buffer) => err.push(b));
+  let timedOut = false;
+  const deadline = setTimeout(() => (timedOut = true), timeoutMs);
+  const stopTimer = killAfter(child, timeoutMs);
+  const ended = await waitForExit(child);
+  stopTimer();
+  clearTimeout(deadline);
+  const text = (chunks: Buffer[]) => Buffer.concat(chunks).toString('utf8').replace(/\n$/, '');
+  const [stdout, stderr] = [text(out), text(err)];
+  if (timedOut) throw new ProcessError(shown, undefined, 'SIGINT', `no answer within ${Math.round(timeoutMs / 1000)} s`, options.what);
+  if (ended.error) throw new ProcessError(shown, undefined, undefined, ended.error.message, options.what);
+  if (ended.code === null) throw new ProcessError(shown, undefined, 'a signal', tailLines(stderr), options.what);
+  if (ended.code !== 0) throw new ProcessError(shown, ended.code, undefined, tailLines(stderr || stdout), options.what);
+  return { stdout, stderr, exitCode: 0 };
 }
 
 /** The argv git ran with, for failure messages: simple-git puts the -c settings first. */

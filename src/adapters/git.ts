@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { PassThrough, pipeline, type Readable } from 'node:stream';
 import { NotFoundError, ReleaseError, UsageError } from '../core/errors.js';
-import { ALLOWED_SCHEMES, git, gitAllowingFailure, gitArgs, gitEnv } from './git-run.js';
+import { ALLOWED_SCHEMES, git, gitAllowingFailure, gitArgs, gitEnv, gitQuiet } from './git-run.js';
 import { killAfter, ProcessError, spawnChild, tailLines, waitForExit } from './process.js';
 
 /**
@@ -103,7 +103,8 @@ export async function syncMirror(source: string, mirrorDir: string): Promise<voi
     // autoDetach off: no background gc may outlive the command holding the release lock.
     // fsckObjects: malformed objects (e.g. tree entries named ..) are refused at the door.
     const config = ['gc.autoDetach=false', 'maintenance.autoDetach=false', 'transfer.fsckObjects=true'];
-    await git(mirrorDir, ['fetch', '--quiet', '--prune', '--prune-tags', '--tags', '--force', 'origin'], { config, timeoutMs: NETWORK_TIMEOUT_MS, what });
+    // Quiet when it succeeds: run directly (see gitQuiet), its argv all ours; the URL went through checkSource.
+    await gitQuiet(mirrorDir, ['fetch', '--quiet', '--prune', '--prune-tags', '--tags', '--force', 'origin'], { config, timeoutMs: NETWORK_TIMEOUT_MS, what });
     return;
   }
   await fs.mkdir(path.dirname(mirrorDir), { recursive: true });

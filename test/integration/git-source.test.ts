@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { archiveStream, listTags, lsRemoteTags, PARTIAL_MIRROR_INFIX, syncMirror } from '../../src/adapters/git.js';
+import { gitQuiet } from '../../src/adapters/git-run.js';
 import { ReleaseError } from '../../src/core/errors.js';
 import { fetchGit, listGitVersions, resolveGitLatest } from '../../src/core/build/sources/git.js';
 import { commitFiles, gitRepo, runGit, tag, type GitRepo } from '../support/git-repo.js';
@@ -207,6 +208,38 @@ describe('failures', () => {
       const err = await failure(lsRemoteTags(url, 1_000));
       expect(err.exitCode).toBe(1);
       expect(err.message).toBe(`git ls-remote ${url} failed (killed by SIGINT): no answer within 1 s`);
+    } finally {
+      for (const socket of held) socket.destroy();
+      server.close();
+    }
+  });
+
+  it('a mirror fetch that fails (the source is no repository any more) names the source, git\'s exit code and its reason', async () => {
+    await commitFiles(repo, { 'a.txt': '1' }, 'one');
+    await tag(repo, 'v1.0.0');
+    await syncMirror(repo.dir, mirrorDir);
+    await fs.rm(repo.dir, { recursive: true, force: true });
+    await fs.mkdir(repo.dir);
+    const err = await failure(syncMirror(repo.dir, mirrorDir));
+    expect(err.exitCode).toBe(1);
+    expect(err.message).toMatch(new RegExp(`^git sync from ${repo.dir} failed \\(exit 128\\): `));
+    expect((err as ReleaseError & { stderrTail: string }).stderrTail).toMatch(/not appear to be a git repository/);
+    expect((err as ReleaseError & { argv: string[] }).argv).toEqual(expect.arrayContaining(['-c', 'core.attributesFile=/dev/null', '-c', 'transfer.fsckObjects=true', 'fetch']));
+    expect(await listTags(mirrorDir)).toEqual(['v1.0.0']); // the mirror is as it was
+  });
+
+  it('a quiet git call (the mirror fetch) to a server that never answers is given up at its deadline', async () => {
+    await commitFiles(repo, { 'a.txt': '1' }, 'one');
+    await syncMirror(repo.dir, mirrorDir);
+    const held: net.Socket[] = [];
+    const server = net.createServer((socket) => held.push(socket)).listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const url = `git://127.0.0.1:${(server.address() as net.AddressInfo).port}/repo`;
+    try {
+      await runGit(tmp, [`--git-dir=${mirrorDir}`, 'remote', 'set-url', 'origin', url]);
+      const err = await failure(gitQuiet(mirrorDir, ['fetch', '--quiet', 'origin'], { timeoutMs: 1_000, what: 'git sync' }));
+      expect(err.exitCode).toBe(1);
+      expect(err.message).toBe('git sync failed (killed by SIGINT): no answer within 1 s');
     } finally {
       for (const socket of held) socket.destroy();
       server.close();
