@@ -5,6 +5,7 @@
 
 import { refuseMovedTag } from './install-rules.js';
 import { mkdir, rename } from 'node:fs/promises';
+import path from 'node:path';
 import { syncFileSystem } from '../../adapters/sync.js';
 import { renderFor, unitOptions } from '../activate/activate.js';
 import type { Context } from '../context.js';
@@ -16,10 +17,11 @@ import { killPoint } from '../killpoint.js';
 import { releaseDir } from '../layout.js';
 import { TOOL_VERSION } from '../package-root.js';
 import { lockDownRelease } from './permissions.js';
-import { scanReleases } from '../state/releases.js';
+import { scanReleases, type ReleaseOnDisk } from '../state/releases.js';
 import { writeStamp } from '../state/stamp.js';
 import { resolveProfile } from './device-profile.js';
-import { buildVenv, type VenvSpec } from './venv.js';
+import { buildVenv, VENV_DIR, type BuiltVenv, type VenvSpec } from './venv.js';
+import { saneVenvBytes, treeUsage } from './preflight.js';
 import { bundledPackagingDir, renderUnits } from '../units/units.js';
 
 /** Refuse a moved tag; remember the commit of a version seen for the first time. */
@@ -35,6 +37,16 @@ export async function venvSpec(ctx: Context, target: string): Promise<VenvSpec> 
   ctx.log.debug(`device profile ${profile} (${why})`);
   const { python, requirementFiles, extras, display } = ctx.settings;
   return { releaseDir: target, python, requirementFiles, extras, display, profile, runAs: ctx.serviceIdentity() };
+}
+
+/**
+ * The new venv's size, for its stamp (the next preflight reads it instead of walking the venv): a
+ * plain clone's is its source's, recorded in that stamp (the clone shares its files); anything else
+ * is measured, once, now.
+ */
+async function venvUsage(target: string, venv: BuiltVenv, releases: ReleaseOnDisk[]): Promise<number> {
+  const source = venv.reusedFrom && !venv.incremental ? releases.find((r) => path.resolve(r.dir) === venv.reusedFrom) : undefined;
+  return saneVenvBytes(source?.stamp?.venvBytes) ?? (await treeUsage(path.join(target, VENV_DIR)));
 }
 
 /** DESIGN steps 3-7: fetch, promote, venv, stamp. Any failure removes the new folder; nothing else changed. */
@@ -62,12 +74,12 @@ export async function buildRelease(ctx: Context, req: InstallRequest, journal: D
     killPoint('promote-renamed', ctx.env);
     fsyncDir(ctx.layout.releasesDir);
     journal.step('venv');
-    const candidates = (await scanReleases(ctx.layout))
-      .filter((r) => r.stamp && r.version !== req.version)
+    const complete = (await scanReleases(ctx.layout)).filter((r) => r.stamp && r.version !== req.version);
+    const candidates = complete
       .map((r) => ({ releaseDir: r.dir, requirementHash: r.stamp!.requirementHash, pythonVersion: r.stamp!.pythonVersion, pythonIdentity: r.stamp!.pythonIdentity }));
     const venv = await buildVenv(await venvSpec(ctx, target), { log: ctx.log, reuseCandidates: candidates, progress: ctx.progress });
     // Root's and read-only to group/others (the service user), whatever umask pip or python had.
-    await lockDownRelease(target);
+    const [venvBytes] = await Promise.all([venvUsage(target, venv, complete), lockDownRelease(target)]);
     journal.step('stamp');
     const units = await renderFor(ctx, req.version);
     // The stamp vouches for every file of the tree and venv: they reach the disk first.
@@ -88,6 +100,7 @@ export async function buildRelease(ctx: Context, req: InstallRequest, journal: D
       completedAt: new Date().toISOString(),
       venvReusedFrom: venv.reusedFrom,
       ...(venv.incremental ? { venvIncremental: venv.incremental } : {}),
+      venvBytes,
       filesHash: fetched.filesHash ?? null,
       signedBy: fetched.signed?.keyId ?? null,
     });

@@ -9,7 +9,7 @@ import { taggedTreeBytes } from '../../adapters/git-size.js';
 import type { Context } from '../context.js';
 import { ReleaseError } from '../errors.js';
 import type { InstallRequest } from './fetch.js';
-import { scanReleases } from '../state/releases.js';
+import { scanReleases, type ReleaseOnDisk } from '../state/releases.js';
 import { readCurrent } from '../state/switch.js';
 import { VENV_DIR } from './venv.js';
 import { liveDataBytes } from '../data/data-snapshots.js';
@@ -40,27 +40,28 @@ const MARGIN_RATIO = 0.1;
 
 export const formatBytes = (n: number): string => (n >= MiB ? `${(n / MiB).toFixed(1)} MiB` : `${Math.ceil(n / 1024)} KiB`);
 
-/** Blocks really allocated under `dir`, every inode once (a hard-linked venv clone shares its files). */
+/**
+ * Blocks really allocated under `dir`, every inode once (a hard-linked venv clone shares its files).
+ * A folder's entries side by side: a venv has thousands, each an lstat.
+ */
 export async function treeUsage(dir: string, skip: (name: string) => boolean = () => false, seen = new Set<string>()): Promise<number> {
-  let total = 0;
   let names: string[];
   try {
     names = await readdir(dir);
   } catch {
     return 0;
   }
-  for (const name of names) {
-    if (skip(name)) continue;
+  const sizes = await Promise.all(names.filter((name) => !skip(name)).map(async (name) => {
     const full = path.join(dir, name);
     const st = await lstat(full).catch(() => null);
-    if (!st) continue;
+    if (!st) return 0;
+    // Checked and added in one synchronous step: two links to one inode are never both counted.
     const key = `${st.dev}:${st.ino}`;
-    if (seen.has(key)) continue;
+    if (seen.has(key)) return 0;
     seen.add(key);
-    total += st.blocks * 512;
-    if (st.isDirectory()) total += await treeUsage(full, () => false, seen);
-  }
-  return total;
+    return st.blocks * 512 + (st.isDirectory() ? await treeUsage(full, () => false, seen) : 0);
+  }));
+  return sizes.reduce((a, b) => a + b, 0);
 }
 
 async function nearestExisting(p: string): Promise<string> {
@@ -70,20 +71,39 @@ async function nearestExisting(p: string): Promise<string> {
   }
 }
 
-export async function freeBytes(p: string): Promise<{ filesystem: string; free: number }> {
+export async function freeBytes(p: string): Promise<{ filesystem: string; free: number; size: number }> {
   const filesystem = await nearestExisting(p);
   const s = await statfs(filesystem);
-  return { filesystem, free: s.bavail * s.bsize };
+  return { filesystem, free: s.bavail * s.bsize, size: s.blocks * s.bsize };
 }
 
 /** The release most like the next one: current, else the newest complete release on disk. */
-async function referenceRelease(ctx: Context): Promise<string | null> {
+async function referenceRelease(ctx: Context): Promise<ReleaseOnDisk | null> {
   const current = await readCurrent(ctx.layout);
   const complete = (await scanReleases(ctx.layout)).filter((r) => r.stamp);
-  return (complete.find((r) => r.version === current) ?? complete[0])?.dir ?? null;
+  return complete.find((r) => r.version === current) ?? complete[0] ?? null;
 }
 
-async function treeEstimate(ctx: Context, req: InstallRequest, reference: string | null): Promise<[number, string]> {
+/** A venv size read from a stamp, or null when it is not a whole positive number of bytes up to `max`. */
+export function saneVenvBytes(value: unknown, max = Number.MAX_SAFE_INTEGER): number | null {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0 && value <= max ? value : null;
+}
+
+/**
+ * The reference's venv size: from its stamp (root's, written when the venv was made: no walk of
+ * thousands of entries) when the figure there is sane, else measured. A stamp is trusted, but may be
+ * old or hand-edited: a figure that is not a whole positive number, or is larger than the whole
+ * filesystem, is ignored rather than allowed to refuse (or wave through) an install.
+ */
+async function referenceVenvBytes(reference: ReleaseOnDisk, filesystemSize: number): Promise<[number, string]> {
+  const recorded = saneVenvBytes(reference.stamp?.venvBytes, filesystemSize);
+  const name = path.basename(reference.dir);
+  if (recorded !== null) return [recorded, `venv of ${name}, from its stamp`];
+  const measured = await treeUsage(path.join(reference.dir, VENV_DIR));
+  return measured > 0 ? [measured, `venv of ${name}`] : [DEFAULT_VENV_BYTES, 'default venv size'];
+}
+
+async function treeEstimate(ctx: Context, req: InstallRequest, reference: ReleaseOnDisk | null): Promise<[number, string]> {
   if (req.kind === 'git') {
     const bytes = await taggedTreeBytes(ctx.layout.mirrorDir, req.version).catch(() => null);
     if (bytes !== null) return [bytes, 'tree size from git ls-tree'];
@@ -92,7 +112,7 @@ async function treeEstimate(ctx: Context, req: InstallRequest, reference: string
     const size = await stat(archive).then((s) => s.size, () => null);
     if (size !== null) return [size * (1 + GZIP_RATIO), `archive size x ${1 + GZIP_RATIO}`];
   }
-  if (reference) return [await treeUsage(reference, (n) => n === VENV_DIR), `size of ${path.basename(reference)}'s tree`];
+  if (reference) return [await treeUsage(reference.dir, (n) => n === VENV_DIR), `size of ${path.basename(reference.dir)}'s tree`];
   return [DEFAULT_TREE_BYTES, 'default tree size'];
 }
 
@@ -103,12 +123,12 @@ async function treeEstimate(ctx: Context, req: InstallRequest, reference: string
  */
 export async function estimateSpace(ctx: Context, req: InstallRequest): Promise<SpaceEstimate> {
   const reference = await referenceRelease(ctx);
-  const [treeBytes, treeBasis] = await treeEstimate(ctx, req, reference);
-  const venv = reference ? await treeUsage(path.join(reference, VENV_DIR)) : 0;
-  const venvBytes = venv > 0 ? venv : DEFAULT_VENV_BYTES;
-  const venvBasis = venv > 0 ? `venv of ${path.basename(reference!)}` : 'default venv size';
+  const { filesystem, free, size } = await freeBytes(ctx.layout.optDir);
+  const [[treeBytes, treeBasis], [venvBytes, venvBasis]] = await Promise.all([
+    treeEstimate(ctx, req, reference),
+    reference ? referenceVenvBytes(reference, size) : ([DEFAULT_VENV_BYTES, 'default venv size'] as [number, string]),
+  ]);
   const marginBytes = Math.ceil((treeBytes + venvBytes) * MARGIN_RATIO) + MARGIN_FIXED;
-  const { filesystem, free } = await freeBytes(ctx.layout.optDir);
   const data = await snapshotSpace(ctx);
   // On one filesystem the release and the snapshot share the free space; elsewhere checkSnapshotSpace answers.
   const snapshotBytes = (await sameFilesystem(data.filesystem, filesystem)) ? data.bytes : 0;

@@ -27,6 +27,8 @@ export interface ReleaseStamp {
   venvReusedFrom: string | null;
   /** Set when venvReusedFrom had other requirements and pip applied the difference; absent otherwise and in older stamps. */
   venvIncremental?: { added: string[]; changed: string[]; removed: string[] } | null;
+  /** Bytes the venv takes on disk (each inode once, as the preflight counts) when it was made; absent in older stamps. */
+  venvBytes?: number | null;
   /** sha256 of .smolotchi-files.json (the tree as fetched): `verify` trusts the list only with it. */
   filesHash?: string | null;
   /** Key id that signed the release's manifest (kept as .smolotchi-manifest.json), if it was signed. */
