@@ -131,6 +131,24 @@ describe.skipIf(skipReason !== null)('buildVenv with real venvs', () => {
     expect(warnings).toEqual([]);
   });
 
+  it("a clone's release code is byte-compiled beside the clone, to exactly the .pyc files the clone's own interpreter writes", async () => {
+    const b = path.join(root, 'opt/smolotchi/releases/1.0.1');
+    const [pyc] = (await fs.readdir(path.join(b, 'smolotchi/__pycache__'))).filter((n) => /^cli\.cpython-\d+\.pyc$/.test(n));
+    expect(pyc).toBeDefined();
+    const witness = path.join(root, 'witness.pyc');
+    const source = path.join(b, 'smolotchi/cli.py');
+    await execa(path.join(b, '.venv/bin/python'), ['-c', 'import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)', source, witness]);
+    expect(await fs.readFile(path.join(b, 'smolotchi/__pycache__', pyc!))).toEqual(await fs.readFile(witness));
+  });
+
+  it('a release whose code does not compile fails even when its venv is cloned', async () => {
+    const a = path.join(root, 'opt/smolotchi/releases/1.0.0');
+    const aHash = await requirementHash(spec(a));
+    const broken = await makeRelease('1.0.2', { ...WHEEL_RELEASE, files: { ...WHEEL_RELEASE.files, 'smolotchi/cli.py': 'VERSION = 1\ndef broken(:\n' } });
+    const err = await failure(buildVenv(spec(broken), { log, reuseCandidates: [{ releaseDir: a, requirementHash: aHash }] }));
+    expect(err.message).toMatch(/^byte-compile failed: SyntaxError: .* \(smolotchi\/cli\.py:2\)$/);
+  });
+
   it('does not reuse a venv for a different requirement set', async () => {
     const a = path.join(root, 'opt/smolotchi/releases/1.0.0');
     const aHash = await requirementHash(spec(a));
@@ -204,5 +222,62 @@ describe.skipIf(skipReason !== null)('buildVenv with real venvs', () => {
     const err = await failure(buildVenv(spec(dir), { log, reuseCandidates: [] }));
     // Byte-compiling the release's code catches it before the import does.
     expect(err.message).toMatch(/^byte-compile failed: SyntaxError: .* \(smolotchi\/cli\.py:2\)$/);
+  });
+});
+
+// Root switches to `nobody` here, as on a device to the service user: what it built or compiled is root's afterwards.
+const isRoot = process.getuid?.() === 0;
+
+describe.skipIf(skipReason !== null || !isRoot)('buildVenv as the service user (nobody plays it)', () => {
+  let base: string;
+  const nobody = () => resolveServiceIdentity({ deviceRoot: false, env: { SMOLOTCHI_TEST_SERVICE_USER: 'nobody' } });
+
+  /** Every entry under `dir` (links included, never followed) owned by `uid`. */
+  async function ownedBy(dir: string, uid: number): Promise<string[]> {
+    const out: string[] = [];
+    for (const e of await fs.readdir(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if ((await fs.lstat(p)).uid === uid) out.push(p);
+      if (e.isDirectory()) out.push(...(await ownedBy(p, uid)));
+    }
+    return out;
+  }
+
+  beforeAll(async () => {
+    base = await fs.mkdtemp(path.join(os.tmpdir(), 'smolotchi-venv-user-'));
+    await fs.chmod(base, 0o755); // the service user must reach the releases, as on a device
+    root = base;
+  });
+  afterAll(async () => {
+    await fs.rm(base, { recursive: true, force: true });
+  });
+
+  it('a clone that fails after the code was compiled beside it: the fresh build and the compile leave nothing of the service user behind', async () => {
+    const as = nobody();
+    expect(as.switched).toBe(true);
+    const d = await makeRelease('2.0.0', WHEEL_RELEASE);
+    const dHash = (await buildVenv(spec(d, { runAs: as }), { log, reuseCandidates: [] })).requirementHash;
+    // A path entry naming the source release (a local-path install) must not be shared: the clone fails.
+    await fs.writeFile(path.join(await sitePackages(d), 'local.pth'), `${d}\n`);
+    const e = await makeRelease('2.0.1', WHEEL_RELEASE);
+    const built = await buildVenv(spec(e, { runAs: as }), { log, reuseCandidates: [{ releaseDir: d, requirementHash: dHash }] });
+    expect(built.reusedFrom).toBeNull();
+    expect(warnings.join('\n')).toContain('could not reuse the venv');
+    warnings.length = 0;
+    expect(await ownedBy(e, 65534)).toEqual([]);
+    expect((await fs.readdir(path.join(e, 'smolotchi/__pycache__'))).some((n) => n.startsWith('cli.'))).toBe(true);
+    await execa(path.join(e, '.venv/bin/python'), ['-c', 'import demopkg']);
+  });
+
+  it('a plain clone: its code compiled by the service user beside the clone, then all of it root\'s', async () => {
+    const as = nobody();
+    const d = path.join(base, 'opt/smolotchi/releases/2.0.1');
+    const dHash = await requirementHash(spec(d, { runAs: as }));
+    const f = await makeRelease('2.0.2', WHEEL_RELEASE);
+    const built = await buildVenv(spec(f, { runAs: as }), { log, reuseCandidates: [{ releaseDir: d, requirementHash: dHash }] });
+    expect(built.reusedFrom).toBe(d);
+    expect(warnings).toEqual([]);
+    expect(await ownedBy(f, 65534)).toEqual([]);
+    expect((await fs.readdir(path.join(f, 'smolotchi/__pycache__'))).some((n) => n.startsWith('cli.'))).toBe(true);
   });
 });

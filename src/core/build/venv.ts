@@ -190,29 +190,83 @@ interface Early {
 /** What makes a venv's interpreter start as the venv's (sys.prefix): its bin/ and pyvenv.cfg. */
 const INTERPRETER_ENTRIES = ['bin', 'pyvenv.cfg'];
 
-/** `onInterpreter`: called once the clone's interpreter can start, before the rest is cloned or checked. */
+/**
+ * `onInterpreter`: called once the clone's interpreter can start, before the rest is cloned or
+ * checked. The clone's own prefix check starts then too, and runs while the rest is cloned; it has
+ * exited before this settles, whatever the outcome.
+ */
 async function cloneVenv(fromRelease: string, venvDir: string, as: ServiceIdentity, onInterpreter?: () => void): Promise<void> {
   const from = { release: fromRelease, venv: path.join(fromRelease, VENV_DIR) };
-  await cloneTree(from.venv, venvDir, from, venvDir, '', onInterpreter && { names: INTERPRETER_ENTRIES, done: onInterpreter });
-  // A source venv built under another path (another root) keeps pointing there: not a clone.
-  const activate = await readFile(path.join(venvDir, 'bin', 'activate'), 'utf8').catch(() => null);
-  if (activate !== null && !activate.includes(venvDir)) throw new Error(`${from.venv} was built at another path`);
-  const prefix = await py.venvPrefix(py.venvPython(venvDir), as);
-  if ((await realpath(prefix)) !== (await realpath(venvDir))) throw new Error(`cloned venv reports prefix ${prefix}`);
+  // An object: the compiler must see that the clone's callback sets it.
+  const check: { prefix: Promise<string> | null } = { prefix: null };
+  const interpreterReady = () => {
+    // sys.prefix comes from bin/ and pyvenv.cfg alone: the rest of the clone cannot change the answer.
+    check.prefix = py.venvPrefix(py.venvPython(venvDir), as);
+    check.prefix.catch(() => {}); // judged below, once the clone is whole
+    onInterpreter?.();
+  };
+  try {
+    await cloneTree(from.venv, venvDir, from, venvDir, '', { names: INTERPRETER_ENTRIES, done: interpreterReady });
+    // A source venv built under another path (another root) keeps pointing there: not a clone.
+    const activate = await readFile(path.join(venvDir, 'bin', 'activate'), 'utf8').catch(() => null);
+    if (activate !== null && !activate.includes(venvDir)) throw new Error(`${from.venv} was built at another path`);
+    const prefix = await check.prefix!;
+    if ((await realpath(prefix)) !== (await realpath(venvDir))) throw new Error(`cloned venv reports prefix ${prefix}`);
+  } finally {
+    // Never a check of the service user's left running into the caller's cleanup.
+    await check.prefix?.catch(() => {});
+  }
 }
 
-/** First candidate with the same hash and a venv on disk; the venv is cloned or the slot stays empty. */
-async function tryReuse(venvDir: string, hash: string, candidates: ReuseCandidate[], log: Logger, as: ServiceIdentity): Promise<string | null> {
+/**
+ * The release's own code, byte-compiled by the host interpreter (the binary every venv of this
+ * spec links to: the same magic number and, since the paths are the release's, the same .pyc
+ * files as the venv's interpreter would write) while its venv is cloned. Started at most once;
+ * `settled` waits for the compile to have exited, whatever its outcome.
+ */
+interface OwnCodeCompile {
+  start(): void;
+  readonly started: boolean;
+  /** The compile's outcome (throws as byteCompile does); resolves at once when it never started. */
+  result(): Promise<void>;
+  settled(): Promise<void>;
+}
+
+function ownCodeCompile(spec: VenvSpec, releaseDir: string): OwnCodeCompile {
+  let running: Promise<void> | null = null;
+  return {
+    start() {
+      running ??= (async () => {
+        await grantPycacheFolders(releaseDir, spec.runAs, (name) => name.startsWith('.'));
+        await py.byteCompile(spec.python, await releaseCode(releaseDir), spec.runAs);
+      })();
+      running.catch(() => {}); // judged by result()
+    },
+    get started() {
+      return running !== null;
+    },
+    result: () => running ?? Promise.resolve(),
+    settled: async () => void (await running?.catch(() => {})),
+  };
+}
+
+/**
+ * First candidate with the same hash and a venv on disk; the venv is cloned or the slot stays
+ * empty. The release's own code is compiled meanwhile (`own`); a clone that fails waits for it.
+ */
+async function tryReuse(venvDir: string, hash: string, candidates: ReuseCandidate[], log: Logger, as: ServiceIdentity, own: OwnCodeCompile): Promise<string | null> {
   const self = path.dirname(venvDir);
   for (const c of candidates) {
     const from = path.resolve(c.releaseDir);
     if (c.requirementHash !== hash || from === self) continue;
     if (!(await exists(path.join(from, VENV_DIR, 'pyvenv.cfg')))) continue;
+    own.start();
     try {
       await cloneVenv(from, venvDir, as);
       return from;
     } catch (err) {
       log.warn(`could not reuse the venv of ${from} (${err instanceof Error ? err.message : String(err)}); building it`);
+      await own.settled();
       await rm(venvDir, { recursive: true, force: true });
       return null;
     }
@@ -428,7 +482,18 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
   step('venv: look for an identical venv to clone');
   const wheels = path.join(releaseDir, 'wheels');
   const findLinks = (await exists(wheels)) ? wheels : null;
-  let reusedFrom = await tryReuse(venvDir, hash, opts.reuseCandidates, opts.log, spec.runAs);
+  const own = ownCodeCompile(spec, releaseDir);
+  let reusedFrom: string | null;
+  try {
+    reusedFrom = await tryReuse(venvDir, hash, opts.reuseCandidates, opts.log, spec.runAs, own);
+    // The release's code must compile, clone or no clone: a fresh venv would not change that.
+    await own.result();
+  } finally {
+    await own.settled(); // never a compile of the service user's alive past this point
+  }
+  // Compiled beside a clone that failed: its __pycache__/ folders are root's again before pip runs.
+  if (!reusedFrom && own.started) await reclaimFromService(releaseDir, spec.runAs);
+  const ownCompiled = reusedFrom !== null;
   let incremental: IncrementalChanges | null = null;
   if (reusedFrom) {
     killPoint('venv-cloned');
@@ -470,8 +535,10 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
       opts.log.warn(`some installed files did not byte-compile: ${err instanceof Error ? err.message : String(err)}`);
     });
   }
-  await grantPycacheFolders(releaseDir, spec.runAs, (name) => name.startsWith('.'));
-  await py.byteCompile(python, await releaseCode(releaseDir), spec.runAs);
+  if (!ownCompiled) {
+    await grantPycacheFolders(releaseDir, spec.runAs, (name) => name.startsWith('.'));
+    await py.byteCompile(python, await releaseCode(releaseDir), spec.runAs);
+  }
   killPoint('venv-compiled');
   // Root's again, read-only, before any more release code runs: the smoke import sees what units will.
   const reclaimed = await reclaimFromService(releaseDir, spec.runAs, { untouched: reusedFrom && !incremental ? [venvDir] : [] });
