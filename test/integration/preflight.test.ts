@@ -124,6 +124,9 @@ describe('the venv size in the stamp', () => {
     const built = stampOf('1.0.0');
     expect(built.venvBytes).toBe(await treeUsage(path.join(root, 'opt/smolotchi/releases/1.0.0/.venv')));
     expect(stampOf('1.1.0')).toMatchObject({ venvReusedFrom: expect.stringMatching(/1\.0\.0$/), venvBytes: built.venvBytes });
+    // The clone's venv was not walked by the lock-down: verify (which walks it) finds nothing writable.
+    const verify = await runCli(['release', 'verify', '1.1.0', '--root', root]);
+    expect(verify.exitCode, verify.stdout + verify.stderr).toBe(0);
     const e = await estimateSpace(createContext({ root, quiet: true }), { version: '1.2.0', kind: 'git', source: repo });
     expect(e).toMatchObject({ venvBytes: built.venvBytes, basis: [expect.any(String), 'venv of 1.1.0, from its stamp'] });
   });

@@ -79,7 +79,9 @@ export async function buildRelease(ctx: Context, req: InstallRequest, journal: D
       .map((r) => ({ releaseDir: r.dir, requirementHash: r.stamp!.requirementHash, pythonVersion: r.stamp!.pythonVersion, pythonIdentity: r.stamp!.pythonIdentity }));
     const venv = await buildVenv(await venvSpec(ctx, target), { log: ctx.log, reuseCandidates: candidates, progress: ctx.progress });
     // Root's and read-only to group/others (the service user), whatever umask pip or python had.
-    const [venvBytes] = await Promise.all([venvUsage(target, venv, complete), lockDownRelease(target)]);
+    // A plain clone of a locked-down venv was written by root alone (see lockDownRelease).
+    const untouched = venv.reusedFrom && !venv.incremental ? [path.join(target, VENV_DIR)] : [];
+    const [venvBytes] = await Promise.all([venvUsage(target, venv, complete), lockDownRelease(target, { untouched })]);
     journal.step('stamp');
     const units = await renderFor(ctx, req.version);
     // The stamp vouches for every file of the tree and venv: they reach the disk first.

@@ -35,15 +35,16 @@ async function dropGroupOtherWrite(abs: string, mode: number, isDir: boolean): P
   return true;
 }
 
-/** chmod go-w on every file and folder below (and including) `root`; returns how many changed. */
-export async function removeGroupOtherWrite(root: string, recursive = true): Promise<number> {
+/** chmod go-w on every file and folder below (and including) `root`, but `skip`; returns how many changed. */
+export async function removeGroupOtherWrite(root: string, recursive = true, skip: ReadonlySet<string> = new Set()): Promise<number> {
+  if (skip.has(root)) return 0;
   const st = await lstat(root);
   // A symlink's own mode means nothing, and chmod on its path would change its target.
   if (st.isSymbolicLink()) return 0;
   const changed = (await dropGroupOtherWrite(root, st.mode, st.isDirectory())) ? 1 : 0;
   if (!st.isDirectory() || !recursive) return changed;
   // A folder's entries side by side, not one after another: a venv has thousands, each an lstat.
-  const below = await Promise.all((await readdir(root)).map((name) => removeGroupOtherWrite(path.join(root, name))));
+  const below = await Promise.all((await readdir(root)).map((name) => removeGroupOtherWrite(path.join(root, name), true, skip)));
   return below.reduce((a, b) => a + b, changed);
 }
 
@@ -63,10 +64,14 @@ export async function permissionProblems(root: string, base = root, limit = 20, 
 
 /**
  * A new release, its venv, and the folders above it (releases/, /opt/smolotchi): whoever may write
- * to those could rename a release away and put another in its place.
+ * to those could rename a release away and put another in its place. `untouched`: trees root made
+ * from an already locked-down release and nobody else wrote (a plain venv clone: root's folders
+ * made with its source's modes less the umask, its files the source's own inodes), which cannot
+ * hold a group/other-writable entry its locked-down source does not; walking their thousands of
+ * entries again would find nothing.
  */
-export async function lockDownRelease(releaseDir: string): Promise<void> {
-  await removeGroupOtherWrite(releaseDir);
+export async function lockDownRelease(releaseDir: string, opts: { untouched?: string[] } = {}): Promise<void> {
+  await removeGroupOtherWrite(releaseDir, true, new Set(opts.untouched));
   const releases = path.dirname(releaseDir);
   for (const dir of [releases, path.dirname(releases)]) await removeGroupOtherWrite(dir, false);
 }

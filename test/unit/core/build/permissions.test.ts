@@ -38,4 +38,17 @@ describe('removeGroupOtherWrite', () => {
     expect(mode(path.join(outside, 'target'))).toBe(0o666);
     expect(mode(outside)).toBe(0o777);
   });
+
+  it('leaves a tree named untouched (a plain venv clone) unwalked, and locks down everything else', async () => {
+    const release = path.join(tmp.path, 'opt/smolotchi/releases/1.1.0');
+    const venvFile = path.join(release, '.venv/lib/x.py');
+    mkdirSync(path.dirname(venvFile), { recursive: true });
+    for (const f of [venvFile, path.join(release, 'app.py')]) {
+      writeFileSync(f, '');
+      chmodSync(f, 0o666);
+    }
+    await lockDownRelease(release, { untouched: [path.join(release, '.venv')] });
+    expect(mode(path.join(release, 'app.py'))).toBe(0o644);
+    expect(mode(venvFile)).toBe(0o666); // not walked: a clone can only carry its locked-down source's modes
+  });
 });
