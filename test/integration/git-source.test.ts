@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { archiveStream, listTags, lsRemoteTags, PARTIAL_MIRROR_INFIX, syncMirror } from '../../src/adapters/git.js';
 import { gitQuiet } from '../../src/adapters/git-run.js';
+import { taggedTreeBytes } from '../../src/adapters/git-size.js';
 import { ReleaseError } from '../../src/core/errors.js';
 import { fetchGit, listGitVersions, resolveGitLatest } from '../../src/core/build/sources/git.js';
 import { commitFiles, gitRepo, runGit, tag, type GitRepo } from '../support/git-repo.js';
@@ -316,3 +317,17 @@ describe('failures', () => {
 async function until(check: () => boolean): Promise<void> {
   while (!check()) await new Promise((r) => setTimeout(r, 5));
 }
+
+describe('taggedTreeBytes (the preflight\'s tree size)', () => {
+  it('sums the blob sizes of v<ver> (annotated) or <ver> (lightweight); null for a missing tag or mirror', async () => {
+    expect(await taggedTreeBytes(mirrorDir, '1.0.0')).toBeNull(); // no mirror yet
+    await commitFiles(repo, { 'a.txt': 'x'.repeat(100), 'pkg/b.py': 'y'.repeat(23) }, 'one');
+    await tag(repo, 'v1.0.0', { annotated: true });
+    await commitFiles(repo, { 'c.txt': 'z'.repeat(1000) }, 'two');
+    await tag(repo, '1.1.0');
+    await syncMirror(repo.dir, mirrorDir);
+    expect(await taggedTreeBytes(mirrorDir, '1.0.0')).toBe(123);
+    expect(await taggedTreeBytes(mirrorDir, '1.1.0')).toBe(1123);
+    expect(await taggedTreeBytes(mirrorDir, '9.9.9')).toBeNull();
+  });
+});
