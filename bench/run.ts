@@ -31,6 +31,8 @@ const TIME = '/usr/bin/time';
 const ONLY_ROLLBACK = process.env.BENCH_ONLY === 'rollback';
 // BENCH_ONLY=changed: only the "one requirement changed" row (and the install it upgrades from), for iterating on it.
 const ONLY_CHANGED = process.env.BENCH_ONLY === 'changed';
+// BENCH_ONLY=same: only the "same requirements" row (and the install it upgrades from), for iterating on it.
+const ONLY_SAME = process.env.BENCH_ONLY === 'same';
 
 interface Sample {
   ms: number;
@@ -128,6 +130,17 @@ async function main(): Promise<void> {
     if (ONLY_CHANGED) {
       process.stdout.write(`smolotchi-release bench (BENCH_ONLY=changed): median of ${RUNS} run(s), ${os.cpus().length} CPU(s)\n\n`);
       printRows([changed]);
+      return;
+    }
+    for (let run = 0; ONLY_SAME && run < RUNS; run++) {
+      const root = path.join(work, `root-${run}`);
+      await tool(root, systemctl, ['install', '1.0.0', '--source', repo, ...gate]);
+      same.ours.push(await tool(root, systemctl, ['install', '1.1.0', '--source', repo, ...gate]));
+      same.base.push(await naiveInstall(repo, path.join(work, `naive-${run}`), '1.1.0'));
+    }
+    if (ONLY_SAME) {
+      process.stdout.write(`smolotchi-release bench (BENCH_ONLY=same): median of ${RUNS} run(s), ${os.cpus().length} CPU(s)\n\n`);
+      printRows([same]);
       return;
     }
     for (let run = 0; run < RUNS; run++) {
