@@ -93,7 +93,7 @@ export function saneVenvBytes(value: unknown, max = Number.MAX_SAFE_INTEGER): nu
  * The reference's venv size: from its stamp (root's, written when the venv was made: no walk of
  * thousands of entries) when the figure there is sane, else measured. A stamp is trusted, but may be
  * old or hand-edited: a figure that is not a whole positive number, or is larger than the whole
- * filesystem, is ignored rather than allowed to refuse (or wave through) an install.
+ * filesystem, is ignored (the venv is measured) rather than obeyed.
  */
 async function referenceVenvBytes(reference: ReleaseOnDisk, filesystemSize: number): Promise<[number, string]> {
   const recorded = saneVenvBytes(reference.stamp?.venvBytes, filesystemSize);
