@@ -8,6 +8,7 @@ import { writeWheel } from '../../scripts/wheels.js';
 import { createSampleRepo, writeSampleApp } from '../../scripts/sample-app.js';
 import { KILL_ENV, PAUSE_DIR_ENV, PAUSE_ENV } from '../../src/core/killpoint.js';
 import { CLI, HANG_GUARD_MS, writeEnvFile } from './cli.js';
+import { runInProcess } from './in-process.js';
 import { runGit } from './git-repo.js';
 
 /**
@@ -89,6 +90,11 @@ export interface CrashBox {
   systemctl: ReturnType<typeof makeFastSystemctl>;
   /** The built CLI against `root`: `release <args> --root root --systemctl fake`. */
   cli(args: string[], opts?: { env?: Record<string, string>; killAt?: string; timeoutMs?: number }): Promise<Run>;
+  /**
+   * The same command inside the test process (test/support/in-process.ts): for the checks after a
+   * crash, where the next command's success is the point, not the process boundary.
+   */
+  run(args: string[]): Promise<Run>;
   /** Save the current root as a named template (moved away: the case path stays free). */
   saveTemplate(name: string): void;
   /** Replace the case root with a copy of a template (cp -a: hard-linked venvs stay hard-linked). */
@@ -124,6 +130,11 @@ export async function makeCrashBox(prefix: string, env: Record<string, string | 
       });
       if (r.timedOut) throw new Error(`hang guard: \`release ${args.join(' ')}\` still running after ${(opts.timeoutMs ?? HANG_GUARD_MS) / 1000} s`);
       return { exitCode: r.exitCode, signal: r.signal ?? undefined, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - started };
+    },
+    async run(args) {
+      const started = Date.now();
+      const r = await runInProcess(['release', ...args, '--root', root, '--systemctl', systemctl.path], { ...process.env, NO_COLOR: '1' });
+      return { exitCode: r.exitCode, signal: undefined, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - started };
     },
     saveTemplate(name) {
       execFileSync('mkdir', ['-p', templates]);
