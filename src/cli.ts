@@ -99,12 +99,16 @@ async function passToApp(app: AppInvocation): Promise<void> {
   process.exitCode = end.exitCode ?? ExitCode.failed;
 }
 
-async function main(argv: string[]): Promise<void> {
+/** Runs one command; false when it handed over to the app's own CLI. */
+async function main(argv: string[]): Promise<boolean> {
   try {
     state.json = argv.includes('--json');
     if (argv.length <= 2) throw new UsageError('no command given', '`smolotchi release --help` lists the commands');
     const app = appInvocation(argv.slice(2));
-    if (app) return await passToApp(app);
+    if (app) {
+      await passToApp(app);
+      return false;
+    }
     // Our own commands only: the app decides for itself what a Ctrl-C means.
     process.on('SIGINT', () => interruption.request('SIGINT'));
     process.on('SIGTERM', () => interruption.request('SIGTERM'));
@@ -119,6 +123,17 @@ async function main(argv: string[]): Promise<void> {
   } catch (err) {
     process.exitCode = await reportError(err, argv);
   }
+  return true;
+}
+
+/**
+ * Our command is over (its lock released, the history closed) and all it printed is written: exit
+ * now. Left to itself Node would first free its heap and join its threads, ~30 ms on every command.
+ */
+async function exitWhenWritten(): Promise<void> {
+  // A write's callback runs once the writes before it are done (or the reader is gone: EPIPE).
+  await Promise.all([process.stdout, process.stderr].map((stream) => new Promise<void>((resolve) => stream.write('', () => resolve()))));
+  process.exit();
 }
 
 // A reader that goes away (`| head`) is not a failure of ours: a mutating command still finishes its
@@ -129,4 +144,5 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-await main(process.argv);
+// The app's own CLI (and a signal it ended by) ends as Node ends: its exit is not ours to hurry.
+if (await main(process.argv)) await exitWhenWritten();

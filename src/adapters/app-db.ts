@@ -3,7 +3,7 @@
  * Never lets SQLite, as root, open a live file of the service user: only the O_NOFOLLOW copy.
  */
 
-import Database from 'better-sqlite3';
+import { Database, sqliteAddon, type Db } from './sqlite-driver.js';
 import { constants, type Stats } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -58,7 +58,7 @@ async function copyOut(handle: FileHandle, dest: string): Promise<void> {
 
 const stamp = (st: Stats) => `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
 
-export function readFacts(db: Database.Database): DbFacts {
+export function readFacts(db: Db): DbFacts {
   const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map((t) => t.name);
   const rows: Record<string, number> = {};
   for (const t of tables) rows[t] = (db.prepare(`SELECT COUNT(*) AS n FROM "${t.replaceAll('"', '""')}"`).get() as { n: number }).n;
@@ -92,9 +92,9 @@ export async function backupAppDb(live: string, dest: string, work: string): Pro
   } finally {
     await Promise.all(opened.map((f) => f.handle.close()));
   }
-  let db: Database.Database | null = null;
+  let db: Db | null = null;
   try {
-    db = new Database(copy, { fileMustExist: true });
+    db = new Database(copy, { fileMustExist: true, ...sqliteAddon() });
     const check = db.pragma('quick_check', { simple: true });
     if (check !== 'ok') throw new ReleaseError(`${live} is damaged (quick_check: ${String(check).split('\n')[0]})`);
     await db.backup(dest);
@@ -110,7 +110,7 @@ export async function backupAppDb(live: string, dest: string, work: string): Pro
 
 /** Facts of a snapshot file (root-only, written by us): safe to open with SQLite directly. */
 export function snapshotFacts(file: string): DbFacts {
-  const db = new Database(file, { readonly: true, fileMustExist: true });
+  const db = new Database(file, { readonly: true, fileMustExist: true, ...sqliteAddon() });
   try {
     return readFacts(db);
   } finally {

@@ -3,33 +3,17 @@
  * Never lets a damaged history fail a command the filesystem alone can answer.
  */
 
-import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../core/package-root.js';
 import type { Logger } from '../core/log.js';
 import type { HistoryStore } from '../core/state/history.js';
 import { SqliteHistory } from './sqlite-history.js';
+import { Database, sqliteAddon, type Db } from './sqlite-driver.js';
 
-type Db = Database.Database;
+export { sqliteAddon };
 
 const nowIso = () => new Date().toISOString();
-
-let addon: { nativeBinding?: string } | undefined;
-
-/**
- * better-sqlite3's addon named by its path: its default lookup (the `bindings` package) costs two
- * more modules, a stack trace and a dozen stats on every command. Another build layout: that lookup.
- */
-export function sqliteAddon(): { nativeBinding?: string } {
-  if (!addon) {
-    // The package's own folder (from its resolved entry, lib/index.js), as Node loads it.
-    const file = path.join(path.dirname(path.dirname(fileURLToPath(import.meta.resolve('better-sqlite3')))), 'build', 'Release', 'better_sqlite3.node');
-    addon = existsSync(file) ? { nativeBinding: file } : {};
-  }
-  return addon;
-}
 
 export function migrationsDir(): string {
   return path.join(packageRoot(), 'migrations');

@@ -3,7 +3,8 @@
  * Never waits past its deadline, and never counts a 5xx answer as up.
  */
 
-import http from 'node:http';
+// node:http (a dozen internal modules) loads on the first probe: most commands never probe.
+let http: typeof import('node:http') | undefined;
 
 export interface ProbeResult {
   ok: boolean;
@@ -12,9 +13,10 @@ export interface ProbeResult {
 }
 
 /** One GET with a deadline; any status below 500 means the web UI is up and answering. */
-export function probeHttp(host: string, port: number, timeoutMs: number, path = '/'): Promise<ProbeResult> {
+export async function probeHttp(host: string, port: number, timeoutMs: number, path = '/'): Promise<ProbeResult> {
+  const { get } = (http ??= await import('node:http'));
   return new Promise((resolve) => {
-    const req = http.get({ host, port, path, timeout: timeoutMs, headers: { 'user-agent': 'smolotchi-release-health' } }, (res) => {
+    const req = get({ host, port, path, timeout: timeoutMs, headers: { 'user-agent': 'smolotchi-release-health' } }, (res) => {
       res.resume();
       const status = res.statusCode ?? 0;
       resolve(status > 0 && status < 500 ? { ok: true, status } : { ok: false, status, error: `HTTP ${status}` });

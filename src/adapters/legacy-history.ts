@@ -3,7 +3,7 @@
  * Never opens that file in place with SQLite; only a private copy is read, and only its bad marks.
  */
 
-import Database from 'better-sqlite3';
+import { Database, sqliteAddon, type Db } from './sqlite-driver.js';
 import { chmodSync, closeSync, constants, existsSync, fstatSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -58,9 +58,9 @@ export function importLegacyHistory(legacyFile: string, privateDir: string): Leg
   writeFileSync(archive, main, { flag: 'wx', mode: 0o600 });
   const wal = readRegular(`${legacyFile}-wal`);
   if (wal !== null) writeFileSync(`${archive}-wal`, wal, { flag: 'wx', mode: 0o600 });
-  let db: Database.Database | null = null;
+  let db: Db | null = null;
   try {
-    db = new Database(archive, { fileMustExist: true });
+    db = new Database(archive, { fileMustExist: true, ...sqliteAddon() });
     // Views or triggers in a forged file must not run functions with side effects.
     db.pragma('trusted_schema = OFF');
     db.pragma('cell_size_check = ON');

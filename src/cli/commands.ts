@@ -3,7 +3,7 @@
  * Never runs or prints anything itself: src/cli.ts does, with what is declared here.
  */
 
-import { Option, type Command } from 'commander';
+import { Option, type Command } from './commander.js';
 import type { Context } from '../core/context.js';
 import { ExitCode, type ExitCodeValue } from '../core/exit-codes.js';
 import type { CommandResult } from '../render/render.js';

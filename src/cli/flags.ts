@@ -3,7 +3,7 @@
  * Never reads the env file or the environment: it only turns argv into option values.
  */
 
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from './commander.js';
 import { UsageError } from '../core/errors.js';
 import type { Settings } from '../core/settings.js';
 

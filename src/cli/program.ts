@@ -3,7 +3,7 @@
  * Never prints or exits itself: every error, commander's included, goes to the CLI's error path.
  */
 
-import { Command } from 'commander';
+import { Command } from './commander.js';
 import type { Context } from '../core/context.js';
 import { ExitCode, type ExitCodeValue } from '../core/exit-codes.js';
 import { TOOL_VERSION } from '../core/package-root.js';

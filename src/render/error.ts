@@ -3,7 +3,7 @@
  * Never shows a raw control character from a release or the history, and never exits.
  */
 
-import { CommanderError } from 'commander';
+import { CommanderError } from '../cli/commander.js';
 import { ReleaseError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
 import { escapeControl } from './escape.js';

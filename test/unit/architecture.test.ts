@@ -55,6 +55,8 @@ function importsOf(file: string, text: string): Import[] {
       add(n.moduleSpecifier, !(n.isTypeOnly || (!!named && named.length > 0 && named.every((e) => e.isTypeOnly))));
     } else if (ts.isCallExpression(n) && n.expression.kind === ts.SyntaxKind.ImportKeyword && n.arguments[0] && ts.isStringLiteralLike(n.arguments[0])) {
       add(n.arguments[0], true); // a lazy import still runs the module
+    } else if (ts.isCallExpression(n) && ts.isIdentifier(n.expression) && n.expression.text === 'require' && n.arguments[0] && ts.isStringLiteralLike(n.arguments[0])) {
+      add(n.arguments[0], true); // a package loaded through createRequire is imported all the same
     }
     ts.forEachChild(n, visit);
   };
@@ -131,7 +133,7 @@ describe('the layout checker', () => {
       ['src/core/data/d.ts', "import { t } from '../trust/t.js';"],
       ['src/core/build/b.ts', "import { l } from '../state/lock.js';\nimport { execa } from 'execa';\nconst m = await import('../verify/v.js');"],
       ['src/core/verify/v.ts', "import { b } from '../build/b.js';\nimport { x } from '../../commands/x.js';"],
-      ['src/core/odd/o.ts', "import { E } from '../errors.js';"],
+      ['src/core/odd/o.ts', "import { E } from '../errors.js';\nconst tar = require('tar');"],
       ['src/adapters/git.ts', "import { execa } from 'execa';\nimport { E } from '../core/errors.js';"],
     ]);
     const found = violations(graph, [['state'], ['trust', 'data'], ['build'], ['verify']], 1);
@@ -143,6 +145,7 @@ describe('the layout checker', () => {
       "src/core/build/b.ts:3 imports '../verify/v.js': verify/ is above build/",
       "src/core/verify/v.ts:2 imports '../../commands/x.js': core/ must not depend on commands",
       'src/core/odd/o.ts: room odd/ is not in LEVELS',
+      "src/core/odd/o.ts:2 imports 'tar': only src/adapters/ may touch the outside world",
     ];
     for (const e of expected) expect(found.some((f) => f.startsWith(e)), `missing: ${e}\nfound:\n${found.join('\n')}`).toBe(true);
     expect(found).toHaveLength(expected.length);
