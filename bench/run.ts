@@ -121,26 +121,17 @@ async function main(): Promise<void> {
     const list = row(`list over ${DEPLOYS.toLocaleString('en')} deploys`, '--help', 2);
     const history = row(`history --limit 20 over ${DEPLOYS.toLocaleString('en')} deploys`, '--help', 2);
     const gate = ['--settle', '0'];
-    for (let run = 0; ONLY_CHANGED && run < RUNS; run++) {
-      const root = path.join(work, `root-${run}`);
-      await tool(root, systemctl, ['install', '1.0.0', '--source', repo, ...gate]);
-      changed.ours.push(await tool(root, systemctl, ['install', '1.2.0', '--source', repo, ...gate]));
-      changed.base.push(await naiveInstall(repo, path.join(work, `naive-${run}`), '1.2.0'));
-    }
-    if (ONLY_CHANGED) {
-      process.stdout.write(`smolotchi-release bench (BENCH_ONLY=changed): median of ${RUNS} run(s), ${os.cpus().length} CPU(s)\n\n`);
-      printRows([changed]);
-      return;
-    }
-    for (let run = 0; ONLY_SAME && run < RUNS; run++) {
-      const root = path.join(work, `root-${run}`);
-      await tool(root, systemctl, ['install', '1.0.0', '--source', repo, ...gate]);
-      same.ours.push(await tool(root, systemctl, ['install', '1.1.0', '--source', repo, ...gate]));
-      same.base.push(await naiveInstall(repo, path.join(work, `naive-${run}`), '1.1.0'));
-    }
-    if (ONLY_SAME) {
-      process.stdout.write(`smolotchi-release bench (BENCH_ONLY=same): median of ${RUNS} run(s), ${os.cpus().length} CPU(s)\n\n`);
-      printRows([same]);
+    // BENCH_ONLY=changed|same: one upgrade row alone, from 1.0.0 to the version that row installs.
+    const upgradeOnly = ONLY_CHANGED ? { row: changed, version: '1.2.0', label: 'changed' } : ONLY_SAME ? { row: same, version: '1.1.0', label: 'same' } : null;
+    if (upgradeOnly) {
+      for (let run = 0; run < RUNS; run++) {
+        const root = path.join(work, `root-${run}`);
+        await tool(root, systemctl, ['install', '1.0.0', '--source', repo, ...gate]);
+        upgradeOnly.row.ours.push(await tool(root, systemctl, ['install', upgradeOnly.version, '--source', repo, ...gate]));
+        upgradeOnly.row.base.push(await naiveInstall(repo, path.join(work, `naive-${run}`), upgradeOnly.version));
+      }
+      process.stdout.write(`smolotchi-release bench (BENCH_ONLY=${upgradeOnly.label}): median of ${RUNS} run(s), ${os.cpus().length} CPU(s)\n\n`);
+      printRows([upgradeOnly.row]);
       return;
     }
     for (let run = 0; run < RUNS; run++) {
