@@ -3,7 +3,8 @@
  * Never removes one while any live process still works in the mirror.
  */
 
-import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { readdirSync, type Dirent } from 'node:fs';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
@@ -24,11 +25,23 @@ async function mirrorInUse(mirrorDir: string): Promise<boolean> {
   return false;
 }
 
-async function lockFiles(dir: string): Promise<string[]> {
+/**
+ * The search is synchronous: recovery runs it before every mutating command, and in the usual case
+ * (a few folders, no lock file) the listings cost less than their thread-pool round trips.
+ */
+function entriesOf(dir: string): Dirent[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+}
+
+function lockFiles(dir: string): string[] {
   const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+  for (const entry of entriesOf(dir)) {
     const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await lockFiles(full)));
+    if (entry.isDirectory()) out.push(...lockFiles(full));
     else if (entry.name.endsWith('.lock')) out.push(full);
   }
   return out;
@@ -36,9 +49,10 @@ async function lockFiles(dir: string): Promise<string[]> {
 
 /** Remove stale lock files (top level: packed-refs, config, HEAD, shallow...; refs/; logs/). Returns what went. */
 export async function removeStaleGitLocks(mirrorDir: string): Promise<string[]> {
-  if (!(await stat(mirrorDir).then((s) => s.isDirectory(), () => false))) return [];
-  const top = (await readdir(mirrorDir).catch(() => [] as string[])).filter((n) => n.endsWith('.lock')).map((n) => path.join(mirrorDir, n));
-  const found = [...top, ...(await lockFiles(path.join(mirrorDir, 'refs'))), ...(await lockFiles(path.join(mirrorDir, 'logs')))];
+  const entries = entriesOf(mirrorDir);
+  if (entries.length === 0) return [];
+  const top = entries.filter((e) => e.name.endsWith('.lock')).map((e) => path.join(mirrorDir, e.name));
+  const found = [...top, ...lockFiles(path.join(mirrorDir, 'refs')), ...lockFiles(path.join(mirrorDir, 'logs'))];
   if (found.length === 0 || (await mirrorInUse(mirrorDir))) return [];
   await Promise.all(found.map((f) => rm(f, { force: true })));
   return found.map((f) => path.relative(mirrorDir, f));

@@ -4,8 +4,8 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fsyncSync, openSync, statSync } from 'node:fs';
-import { mkdir, open, rename, rm, readdir, lstat, stat, type FileHandle } from 'node:fs/promises';
+import { closeSync, constants, fsyncSync, openSync, readdirSync, statSync } from 'node:fs';
+import { mkdir, open, rename, rm, lstat, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { killPoint } from './killpoint.js';
 
@@ -93,7 +93,8 @@ export async function emptyDir(dir: string): Promise<number> {
   let removed = 0;
   let entries: string[] = [];
   try {
-    entries = await readdir(dir);
+    // Listed without a thread-pool round trip: every mutating command's recovery asks, and it is mostly empty.
+    entries = readdirSync(dir);
   } catch {
     return 0;
   }

@@ -3,7 +3,7 @@
  * Never writes a unit before all are staged and the folders proven writable; never runs the gate.
  */
 
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { diffUnits, installChanged, readInstalledUnits, renderUnits, writeUnits, bundledPackagingDir, type RenderedUnits } from '../units/units.js';
 import type { Context } from '../context.js';
@@ -33,7 +33,13 @@ export function renderFor(ctx: Context, version: string | null): Promise<Rendere
   return renderUnits(version === null ? null : releaseDir(ctx.layout, version), bundledPackagingDir(), unitOptions(ctx));
 }
 
-const unchangedFile = async (file: string, content: string): Promise<boolean> => (await readFile(file, 'utf8').catch(() => null)) === content;
+const unchangedFile = (file: string, content: string): boolean => {
+  try {
+    return readFileSync(file, 'utf8') === content;
+  } catch {
+    return false;
+  }
+};
 
 /**
  * DESIGN step 8: install THIS release's units. Their new content is staged first (a full disk
@@ -48,7 +54,7 @@ export async function applyUnits(ctx: Context, rendered: RenderedUnits, journal:
   // Links made from an [Install] section (WantedBy=, an old release's Alias=) are removed while
   // systemd still reads the old file; enable below makes the new ones.
   const relink = installChanged(rendered, installed);
-  if (!diff.drift && (await unchangedFile(layout.tmpfilesFile, rendered.tmpfiles))) {
+  if (!diff.drift && unchangedFile(layout.tmpfilesFile, rendered.tmpfiles)) {
     // Byte-identical to what systemd already loaded (typical for a rollback): nothing to write or
     // reload. tmpfiles and enabling stay: /run/smolotchi may be gone (the service user's, so
     // tmpfiles makes it), and enable re-enables a unit someone disabled by hand.
@@ -96,16 +102,17 @@ async function restartAll(ctx: Context, order: string[]): Promise<GateFailure | 
 
 /**
  * Check first what can be checked: a read-only or unwritable /opt or unit folder fails here, with
- * nothing changed, instead of halfway through (units rewritten, then the flip refused).
+ * nothing changed, instead of halfway through (units rewritten, then the flip refused). Synchronous:
+ * six tiny calls, each cheaper than a thread-pool round trip, on every activation.
  */
-async function probeWritable(layout: Context['layout']): Promise<void> {
+function probeWritable(layout: Context['layout']): void {
   // Named like the temp files recovery already sweeps, so a power cut here leaves no stray file.
   const probes = [path.join(layout.optDir, `.current.probe-${randomSuffix()}`), path.join(layout.unitDir, `.smolotchi-probe.service.${randomSuffix()}.tmp`)];
   for (const probe of probes) {
     try {
-      await mkdir(path.dirname(probe), { recursive: true });
-      await writeFile(probe, '', { flag: 'wx', mode: 0o600 });
-      await rm(probe, { force: true });
+      mkdirSync(path.dirname(probe), { recursive: true });
+      writeFileSync(probe, '', { flag: 'wx', mode: 0o600 });
+      rmSync(probe, { force: true });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       throw Object.assign(new Error(`cannot write to ${path.dirname(probe)} (${code ?? (err as Error).message}); nothing was changed`), { code });
@@ -136,7 +143,7 @@ export async function activate(
   // Deferred: rendering and the probes change nothing; the data step and the units journal their own steps first.
   journal.step('render-units', { deferSync: true });
   const rendered = await renderFor(ctx, version);
-  await probeWritable(ctx.layout);
+  probeWritable(ctx.layout);
   await beforeSwitch?.();
   progress.unitsTouched = true;
   const removedUnits = await applyUnits(ctx, rendered, journal);

@@ -3,8 +3,8 @@
  * Never restores through a link or from a snapshot without its manifest (an interrupted one).
  */
 
-import { constants } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { constants, readdirSync, readFileSync } from 'node:fs';
+import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { backupAppDb, snapshotFacts, type DbFacts } from '../../adapters/app-db.js';
 import type { Context } from '../context.js';
@@ -83,13 +83,28 @@ export async function takeSnapshot(ctx: Context, deploy: { id: number; from: str
   }
 }
 
-/** Every complete snapshot on disk, newest deploy first. */
+const listOrNone = (dir: string): string[] => {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+};
+const textOrNull = (file: string): string | null => {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+};
+
+/** Every complete snapshot on disk, newest deploy first. Read synchronously: small manifests, asked by every rollback. */
 export async function listSnapshots(ctx: Context): Promise<Snapshot[]> {
-  const names = await readdir(ctx.layout.snapshotsDir).catch(() => [] as string[]);
+  const names = listOrNone(ctx.layout.snapshotsDir);
   const out: Snapshot[] = [];
   for (const name of names.filter((n) => /^\d+$/.test(n))) {
     const dir = path.join(ctx.layout.snapshotsDir, name);
-    const text = await readFile(path.join(dir, MANIFEST), 'utf8').catch(() => null);
+    const text = textOrNull(path.join(dir, MANIFEST));
     if (text === null) continue;
     try {
       out.push({ ...(JSON.parse(text) as Omit<Snapshot, 'dir'>), dir });

@@ -3,7 +3,8 @@
  * Never runs without the lock, and never keeps an unproven release that a crash left current.
  */
 
-import { readdir, rm } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { removeStaleGitLocks } from '../../adapters/git-locks.js';
 import { applyUnits, deactivateAll, renderFor } from '../activate/activate.js';
@@ -149,11 +150,11 @@ function policyRefusal(err: unknown, current: string, log: Context['log']): null
   return null;
 }
 
-/** Leftover temp symlinks from a flip interrupted between symlink() and rename(). */
+/** Leftover temp symlinks from a flip interrupted between symlink() and rename(). Listed synchronously: a few names, every command. */
 async function removeTempLinks(optDir: string): Promise<void> {
   let names: string[] = [];
   try {
-    names = await readdir(optDir);
+    names = readdirSync(optDir);
   } catch {
     return;
   }

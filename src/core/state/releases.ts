@@ -3,7 +3,7 @@
  * Never counts a folder whose name is not a canonical version as a release.
  */
 
-import { readdir } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
 import { releaseDir, type Layout } from '../layout.js';
 import { readStamp, type ReleaseStamp } from './stamp.js';
 import { compareVersions, tryParseVersion } from '../version.js';
@@ -18,7 +18,8 @@ export interface ReleaseOnDisk {
 export async function scanReleases(layout: Layout): Promise<ReleaseOnDisk[]> {
   let names: string[] = [];
   try {
-    names = await readdir(layout.releasesDir);
+    // A few names, listed without a thread-pool round trip (recovery and every target choice ask).
+    names = readdirSync(layout.releasesDir);
   } catch {
     return [];
   }

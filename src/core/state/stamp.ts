@@ -3,7 +3,7 @@
  * Never counts a release without a valid stamp as complete (I1).
  */
 
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../fsutil.js';
 
@@ -46,7 +46,8 @@ export async function writeStamp(releaseDir: string, stamp: ReleaseStamp): Promi
 /** The stamp if it is present, parses and belongs to this folder's version; otherwise null. */
 export async function readStamp(releaseDir: string, expectedVersion: string): Promise<ReleaseStamp | null> {
   try {
-    const stamp = JSON.parse(await readFile(stampPath(releaseDir), 'utf8')) as ReleaseStamp;
+    // A small file read synchronously: every release on disk is asked on every command.
+    const stamp = JSON.parse(readFileSync(stampPath(releaseDir), 'utf8')) as ReleaseStamp;
     if (stamp.schemaVersion !== 1 || stamp.version !== expectedVersion) return null;
     if (typeof stamp.requirementHash !== 'string' || typeof stamp.completedAt !== 'string') return null;
     return stamp;

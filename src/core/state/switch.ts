@@ -3,7 +3,8 @@
  * Never leaves `current` naming anything but a release folder, not even for an instant (I2).
  */
 
-import { readlink, rename, symlink, unlink } from 'node:fs/promises';
+import { readlinkSync } from 'node:fs';
+import { rename, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { fsyncDir, randomSuffix } from '../fsutil.js';
 import { killPoint } from '../killpoint.js';
@@ -46,7 +47,8 @@ export function versionOfTarget(target: string): string | null {
 /** The version `current` names, or null when it does not exist or names no release folder. */
 export async function readCurrent(layout: Layout): Promise<string | null> {
   try {
-    return versionOfTarget(await readlink(layout.currentLink));
+    // One readlink, asked several times per command: no thread-pool round trip for it.
+    return versionOfTarget(readlinkSync(layout.currentLink));
   } catch {
     return null;
   }

@@ -4,10 +4,10 @@
  */
 
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ReleaseError, UsageError } from '../errors.js';
-import { isDirectory } from '../fsutil.js';
+import { isDirectorySync } from '../fsutil.js';
 import { DEVICE } from '../layout.js';
 import { packageRoot } from '../package-root.js';
 import { composeTmpfiles, readReleaseTmpfiles } from './tmpfiles-policy.js';
@@ -117,18 +117,22 @@ function unitDropins(set: TemplateSet, unit: string, template: string, verdict: 
 
 /** The tool's own boot-time check, naming the tool's command line: from the bundled template only. */
 export async function renderToolUnit(bundledDir: string, toolCommand: string): Promise<RenderedFile> {
-  const template = await readFile(path.join(bundledDir, 'systemd', TOOL_UNIT), 'utf8');
+  const template = readFileSync(path.join(bundledDir, 'systemd', TOOL_UNIT), 'utf8');
   return { relPath: TOOL_UNIT, content: template.replaceAll('@TOOL@', toolLine(toolCommand)) };
 }
 
-/** Render the unit set of a release (its own packaging/systemd/ when present, else the bundled one). */
+/**
+ * Render the unit set of a release (its own packaging/systemd/ when present, else the bundled one).
+ * Its few small files are read synchronously, as the templates are: a rollback renders twice
+ * (recovery's drift check, then the target), and each thread-pool round trip costs more than the read.
+ */
 export async function renderUnits(releaseDir: string | null, bundledDir: string, options: UnitOptions): Promise<RenderedUnits> {
   const tool = toolLine(options.toolCommand);
   const bundledSystemd = path.join(bundledDir, 'systemd');
   const releaseSystemd = releaseDir === null ? null : path.join(releaseDir, 'packaging', 'systemd');
-  const fromRelease = releaseSystemd !== null && (await isDirectory(releaseSystemd));
+  const fromRelease = releaseSystemd !== null && isDirectorySync(releaseSystemd);
   const set = await readTemplateSet(fromRelease ? releaseSystemd : bundledSystemd, fromRelease);
-  const baseline = await readFile(path.join(bundledSystemd, 'hardening.conf'), 'utf8');
+  const baseline = readFileSync(path.join(bundledSystemd, 'hardening.conf'), 'utf8');
   // Every unit the release ships is judged, chosen or not: one that asks for more refuses the release.
   const verdicts = new Map([...set.units.keys()].filter((u) => u !== TOOL_UNIT).map((unit) => [unit, judgeUnit(unit, templateSources(set, unit, fromRelease))]));
   const chosen = selectUnits([...set.units.keys()], options);
@@ -151,7 +155,7 @@ export async function renderUnits(releaseDir: string | null, bundledDir: string,
     loosened,
     // The bundled tmpfiles first (the tool's run dirs), then the release's lines its policy lets through.
     tmpfiles: composeTmpfiles(
-      await readFile(path.join(bundledDir, 'tmpfiles', 'smolotchi.conf'), 'utf8'),
+      readFileSync(path.join(bundledDir, 'tmpfiles', 'smolotchi.conf'), 'utf8'),
       fromRelease ? await readReleaseTmpfiles(releaseSystemd) : [],
     ),
     templateHash: hashFiles(files),
