@@ -5,7 +5,7 @@
 
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { diffUnits, installChanged, readInstalledUnits, renderUnits, writeUnits, bundledPackagingDir, type RenderedUnits } from '../units/units.js';
+import { diffUnits, installChanged, readInstalledUnits, renderUnits, shipsOwnUnits, writeUnits, bundledPackagingDir, type RenderedUnits } from '../units/units.js';
 import type { Context } from '../context.js';
 import type { BeforeSwitch } from '../data/data-switch.js';
 import type { GateFailure } from './health.js';
@@ -28,9 +28,24 @@ export function unitOptions(ctx: Context) {
   return { display: ctx.settings.display, coreNet: ctx.settings.coreNet, toolCommand: ctx.toolCommand };
 }
 
-/** What the units of a release would look like on this device with these settings. */
-export function renderFor(ctx: Context, version: string | null): Promise<RenderedUnits> {
-  return renderUnits(version === null ? null : releaseDir(ctx.layout, version), bundledPackagingDir(), unitOptions(ctx));
+/** The bundled unit set as rendered once per command (per context): the tool's own files, with the command's settings. */
+const bundledRenders = new WeakMap<Context, RenderedUnits>();
+
+/**
+ * What the units of a release would look like on this device with these settings. A release
+ * without its own units renders the bundled set, the same for every such release: rendered once
+ * per command (a rollback's recovery and its target would otherwise render it twice). A release's
+ * own units are read and judged again on every call.
+ */
+export async function renderFor(ctx: Context, version: string | null): Promise<RenderedUnits> {
+  const dir = version === null ? null : releaseDir(ctx.layout, version);
+  if (dir !== null && shipsOwnUnits(dir)) return renderUnits(dir, bundledPackagingDir(), unitOptions(ctx));
+  const known = bundledRenders.get(ctx);
+  if (known) return known;
+  const rendered = await renderUnits(dir, bundledPackagingDir(), unitOptions(ctx));
+  // Only a bundled render is kept (a release that gained packaging/systemd/ meanwhile is rendered afresh above).
+  if (rendered.source === 'bundled') bundledRenders.set(ctx, rendered);
+  return rendered;
 }
 
 const unchangedFile = (file: string, content: string): boolean => {

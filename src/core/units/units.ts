@@ -121,6 +121,11 @@ export async function renderToolUnit(bundledDir: string, toolCommand: string): P
   return { relPath: TOOL_UNIT, content: template.replaceAll('@TOOL@', toolLine(toolCommand)) };
 }
 
+/** Does this release ship its own units (packaging/systemd/)? Else the bundled set renders for it. */
+export function shipsOwnUnits(releaseDir: string): boolean {
+  return isDirectorySync(path.join(releaseDir, 'packaging', 'systemd'));
+}
+
 /**
  * Render the unit set of a release (its own packaging/systemd/ when present, else the bundled one).
  * Its few small files are read synchronously, as the templates are: a rollback renders twice
