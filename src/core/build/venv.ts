@@ -249,6 +249,8 @@ async function cloneVenv(fromRelease: string, venvDir: string, as: ServiceIdenti
 interface OwnCodeCompile {
   start(): void;
   readonly started: boolean;
+  /** Resolves once the compile's process was started (or the compile failed before it could be). */
+  launched(): Promise<void>;
   /** The compile's outcome (throws as byteCompile does); resolves at once when it never started. */
   result(): Promise<void>;
   settled(): Promise<void>;
@@ -256,17 +258,29 @@ interface OwnCodeCompile {
 
 function ownCodeCompile(spec: VenvSpec, releaseDir: string): OwnCodeCompile {
   let running: Promise<void> | null = null;
+  let launched: Promise<void> = Promise.resolve();
   return {
     start() {
-      running ??= (async () => {
-        await grantPycacheFolders(releaseDir, spec.runAs, (name) => name.startsWith('.'));
-        await py.byteCompile(spec.python, await releaseCode(releaseDir), spec.runAs);
+      if (running) return;
+      let spawned = () => {};
+      launched = new Promise((resolve) => (spawned = resolve));
+      running = (async () => {
+        try {
+          await grantPycacheFolders(releaseDir, spec.runAs, (name) => name.startsWith('.'));
+          // byteCompile spawns before its first await: the process runs once this call returns.
+          const compiling = py.byteCompile(spec.python, await releaseCode(releaseDir), spec.runAs);
+          spawned();
+          await compiling;
+        } finally {
+          spawned();
+        }
       })();
       running.catch(() => {}); // judged by result()
     },
     get started() {
       return running !== null;
     },
+    launched: () => launched,
     result: () => running ?? Promise.resolve(),
     settled: async () => void (await running?.catch(() => {})),
   };
@@ -283,6 +297,8 @@ async function tryReuse(venvDir: string, hash: string, candidates: ReuseCandidat
     if (c.requirementHash !== hash || from === self) continue;
     if (!(await exists(path.join(from, VENV_DIR, 'pyvenv.cfg')))) continue;
     own.start();
+    // The compile is the longer of the two: started first, not starved by the clone's walk.
+    await own.launched();
     try {
       await cloneVenv(from, venvDir, as);
       return from;
