@@ -9,7 +9,7 @@ import { UsageError } from './core/errors.js';
 import type { Context } from './core/context.js';
 import type { CommandResult } from './render/render.js';
 import { RELEASE_COMMANDS, type CommandSpec } from './cli/commands.js';
-import { normalizeArgv, settingsOverrides, type CliOptions } from './cli/flags.js';
+import { normalizeArgv, type CliOptions } from './cli/flags.js';
 import { buildProgram } from './cli/program.js';
 import { makeInterruption, type StopSignal } from './core/state/interrupt.js';
 import { renderErrorJson, renderErrorText, type ErrorReport } from './render/error.js';
@@ -46,29 +46,15 @@ const interruption = makeInterruption(stopNow);
 function runCommand(spec: CommandSpec, run: (ctx: Context) => Promise<CommandResult>, o: CliOptions): void {
   state.command = spec.name;
   state.pending = (async () => {
-    const { createContext } = await import('./create-context.js');
-    // Only `recover` (at boot, or by hand after a malformed-database error) reads every page of the history.
-    const fullHistoryCheck = spec.name === 'recover';
-    const flags = { root: o.root, systemctl: o.systemctl, quiet: o.quiet, verbose: o.verbose, color: o.color, interrupt: interruption, fullHistoryCheck };
-    const ctx = createContext(flags, settingsOverrides(o));
-    state.ctx = ctx;
-    try {
-      const result = await run(ctx);
-      ctx.progress.done();
-      const { renderJson, renderText } = await import('./render/render.js');
-      const { colorWanted } = await import('./render/color.js');
-      const { escapeStrings } = await import('./render/escape.js');
-      const color = colorWanted(process.stdout, process.env, o.color);
-      // Human output never carries a release's or the history's control characters raw.
-      process.stdout.write((o.json ? renderJson(result) : renderText(escapeStrings(result), { color })) + '\n');
-      process.exitCode = (result as { exitCode?: number }).exitCode ?? ExitCode.ok;
-    } catch (err) {
-      state.failedAt = ctx.progress.current;
-      ctx.progress.fail();
-      throw err;
-    } finally {
-      ctx.close();
-    }
+    const { executeCommand } = await import('./cli/execute.js');
+    const executed = await executeCommand(spec, run, o, {
+      interrupt: interruption,
+      color: 'auto',
+      onContext: (ctx) => void (state.ctx = ctx),
+      onFailure: (step) => void (state.failedAt = step),
+    });
+    process.stdout.write(executed.output);
+    process.exitCode = executed.exitCode;
   })();
 }
 

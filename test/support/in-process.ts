@@ -1,16 +1,15 @@
 import { buildProgram } from '../../src/cli/program.js';
 import type { CommandSpec } from '../../src/cli/commands.js';
-import { normalizeArgv, settingsOverrides, type CliOptions } from '../../src/cli/flags.js';
+import { executeCommand } from '../../src/cli/execute.js';
+import { normalizeArgv, type CliOptions } from '../../src/cli/flags.js';
 import type { Context } from '../../src/core/context.js';
 import { KILL_ENV, KILL_GROUP_AT_STEP_ENV, PAUSE_ENV, TRACE_ENV } from '../../src/core/killpoint.js';
-import { createContext } from '../../src/create-context.js';
 import { renderErrorText, toErrorReport } from '../../src/render/error.js';
-import { escapeStrings } from '../../src/render/escape.js';
-import { renderJson, renderText, type CommandResult } from '../../src/render/render.js';
+import type { CommandResult } from '../../src/render/render.js';
 
 /**
  * One `release` command run inside the test process, the way src/cli.ts runs it (commander's
- * parsing, the same context, the same rendering and error reports), without a node start-up and
+ * parsing, the same src/cli/execute.ts, the same error reports), without a node start-up and
  * module loading (~0.2-0.4 CPU-s a command). For the checks after a crash, where the point is
  * "the next command succeeds and leaves the invariants"; the interrupted run itself, and one
  * check per suite, stay real processes (test/support/crash-fixture.ts `cli`). Runs one at a time:
@@ -42,20 +41,9 @@ export async function runInProcess(args: string[], env: NodeJS.ProcessEnv = proc
   try {
     await program.parseAsync(normalizeArgv([process.execPath, 'cli.js', ...args]));
     if (!picked) throw new Error(`\`${args.join(' ')}\` names no release command`);
-    const { spec, run, o } = picked;
-    const flags = { root: o.root, systemctl: o.systemctl, quiet: o.quiet, verbose: o.verbose, color: o.color, fullHistoryCheck: spec.name === 'recover' };
-    const ctx = createContext(flags, settingsOverrides(o), env);
-    try {
-      const result = await run(ctx);
-      ctx.progress.done();
-      stdout = (o.json ? renderJson(result) : renderText(escapeStrings(result), { color: false })) + '\n';
-      exitCode = (result as { exitCode?: number }).exitCode ?? 0;
-    } catch (err) {
-      ctx.progress.fail();
-      throw err;
-    } finally {
-      ctx.close();
-    }
+    const executed = await executeCommand(picked.spec, picked.run, picked.o, { env, color: false });
+    stdout = executed.output;
+    exitCode = executed.exitCode;
   } catch (err) {
     const report = toErrorReport(err, picked?.spec.name ?? null);
     stderr.push(renderErrorText(report) + '\n');
