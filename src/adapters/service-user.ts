@@ -4,6 +4,7 @@
  */
 
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { ReleaseError } from '../core/errors.js';
 import { runAllowingFailure, type RunOptions, type RunResult } from './process.js';
@@ -34,15 +35,100 @@ export const TEST_SERVICE_USER_ENV = 'SMOLOTCHI_TEST_SERVICE_USER';
 
 const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
 
+/**
+ * The user's entry as NSS (getent) would give it, read from /etc/passwd when that file alone
+ * decides: nsswitch.conf asks `files` first (a hit there is final) and exactly one well-formed line
+ * names the user. Anything else (no such line, a line glibc might read differently, another source
+ * first, an LDAP or systemd user) asks getent, as before. Why: getent is a blocking spawn of
+ * 15-30 ms on every install, and a device's service user is a plain line of /etc/passwd (useradd
+ * --system). Always the host's database, as getent's, whatever --root names.
+ */
 function lookupUser(name: string): { uid: number; gid: number } | null {
   if (!USER_NAME.test(name)) return null;
+  const local = fromFiles(name);
+  if (local) return local;
+  // getent's own answer, asked ahead by prefetchServiceIdentity: the same question, only earlier.
+  if (asked.has(name)) return asked.get(name)!;
+  return getentUser(name);
+}
+
+function fromFiles(name: string): { uid: number; gid: number } | null {
+  return filesFirst(readOrNull('/etc/nsswitch.conf')) ? passwdEntry(readOrNull('/etc/passwd'), name) : null;
+}
+
+/** getent's answers asked ahead, by user name, once they are in (null: no such user). */
+const asked = new Map<string, { uid: number; gid: number } | null>();
+
+function getentLine(line: string): { uid: number; gid: number } | null {
+  const [, , uid, gid] = line.trim().split(':');
+  return uid && gid ? { uid: Number(uid), gid: Number(gid) } : null;
+}
+
+function getentUser(name: string): { uid: number; gid: number } | null {
   try {
-    const line = execFileSync('getent', ['passwd', '--', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const [, , uid, gid] = line.split(':');
-    return uid && gid ? { uid: Number(uid), gid: Number(gid) } : null;
+    return getentLine(execFileSync('getent', ['passwd', '--', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
   } catch {
     return null;
   }
+}
+
+/** The user resolveServiceIdentity looks up for these options. */
+function wantedUser(opts: { deviceRoot: boolean; env: NodeJS.ProcessEnv }): string {
+  return (opts.deviceRoot ? undefined : opts.env[TEST_SERVICE_USER_ENV]) || SERVICE_USER;
+}
+
+/**
+ * Start the getent lookup resolveServiceIdentity will need when /etc/passwd cannot answer (a
+ * sandbox without the user, an NSS-only user), so its 15-30 ms overlap other work instead of
+ * blocking the loop later. An answer not in yet when it is needed is asked again, synchronously.
+ */
+export function prefetchServiceIdentity(opts: { deviceRoot: boolean; env: NodeJS.ProcessEnv }): void {
+  const name = wantedUser(opts);
+  if ((process.getuid?.() ?? 0) !== 0 || !USER_NAME.test(name) || asked.has(name) || fromFiles(name)) return;
+  runAllowingFailure('getent', ['passwd', '--', name]).then(
+    (r) => void asked.set(name, r.exitCode === 0 ? getentLine(r.stdout) : null),
+    () => {}, // not started: the synchronous lookup tries, and decides, as before
+  );
+}
+
+function readOrNull(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether nsswitch.conf has one `passwd:` line whose first source is a plain `files` (no action
+ * after it): then a user found in /etc/passwd is what getent returns. No file, or any doubt: false.
+ */
+export function filesFirst(nsswitch: string | null): boolean {
+  if (nsswitch === null) return false;
+  const lines = nsswitch.split('\n').map((l) => l.replace(/#.*/, '').trim()).filter((l) => /^passwd\s*:/.test(l));
+  if (lines.length !== 1) return false;
+  const sources = lines[0]!.replace(/^passwd\s*:/, '').trim().split(/\s+/);
+  return sources[0] === 'files' && !(sources[1] ?? '').startsWith('[');
+}
+
+/** An id as every parser reads it alike: plain decimal, below 2^32 - 1 (the "no id" value). */
+const ID = /^(0|[1-9][0-9]{0,9})$/;
+
+/**
+ * The uid and gid of the one line of a passwd file naming `name`, when that line is unambiguous
+ * (seven fields, decimal ids); null when there is no such line, several, or one glibc might parse
+ * otherwise: the caller then asks getent, so a malformed line is judged exactly as before.
+ */
+export function passwdEntry(passwd: string | null, name: string): { uid: number; gid: number } | null {
+  if (passwd === null) return null;
+  // Leading blanks count as glibc skips them: such a line naming the user is a doubt, not a miss.
+  const named = passwd.split('\n').filter((l) => l.trimStart().split(':')[0] === name);
+  if (named.length !== 1) return null;
+  const fields = named[0]!.split(':');
+  if (fields.length !== 7 || fields[0] !== name) return null;
+  const [, , uid, gid] = fields as [string, string, string, string];
+  if (!ID.test(uid) || !ID.test(gid) || Number(uid) >= 0xffffffff || Number(gid) >= 0xffffffff) return null;
+  return { uid: Number(uid), gid: Number(gid) };
 }
 
 /**
@@ -52,7 +138,7 @@ function lookupUser(name: string): { uid: number; gid: number } | null {
 export function resolveServiceIdentity(opts: { deviceRoot: boolean; env: NodeJS.ProcessEnv }): ServiceIdentity {
   const uid = process.getuid?.() ?? 0;
   const testUser = opts.deviceRoot ? undefined : opts.env[TEST_SERVICE_USER_ENV];
-  const wanted = testUser || SERVICE_USER;
+  const wanted = wantedUser(opts);
   if (uid === 0) {
     const found = lookupUser(wanted);
     // Never root again through a test hook: that would undo the whole point.

@@ -6,6 +6,7 @@
 import { refuseMovedTag } from './install-rules.js';
 import { mkdir, rename } from 'node:fs/promises';
 import path from 'node:path';
+import { prefetchServiceIdentity } from '../../adapters/service-user.js';
 import { syncFileSystem } from '../../adapters/sync.js';
 import { renderFor, unitOptions } from '../activate/activate.js';
 import type { Context } from '../context.js';
@@ -14,7 +15,7 @@ import { fsyncDir, removeViaTrash } from '../fsutil.js';
 import type { HistoryStore } from '../state/history.js';
 import type { DeployJournal } from '../state/journal.js';
 import { killPoint } from '../killpoint.js';
-import { releaseDir } from '../layout.js';
+import { isDeviceRoot, releaseDir } from '../layout.js';
 import { TOOL_VERSION } from '../package-root.js';
 import { lockDownRelease } from './permissions.js';
 import { scanReleases, type ReleaseOnDisk } from '../state/releases.js';
@@ -52,6 +53,8 @@ async function venvUsage(target: string, venv: BuiltVenv, releases: ReleaseOnDis
 /** DESIGN steps 3-7: fetch, promote, venv, stamp. Any failure removes the new folder; nothing else changed. */
 export async function buildRelease(ctx: Context, req: InstallRequest, journal: DeployJournal, force: boolean | undefined) {
   const target = releaseDir(ctx.layout, req.version);
+  // The venv step needs the service user: a lookup /etc/passwd cannot answer runs during the fetch.
+  prefetchServiceIdentity({ deviceRoot: isDeviceRoot(ctx.layout), env: ctx.env });
   journal.step('fetch');
   const { staging, fetched } = await fetchIntoStaging(ctx, req);
   killPoint('fetched', ctx.env);
