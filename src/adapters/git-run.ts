@@ -1,5 +1,5 @@
 /**
- * Runs one git command through simple-git, its unsafe-option guard on, in a scrubbed environment.
+ * Runs one git command, through simple-git's unsafe-option guard when it carries an operator's string.
  * Never passes root's GIT_* variables or config to git, and never runs without a deadline.
  */
 
@@ -8,9 +8,11 @@ import { UsageError } from '../core/errors.js';
 import { killAfter, ProcessError, spawnChild, tailLines, waitForExit, type RunResult } from './process.js';
 
 /**
- * One git command through simple-git, with its unsafe-option guard on and our own fences around
- * it: a scrubbed environment, no configuration but the mirror's own, an explicit --git-dir and a
- * deadline. Never given a string the operator typed unless git.ts has checked it first.
+ * One git command with our own fences around it: a scrubbed environment, no configuration but the
+ * mirror's own, an explicit --git-dir and a deadline. Two routes: `git`/`gitAllowingFailure` go
+ * through simple-git with its unsafe-option guard on, for every call that carries a string the
+ * operator typed (checked by git.ts first); `gitDirect` spawns git itself, for argv that is
+ * entirely our own code's. git.ts says at each call which route it takes and why.
  */
 
 const QUERY_TIMEOUT_MS = 30_000;
@@ -141,13 +143,24 @@ export async function gitAllowingFailure(
   return { stdout, stderr, exitCode: code, argv: shown };
 }
 
+/** What a direct call may do besides: `meanwhile` runs once git has started (the main thread only waits for it). */
+export interface DirectCallOptions extends GitCallOptions {
+  meanwhile?: () => void;
+}
+
 /**
- * Run git ourselves, without simple-git: for calls that print nothing when they succeed (a quiet
- * fetch), which simple-git answers only 50 ms after git exited. The same settings, environment,
- * deadline and failure messages as `git`, but simple-git's unsafe-option guard is not on this
- * path: only argv written out in our own code (never a string the operator typed) may come here.
+ * Run git ourselves, without simple-git; resolves with its output and exit code whatever the code
+ * (like gitAllowingFailure). The same settings, environment, deadline and failure messages as
+ * `git`, but simple-git's unsafe-option guard is not on this path: only argv written out in our
+ * own code may come here (constant words, the mirror's resolved path, full ids and tag names that
+ * passed SAFE_TAG), never a string the operator typed. Spares the install from an existing mirror
+ * the ~45 ms import of simple-git, and quiet calls its answer 50 ms after git exited.
  */
-export async function gitQuiet(mirrorDir: string | null, args: string[], options: GitCallOptions = {}): Promise<RunResult> {
+export async function gitDirectAllowingFailure(
+  mirrorDir: string | null,
+  args: string[],
+  options: DirectCallOptions = {},
+): Promise<RunResult & { argv: string[] }> {
   const config = [...ALWAYS_CONFIG, ...(options.config ?? [])];
   const shown = shownArgv(config, ['--no-pager', ...gitDirArgs(mirrorDir), ...args]);
   const timeoutMs = options.timeoutMs ?? QUERY_TIMEOUT_MS;
@@ -160,6 +173,7 @@ export async function gitQuiet(mirrorDir: string | null, args: string[], options
   let timedOut = false;
   const deadline = setTimeout(() => (timedOut = true), timeoutMs);
   const stopTimer = killAfter(child, timeoutMs);
+  options.meanwhile?.();
   const ended = await waitForExit(child);
   stopTimer();
   clearTimeout(deadline);
@@ -168,8 +182,14 @@ export async function gitQuiet(mirrorDir: string | null, args: string[], options
   if (timedOut) throw new ProcessError(shown, undefined, 'SIGINT', `no answer within ${Math.round(timeoutMs / 1000)} s`, options.what);
   if (ended.error) throw new ProcessError(shown, undefined, undefined, ended.error.message, options.what);
   if (ended.code === null) throw new ProcessError(shown, undefined, 'a signal', tailLines(stderr), options.what);
-  if (ended.code !== 0) throw new ProcessError(shown, ended.code, undefined, tailLines(stderr || stdout), options.what);
-  return { stdout, stderr, exitCode: 0 };
+  return { stdout, stderr, exitCode: ended.code, argv: shown };
+}
+
+/** gitDirectAllowingFailure that throws ProcessError unless git exits 0 (as `git` does). */
+export async function gitDirect(mirrorDir: string | null, args: string[], options: DirectCallOptions = {}): Promise<RunResult> {
+  const r = await gitDirectAllowingFailure(mirrorDir, args, options);
+  if (r.exitCode !== 0) throw new ProcessError(r.argv, r.exitCode, undefined, tailLines(r.stderr || r.stdout), options.what);
+  return r;
 }
 
 /** The argv git ran with, for failure messages: simple-git puts the -c settings first. */

@@ -5,7 +5,7 @@
 
 import { stat } from 'node:fs/promises';
 import { SAFE_TAG } from './git.js';
-import { gitAllowingFailure } from './git-run.js';
+import { gitDirectAllowingFailure } from './git-run.js';
 
 /**
  * Bytes the tree of `v<version>` (or `<version>`) takes once extracted, from the mirror as it is
@@ -17,7 +17,8 @@ export async function taggedTreeBytes(mirrorDir: string, version: string): Promi
   for (const tag of [`v${version}`, version]) {
     if (!SAFE_TAG.test(tag)) return null;
     // A full ref name after --end-of-options: never an option, a branch or another rev expression.
-    const r = await gitAllowingFailure(mirrorDir, ['ls-tree', '-r', '-l', '-z', '--end-of-options', `refs/tags/${tag}`], { timeoutMs: 60_000, what: 'git ls-tree' }).catch(() => null);
+    // Spawned directly (no simple-git): the argv is all ours, the tag checked just above.
+    const r = await gitDirectAllowingFailure(mirrorDir, ['ls-tree', '-r', '-l', '-z', '--end-of-options', `refs/tags/${tag}`], { timeoutMs: 60_000, what: 'git ls-tree' }).catch(() => null);
     if (r === null) return null; // git failed to run: the preflight estimates otherwise
     if (r.exitCode === 0) return sumSizes(r.stdout);
   }

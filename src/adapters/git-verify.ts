@@ -26,6 +26,7 @@ export async function verifyTagSsh(mirrorDir: string, tag: string, allowedSigner
     'gpg.x509.program=false',
   ];
   // Full ref name after --end-of-options: the tag can never be read as an option or another rev.
+  // Through simple-git's guard: the allowed_signers path in its config comes from the operator's --root.
   const r = await gitAllowingFailure(mirrorDir, ['verify-tag', '--end-of-options', `refs/tags/${tag}`], { config, timeoutMs: VERIFY_TIMEOUT_MS });
   return { ok: r.exitCode === 0, detail: tailLines(`${r.stderr}\n${r.stdout}`, 2).replace(/\n/g, '; ') };
 }

@@ -7,12 +7,18 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { PassThrough, pipeline, type Readable } from 'node:stream';
 import { NotFoundError, ReleaseError, UsageError } from '../core/errors.js';
-import { ALLOWED_SCHEMES, git, gitAllowingFailure, gitArgs, gitEnv, gitQuiet } from './git-run.js';
+import { ALLOWED_SCHEMES, git, gitArgs, gitDirect, gitDirectAllowingFailure, gitEnv, type DirectCallOptions } from './git-run.js';
 import { killAfter, ProcessError, spawnChild, tailLines, waitForExit } from './process.js';
 
 /**
- * The git source's questions, one small function each. Repository work goes through simple-git
- * (git-run.ts); only `git archive` is spawned here, because it streams into the extractor.
+ * The git source's questions, one small function each. Which runner each call takes (git-run.ts):
+ * - simple-git's guard (`git`): every call carrying the operator's source string, namely the
+ *   first clone, `remote set-url`, and `ls-remote`.
+ * - spawned directly (`gitDirect`): calls whose argv is all ours, namely the mirror fetch (from
+ *   `origin`, whose URL went through checkSource and the guard when it was set), `for-each-ref`,
+ *   `rev-parse` and `config --get` of constant or SAFE_TAG-checked refs, and `git archive` of a
+ *   full commit id (spawned here, because it streams into the extractor). An install from an
+ *   existing mirror thus never loads simple-git.
  */
 
 // A first clone over a Pi's Wi-Fi can take minutes; a hung server must still end.
@@ -89,22 +95,28 @@ async function originUrlOf(mirrorDir: string): Promise<string> {
     }
     if (inOrigin !== null && urls.length === 1 && urls[0] !== '') return urls[0]!;
   }
-  return (await gitAllowingFailure(mirrorDir, ['config', '--get', 'remote.origin.url'])).stdout.trim();
+  // Direct: constant argv.
+  return (await gitDirectAllowingFailure(mirrorDir, ['config', '--get', 'remote.origin.url'])).stdout.trim();
 }
 
-/** Create or update the bare mirror of `source` at `mirrorDir`. */
-export async function syncMirror(source: string, mirrorDir: string): Promise<void> {
+/**
+ * Create or update the bare mirror of `source` at `mirrorDir`. `meanwhile` runs while an update's
+ * fetch is under way (work for a main thread that only waits); a first clone does without it.
+ */
+export async function syncMirror(source: string, mirrorDir: string, options: Pick<DirectCallOptions, 'meanwhile'> = {}): Promise<void> {
   const url = checkSource(source);
   if (isLocal(url) && !(await exists(url))) throw new NotFoundError(`git source not found: ${source}`);
   const what = `git sync from ${source}`;
   if (await exists(mirrorDir)) {
+    // Through the guard: the URL is the operator's string.
     if ((await originUrlOf(mirrorDir)) !== url) await git(mirrorDir, ['remote', 'set-url', '--', 'origin', url]);
     // --force: a moved tag must replace ours; --prune(-tags): a deleted tag must disappear.
     // autoDetach off: no background gc may outlive the command holding the release lock.
     // fsckObjects: malformed objects (e.g. tree entries named ..) are refused at the door.
     const config = ['gc.autoDetach=false', 'maintenance.autoDetach=false', 'transfer.fsckObjects=true'];
-    // Quiet when it succeeds: run directly (see gitQuiet), its argv all ours; the URL went through checkSource.
-    await gitQuiet(mirrorDir, ['fetch', '--quiet', '--prune', '--prune-tags', '--tags', '--force', 'origin'], { config, timeoutMs: NETWORK_TIMEOUT_MS, what });
+    // Direct: its argv is all ours (the URL went through checkSource and the guard when it was set).
+    const args = ['fetch', '--quiet', '--prune', '--prune-tags', '--tags', '--force', 'origin'];
+    await gitDirect(mirrorDir, args, { config, timeoutMs: NETWORK_TIMEOUT_MS, what, meanwhile: options.meanwhile });
     return;
   }
   await fs.mkdir(path.dirname(mirrorDir), { recursive: true });
@@ -114,6 +126,7 @@ export async function syncMirror(source: string, mirrorDir: string): Promise<voi
   try {
     // --no-local: hard-linked objects would share inodes with the source's owner, who could
     // rewrite them later; the transport copies and (fsckObjects) verifies every object instead.
+    // Through the guard: the URL is the operator's string.
     const args = ['clone', '--quiet', '--mirror', '--no-local', '--', url, tmp];
     await git(null, args, { config: ['transfer.fsckObjects=true'], timeoutMs: NETWORK_TIMEOUT_MS, what });
     await fs.rename(tmp, mirrorDir);
@@ -133,6 +146,7 @@ const LS_REMOTE_TIMEOUT_MS = 60_000;
 export async function lsRemoteTags(source: string, timeoutMs = LS_REMOTE_TIMEOUT_MS): Promise<Map<string, string>> {
   const url = checkSource(source);
   if (isLocal(url) && !(await exists(url))) throw new NotFoundError(`git source not found: ${source}`);
+  // Through the guard: the URL is the operator's string.
   const { stdout } = await git(null, ['ls-remote', '--tags', '--', url], { timeoutMs, what: `git ls-remote ${source}` });
   const tags = new Map<string, string>();
   for (const line of stdout.split('\n')) {
@@ -146,6 +160,7 @@ export async function lsRemoteTags(source: string, timeoutMs = LS_REMOTE_TIMEOUT
 /** Does `url` answer git's protocol? (A short, quiet `git ls-remote`; any failure is "no".) */
 export async function answersGit(url: string, timeoutMs = 15_000): Promise<boolean> {
   try {
+    // Through the guard: the URL is the operator's string.
     await git(null, ['ls-remote', '--heads', '--', checkSource(url)], { timeoutMs });
     return true;
   } catch {
@@ -155,7 +170,8 @@ export async function answersGit(url: string, timeoutMs = 15_000): Promise<boole
 
 /** Tag names of the mirror (short names, as git stores them; unvalidated). */
 export async function listTags(mirrorDir: string): Promise<string[]> {
-  const { stdout } = await git(mirrorDir, ['for-each-ref', '--format=%(refname:strip=2)', 'refs/tags/']);
+  // Direct: constant argv.
+  const { stdout } = await gitDirect(mirrorDir, ['for-each-ref', '--format=%(refname:strip=2)', 'refs/tags/']);
   return stdout.split('\n').filter((l) => l.length > 0);
 }
 
@@ -166,7 +182,8 @@ export const SAFE_TAG = /^(?!.*\.\.)[0-9A-Za-z][0-9A-Za-z._+-]*$/;
 export async function resolveTagCommit(mirrorDir: string, tag: string): Promise<string | null> {
   if (!SAFE_TAG.test(tag)) throw new UsageError(`not a safe tag name: ${JSON.stringify(tag)}`);
   // Full ref name: a tag can never be read as an option, a branch or another rev expression.
-  const r = await gitAllowingFailure(mirrorDir, ['rev-parse', '--verify', '--quiet', '--end-of-options', `refs/tags/${tag}^{commit}`]);
+  // Direct: the tag passed SAFE_TAG just above.
+  const r = await gitDirectAllowingFailure(mirrorDir, ['rev-parse', '--verify', '--quiet', '--end-of-options', `refs/tags/${tag}^{commit}`]);
   if (r.exitCode === 1 && r.stdout.trim() === '') return null;
   if (r.exitCode !== 0) throw new ProcessError(r.argv, r.exitCode, undefined, tailLines(r.stderr));
   return r.stdout.trim();
@@ -180,7 +197,8 @@ export async function resolveTagCommits(mirrorDir: string, tags: string[]): Prom
   for (const tag of tags) if (!SAFE_TAG.test(tag)) throw new UsageError(`not a safe tag name: ${JSON.stringify(tag)}`);
   // Full ref names as patterns: safe tags hold no glob characters, and the names are matched exactly below.
   const format = '--format=%(refname)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)';
-  const { stdout } = await git(mirrorDir, ['for-each-ref', format, ...tags.map((t) => `refs/tags/${t}`)]);
+  // Direct: every tag passed SAFE_TAG just above.
+  const { stdout } = await gitDirect(mirrorDir, ['for-each-ref', format, ...tags.map((t) => `refs/tags/${t}`)]);
   const found = new Map<string, string[]>();
   for (const line of stdout.split('\n')) {
     const [ref, ...fields] = line.split('\0');

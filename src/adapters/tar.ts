@@ -6,11 +6,15 @@
 import { createHash } from 'node:crypto';
 import { constants, createReadStream, createWriteStream } from 'node:fs';
 import { chmod, link, lstat, mkdir, open, readdir, readlink, rm, symlink, type FileHandle } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import * as tar from 'tar';
+import type * as TarHeader from 'tar/header';
+import type * as TarParse from 'tar/parse';
+import type * as TarPax from 'tar/pax';
+import type { HeaderData, ReadEntry } from 'tar';
 import { ArchivePolicy, type AcceptedEntry, type ExtractLimits } from '../core/build/archive-policy.js';
 import { IntegrityError, ReleaseError } from '../core/errors.js';
 import { killPoint } from '../core/killpoint.js';
@@ -33,6 +37,30 @@ const MAX_META_BYTES = 64 * 1024;
 const MAX_TRAILING_BYTES = 1024 * 1024;
 const FIXED_MTIME = new Date('2000-01-01T00:00:00Z');
 
+const require = createRequire(import.meta.url);
+interface TarParts {
+  Parser: typeof TarParse.Parser;
+  Header: typeof TarHeader.Header;
+  Pax: typeof TarPax.Pax;
+}
+let tarParts: TarParts | undefined;
+/**
+ * The three parts of node-tar we use, loaded on first use and on their own (~20 ms of CPU; the
+ * whole package's index ~40 ms): most commands never read or write an archive.
+ */
+function tar(): TarParts {
+  return (tarParts ??= {
+    Parser: (require('tar/parse') as typeof TarParse).Parser,
+    Header: (require('tar/header') as typeof TarHeader).Header,
+    Pax: (require('tar/pax') as typeof TarPax).Pax,
+  });
+}
+
+/** Load node-tar now, while the main thread would only wait (e.g. for the mirror fetch before an extraction). */
+export function preloadTar(): void {
+  tar();
+}
+
 /**
  * Extract a tar (or tar.gz) stream into an empty destDir. Every entry passes ArchivePolicy before
  * anything is written; the first refusal aborts everything with IntegrityError (exit 4), and the
@@ -42,7 +70,7 @@ export async function extractTarStream(input: NodeJS.ReadableStream, destDir: st
   if ((await readdir(destDir)).length > 0) throw new ReleaseError(`extraction target ${destDir} is not empty`);
   const policy = new ArchivePolicy({ topLevel: opts.topLevel, limits: opts.limits });
   const writer = new TreeWriter(destDir, policy.limits);
-  const parser = new tar.Parser({ strict: true, zstd: false, brotli: false, maxMetaEntrySize: MAX_META_BYTES });
+  const parser = new (tar().Parser)({ strict: true, zstd: false, brotli: false, maxMetaEntrySize: MAX_META_BYTES });
   // A cap on the decompressed stream itself: pax headers and padding carry no file bytes, but cost time.
   const streamBudget = policy.limits.maxTotalBytes + policy.limits.maxEntries * 1536 + 64 * 1024 * 1024;
   let streamBytes = 0;
@@ -50,7 +78,7 @@ export async function extractTarStream(input: NodeJS.ReadableStream, destDir: st
   let head = Buffer.alloc(0);
   let sawEof = false;
   let failure: Error | undefined;
-  let active: tar.ReadEntry | undefined;
+  let active: ReadEntry | undefined;
   let queue: Promise<void> = Promise.resolve();
 
   let settle!: { resolve: (r: ExtractResult) => void; reject: (e: Error) => void };
@@ -90,7 +118,7 @@ export async function extractTarStream(input: NodeJS.ReadableStream, destDir: st
 
   parser.on('error', fail);
   parser.on('eof', () => (sawEof = true));
-  parser.on('ignoredEntry', (entry: tar.ReadEntry) => {
+  parser.on('ignoredEntry', (entry: ReadEntry) => {
     if (failure) return;
     try {
       policy.checkEntry(entry); // refuses unknown types; what is left is an oversized pax header
@@ -99,7 +127,7 @@ export async function extractTarStream(input: NodeJS.ReadableStream, destDir: st
       fail(err);
     }
   });
-  parser.on('entry', (entry: tar.ReadEntry) => {
+  parser.on('entry', (entry: ReadEntry) => {
     if (failure) return;
     let accepted: AcceptedEntry | null;
     try {
@@ -156,7 +184,7 @@ class TreeWriter {
     private readonly limits: ExtractLimits,
   ) {}
 
-  async write(entry: AcceptedEntry, body: tar.ReadEntry): Promise<void> {
+  async write(entry: AcceptedEntry, body: ReadEntry): Promise<void> {
     const abs = path.join(this.root, entry.path);
     await this.ensureDir(path.posix.dirname(entry.path));
     if (entry.kind === 'directory') await this.ensureDir(entry.path);
@@ -176,7 +204,7 @@ class TreeWriter {
     this.dirs.add(rel);
   }
 
-  private async writeFile(abs: string, entry: AcceptedEntry, body: tar.ReadEntry): Promise<void> {
+  private async writeFile(abs: string, entry: AcceptedEntry, body: ReadEntry): Promise<void> {
     // O_EXCL + O_NOFOLLOW: never replace or write through anything already there.
     const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
     const handle = await open(abs, flags, entry.mode);
@@ -284,10 +312,10 @@ async function* sortedTree(root: string, rel: string): AsyncGenerator<string> {
 }
 
 /** The header block(s) of one entry: owner 0:0, no owner names, fixed mtime; pax only when needed. */
-export function tarHeader(data: tar.HeaderData): Buffer {
+export function tarHeader(data: HeaderData): Buffer {
   const block = Buffer.alloc(512);
-  const needPax = new tar.Header({ size: 0, ...data, uid: 0, gid: 0, mtime: FIXED_MTIME, uname: '', gname: '' }).encode(block);
+  const needPax = new (tar().Header)({ size: 0, ...data, uid: 0, gid: 0, mtime: FIXED_MTIME, uname: '', gname: '' }).encode(block);
   if (!needPax) return block;
   // Long or non-ASCII names go in a pax header; only the fields that did not fit, for determinism.
-  return Buffer.concat([new tar.Pax({ path: data.path, linkpath: data.linkpath }).encode(), block]);
+  return Buffer.concat([new (tar().Pax)({ path: data.path, linkpath: data.linkpath }).encode(), block]);
 }

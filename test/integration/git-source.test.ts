@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { archiveStream, listTags, lsRemoteTags, PARTIAL_MIRROR_INFIX, syncMirror } from '../../src/adapters/git.js';
-import { gitQuiet } from '../../src/adapters/git-run.js';
+import { gitDirect } from '../../src/adapters/git-run.js';
 import { taggedTreeBytes } from '../../src/adapters/git-size.js';
 import { ReleaseError } from '../../src/core/errors.js';
 import { fetchGit, listGitVersions, resolveGitLatest } from '../../src/core/build/sources/git.js';
@@ -238,7 +238,7 @@ describe('failures', () => {
     const url = `git://127.0.0.1:${(server.address() as net.AddressInfo).port}/repo`;
     try {
       await runGit(tmp, [`--git-dir=${mirrorDir}`, 'remote', 'set-url', 'origin', url]);
-      const err = await failure(gitQuiet(mirrorDir, ['fetch', '--quiet', 'origin'], { timeoutMs: 1_000, what: 'git sync' }));
+      const err = await failure(gitDirect(mirrorDir, ['fetch', '--quiet', 'origin'], { timeoutMs: 1_000, what: 'git sync' }));
       expect(err.exitCode).toBe(1);
       expect(err.message).toBe('git sync failed (killed by SIGINT): no answer within 1 s');
     } finally {

@@ -103,9 +103,10 @@ async function referenceVenvBytes(reference: ReleaseOnDisk, filesystemSize: numb
   return measured > 0 ? [measured, `venv of ${name}`] : [DEFAULT_VENV_BYTES, 'default venv size'];
 }
 
-async function treeEstimate(ctx: Context, req: InstallRequest, reference: ReleaseOnDisk | null): Promise<[number, string]> {
+/** `gitBytes`: the tagged tree's size from the mirror (null when unknown), asked of git by the caller. */
+async function treeEstimate(req: InstallRequest, reference: ReleaseOnDisk | null, gitBytes: Promise<number | null>): Promise<[number, string]> {
   if (req.kind === 'git') {
-    const bytes = await taggedTreeBytes(ctx.layout.mirrorDir, req.version).catch(() => null);
+    const bytes = await gitBytes;
     if (bytes !== null) return [bytes, 'tree size from git ls-tree'];
   } else if (!/^https?:\/\//i.test(req.source)) {
     const archive = req.kind === 'file' ? req.source : path.join(req.source, `smolotchi-${req.version}.tar.gz`);
@@ -122,14 +123,14 @@ async function treeEstimate(ctx: Context, req: InstallRequest, reference: Releas
  * needs far less; an estimate errs high), plus a margin.
  */
 export async function estimateSpace(ctx: Context, req: InstallRequest): Promise<SpaceEstimate> {
-  const reference = await referenceRelease(ctx);
-  const { filesystem, free, size } = await freeBytes(ctx.layout.optDir);
+  // The slowest question (a git process) is asked first; the reads below are answered meanwhile.
+  const gitBytes = req.kind === 'git' ? taggedTreeBytes(ctx.layout.mirrorDir, req.version).catch(() => null) : Promise.resolve(null);
+  const [reference, { filesystem, free, size }, data] = await Promise.all([referenceRelease(ctx), freeBytes(ctx.layout.optDir), snapshotSpace(ctx)]);
   const [[treeBytes, treeBasis], [venvBytes, venvBasis]] = await Promise.all([
-    treeEstimate(ctx, req, reference),
+    treeEstimate(req, reference, gitBytes),
     reference ? referenceVenvBytes(reference, size) : ([DEFAULT_VENV_BYTES, 'default venv size'] as [number, string]),
   ]);
   const marginBytes = Math.ceil((treeBytes + venvBytes) * MARGIN_RATIO) + MARGIN_FIXED;
-  const data = await snapshotSpace(ctx);
   // On one filesystem the release and the snapshot share the free space; elsewhere checkSnapshotSpace answers.
   const snapshotBytes = (await sameFilesystem(data.filesystem, filesystem)) ? data.bytes : 0;
   const neededBytes = treeBytes + venvBytes + marginBytes + snapshotBytes;

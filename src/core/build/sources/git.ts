@@ -5,7 +5,7 @@
 
 import { promises as fs } from 'node:fs';
 import { archiveStream, listTags, resolveTagCommits, syncMirror } from '../../../adapters/git.js';
-import { extractTarStream } from '../../../adapters/tar.js';
+import { extractTarStream, preloadTar } from '../../../adapters/tar.js';
 import { IntegrityError, NotFoundError } from '../../errors.js';
 import { requireSignedTag } from './git-signed.js';
 import { compareVersions, latestStable, parseVersion, tryParseVersion } from '../../version.js';
@@ -84,7 +84,8 @@ async function resolveVersionCommit(opts: FetchGitOptions, version: string): Pro
 export async function fetchGit(opts: FetchGitOptions): Promise<FetchedRelease> {
   // Validated before anything else: only a strict semver string ever becomes part of a ref.
   const version = parseVersion(opts.version);
-  if (opts.syncMirror ?? true) await syncMirror(opts.source, opts.mirrorDir);
+  // node-tar loads while the fetch runs: the main thread would only wait for git.
+  if (opts.syncMirror ?? true) await syncMirror(opts.source, opts.mirrorDir, { meanwhile: preloadTar });
   const commit = await resolveVersionCommit(opts, version);
   if (opts.allowedSigners) await requireSignedTag(opts.mirrorDir, version, commit, opts.allowedSigners);
   await fs.mkdir(opts.stagingDir, { recursive: true });
