@@ -423,7 +423,9 @@ export async function byteCompile(python: string, dirs: string[], as: ServiceIde
   if (dirs.length === 0) return;
   const cwd = path.dirname(dirs[0]!);
   const jobs = opts.parallel ? ['-j', '0'] : [];
-  await pythonStep('byte-compile', python, ['-m', 'compileall', '-q', ...jobs, ...dirs], { as, cwd, timeoutMs: 10 * MINUTE });
+  // -P: with -m the working directory (here the release) would come first on sys.path, and a
+  // release's own compileall.py would run in place of the compiler.
+  await pythonStep('byte-compile', python, ['-P', '-m', 'compileall', '-q', ...jobs, ...dirs], { as, cwd, timeoutMs: 10 * MINUTE });
 }
 
 /** Import the app the way its units will, without writing bytecode into the release. */

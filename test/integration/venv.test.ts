@@ -149,6 +149,21 @@ describe.skipIf(skipReason !== null)('buildVenv with real venvs', () => {
     expect(err.message).toMatch(/^byte-compile failed: SyntaxError: .* \(smolotchi\/cli\.py:2\)$/);
   });
 
+  // Hostile: with `python -m`, the working directory (the release) would come first on sys.path.
+  it('a release that ships its own compileall.py never stands in for the compiler, fresh or cloned', async () => {
+    const a = await makeRelease('2.0.0', WHEEL_RELEASE);
+    const aHash = (await buildVenv(spec(a), { log, reuseCandidates: [] })).requirementHash;
+    const marker = path.join(root, 'shadowed-compileall-ran');
+    const shadow = `open(${JSON.stringify(marker)}, "a").write("ran\\n")\n`;
+    const fresh = await makeRelease('0.4.0', { files: { 'compileall.py': shadow } });
+    await buildVenv(spec(fresh), { log, reuseCandidates: [] });
+    const cloned = await makeRelease('2.0.1', { ...WHEEL_RELEASE, files: { ...WHEEL_RELEASE.files, 'compileall.py': shadow } });
+    const built = await buildVenv(spec(cloned), { log, reuseCandidates: [{ releaseDir: a, requirementHash: aHash }] });
+    expect(built.reusedFrom).toBe(a);
+    await expect(fs.access(marker)).rejects.toThrow();
+    for (const dir of [fresh, cloned]) expect((await fs.readdir(path.join(dir, 'smolotchi/__pycache__'))).some((n) => /^cli\.cpython-\d+\.pyc$/.test(n))).toBe(true);
+  });
+
   it('does not reuse a venv for a different requirement set', async () => {
     const a = path.join(root, 'opt/smolotchi/releases/1.0.0');
     const aHash = await requirementHash(spec(a));
