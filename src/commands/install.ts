@@ -22,7 +22,6 @@ import { completeRelease } from '../core/state/releases.js';
 import { readCurrent } from '../core/state/switch.js';
 import { switchVerified } from '../core/activate/verified-switch.js';
 import { releaseFacts } from '../core/activate/targets.js';
-import { reverifyBeforeSwitch } from '../core/verify/reverify.js';
 import { configFile, seedConfig } from '../core/bootstrap/config-seed.js';
 import { pathExists } from '../core/bootstrap/create-once.js';
 import { releaseDir } from '../core/layout.js';
@@ -165,6 +164,8 @@ async function installLocked(ctx: Context, req: InstallRequest, options: Install
   let configSeeded: string | null = null;
   try {
     if (existing) {
+      // Loaded only here: a new release is verified as it is fetched, not by the verify code.
+      const { reverifyBeforeSwitch } = await import('../core/verify/reverify.js');
       await reverifyBeforeSwitch(ctx, req.version);
       reusedRelease = true;
       ({ commit, sha256 } = existing);

@@ -6,7 +6,6 @@
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
-import { parse, stringify } from 'smol-toml';
 import type { Layout } from '../layout.js';
 import type { Logger } from '../log.js';
 import { readAccount } from '../state/accounts.js';
@@ -16,7 +15,6 @@ import { createOnce, pathExists } from './create-once.js';
 export const configFile = (layout: Layout): string => path.join(layout.etcDir, 'config.toml');
 
 const MAX_CONFIG_BYTES = 1024 * 1024;
-export const SAFE_WEB_HOST = '127.0.0.1';
 
 export type SeedOutcome = { seeded: true; from: string } | { seeded: false; reason: string };
 
@@ -37,19 +35,6 @@ async function readReleaseConfig(file: string): Promise<string | null> {
 }
 
 /**
- * The app ships its web UI bound to 0.0.0.0; its deploy page says to open the LAN only on purpose.
- * The real app reads [ui].host; a [web] table with a host (older layouts, our fixtures) is forced too.
- */
-export function withLoopbackWeb(text: string): string {
-  const doc = parse(text) as Record<string, unknown>;
-  const table = (name: string) => (typeof doc[name] === 'object' && doc[name] !== null && !Array.isArray(doc[name]) ? (doc[name] as Record<string, unknown>) : null);
-  doc.ui = { ...(table('ui') ?? {}), host: SAFE_WEB_HOST };
-  const web = table('web');
-  if (web && 'host' in web) web.host = SAFE_WEB_HOST;
-  return stringify(doc);
-}
-
-/**
  * On the first install, copy the release's config.toml to /etc/smolotchi/config.toml when that
  * file is missing, as the app's own deploy flow does, with the web bind forced to loopback.
  * An existing file (even an empty one) is the operator's and is never touched.
@@ -59,6 +44,8 @@ export async function seedConfig(layout: Layout, releaseDir: string, version: st
   if (await pathExists(target)) return { seeded: false, reason: 'exists' };
   const text = await readReleaseConfig(path.join(releaseDir, 'config.toml'));
   if (text === null) return { seeded: false, reason: `release ${version} ships no config.toml` };
+  // The TOML parser loads only for a seed: every later install finds the operator's file.
+  const { withLoopbackWeb, SAFE_WEB_HOST } = await import('./loopback-web.js');
   let body: string;
   try {
     body = withLoopbackWeb(text);

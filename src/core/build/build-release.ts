@@ -80,16 +80,22 @@ export async function buildRelease(ctx: Context, req: InstallRequest, journal: D
     const complete = (await scanReleases(ctx.layout)).filter((r) => r.stamp && r.version !== req.version);
     const candidates = complete
       .map((r) => ({ releaseDir: r.dir, requirementHash: r.stamp!.requirementHash, pythonVersion: r.stamp!.pythonVersion, pythonIdentity: r.stamp!.pythonIdentity }));
-    const venv = await buildVenv(await venvSpec(ctx, target), { log: ctx.log, reuseCandidates: candidates, progress: ctx.progress });
-    // Root's and read-only to group/others (the service user), whatever umask pip or python had.
-    // A plain clone of a locked-down venv was written by root alone (see lockDownRelease).
-    const untouched = venv.reusedFrom && !venv.incremental ? [path.join(target, VENV_DIR)] : [];
-    const [venvBytes] = await Promise.all([venvUsage(target, venv, complete), lockDownRelease(target, { untouched })]);
+    const venv = await buildVenv(await venvSpec(ctx, target), {
+      log: ctx.log,
+      reuseCandidates: candidates,
+      progress: ctx.progress,
+      // While the app is smoke-imported: root's and read-only to group/others (the service user),
+      // whatever umask pip or python had (a plain clone of a locked-down venv was written by root
+      // alone, see lockDownRelease); then the stamp vouches for every file of the tree and venv,
+      // so they reach the disk first.
+      alongsideSmoke: async (untouched) => {
+        await lockDownRelease(target, { untouched });
+        await syncFileSystem(target);
+      },
+    });
     journal.step('stamp');
-    const units = await renderFor(ctx, req.version);
-    // The stamp vouches for every file of the tree and venv: they reach the disk first.
-    await syncFileSystem(target);
     killPoint('tree-synced', ctx.env);
+    const [venvBytes, units] = await Promise.all([venvUsage(target, venv, complete), renderFor(ctx, req.version)]);
     await writeStamp(target, {
       schemaVersion: 1,
       version: req.version,

@@ -498,12 +498,24 @@ async function tryIncremental(plan: IncrementalPlan, from: string): Promise<Incr
   }
 }
 
+export interface BuildVenvOptions {
+  log: Logger;
+  reuseCandidates: ReuseCandidate[];
+  progress?: Progress;
+  /**
+   * Work for the tree once it is root's again, run while the app is smoke-imported (the import
+   * reads and writes nothing there); both are over before buildVenv returns or throws. Given the
+   * venv folder when it is a plain clone nobody else wrote.
+   */
+  alongsideSmoke?: (untouched: string[]) => Promise<void>;
+}
+
 /**
  * Build `<release>/.venv` at its final path (a venv records its own location), from a clone of an
  * identical venv when one exists, then byte-compile and import the app. Throws on any failure;
  * the caller removes the release.
  */
-export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandidates: ReuseCandidate[]; progress?: Progress }): Promise<BuiltVenv> {
+export async function buildVenv(spec: VenvSpec, opts: BuildVenvOptions): Promise<BuiltVenv> {
   const step = (label: string) => opts.progress?.step(label);
   const started = performance.now();
   const since = () => Math.round(performance.now() - started);
@@ -579,11 +591,15 @@ export async function buildVenv(spec: VenvSpec, opts: { log: Logger; reuseCandid
   }
   killPoint('venv-compiled');
   // Root's again, read-only, before any more release code runs: the smoke import sees what units will.
-  const reclaimed = await reclaimFromService(releaseDir, spec.runAs, { untouched: reusedFrom && !incremental ? [venvDir] : [] });
+  const untouched = reusedFrom && !incremental ? [venvDir] : [];
+  const reclaimed = await reclaimFromService(releaseDir, spec.runAs, { untouched });
   if (spec.runAs.switched) opts.log.debug(`venv: built as ${spec.runAs.name}; ${reclaimed} entries made root's`);
   step('venv: smoke import');
-  await py.smokeImport(python, releaseDir, spec.runAs);
+  // The tree is root's now: the caller's work on it (lock-down, flush) cannot race the import.
+  const [smoke, alongside] = await Promise.allSettled([py.smokeImport(python, releaseDir, spec.runAs), opts.alongsideSmoke?.(untouched)]);
+  if (smoke.status === 'rejected') throw smoke.reason;
   killPoint('venv-smoke-done');
+  if (alongside.status === 'rejected') throw alongside.reason;
   const durationMs = since();
   opts.log.debug(`venv: compiled and smoke-imported (${durationMs} ms in all)`);
   return { requirementHash: hash, pythonVersion: version, pythonIdentity: identity, reusedFrom, incremental, durationMs };

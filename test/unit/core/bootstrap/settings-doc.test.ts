@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SETTING_DOCS, documentedKeys, envFileTemplate } from '../../../../src/core/bootstrap/settings-doc.js';
-import { withLoopbackWeb } from '../../../../src/core/bootstrap/config-seed.js';
+import { withLoopbackWeb } from '../../../../src/core/bootstrap/loopback-web.js';
 import { DEFAULT_SETTINGS, parseEnvFile, settingsFromEnv } from '../../../../src/core/settings.js';
 import { parse } from 'smol-toml';
 
