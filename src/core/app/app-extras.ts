@@ -57,11 +57,6 @@ async function readPyproject(releaseDir: string): Promise<string | null> {
   }
 }
 
-/** Load the TOML parser now, while the main thread would only wait (the venv step reads pyproject.toml). */
-export function preloadTomlParser(): void {
-  import('smol-toml').catch(() => {}); // a failure shows where the parser is used
-}
-
 export async function readPyprojectExtras(releaseDir: string): Promise<PyprojectExtras> {
   // Loaded on first use: only a venv build reads TOML, yet every command loads this module.
   const { parse } = await import('smol-toml');

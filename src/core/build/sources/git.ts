@@ -8,7 +8,6 @@ import { archiveStream, listTags, resolveTagCommits, syncMirror } from '../../..
 import { extractTarStream, preloadTar } from '../../../adapters/tar.js';
 import { IntegrityError, NotFoundError } from '../../errors.js';
 import { requireSignedTag } from './git-signed.js';
-import { preloadTomlParser } from '../../app/app-extras.js';
 import { compareVersions, latestStable, parseVersion, tryParseVersion } from '../../version.js';
 import type { FetchedRelease } from './types.js';
 
@@ -85,13 +84,8 @@ async function resolveVersionCommit(opts: FetchGitOptions, version: string): Pro
 export async function fetchGit(opts: FetchGitOptions): Promise<FetchedRelease> {
   // Validated before anything else: only a strict semver string ever becomes part of a ref.
   const version = parseVersion(opts.version);
-  // node-tar (the extraction's) and the TOML parser (the venv step's) load while the fetch runs:
-  // the main thread would only wait for git.
-  const meanwhile = () => {
-    preloadTar();
-    preloadTomlParser();
-  };
-  if (opts.syncMirror ?? true) await syncMirror(opts.source, opts.mirrorDir, { meanwhile });
+  // node-tar loads while the fetch runs: the main thread would only wait for git.
+  if (opts.syncMirror ?? true) await syncMirror(opts.source, opts.mirrorDir, { meanwhile: preloadTar });
   const commit = await resolveVersionCommit(opts, version);
   if (opts.allowedSigners) await requireSignedTag(opts.mirrorDir, version, commit, opts.allowedSigners);
   await fs.mkdir(opts.stagingDir, { recursive: true });
