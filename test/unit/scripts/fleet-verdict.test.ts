@@ -1,3 +1,5 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
@@ -55,5 +57,26 @@ describe('fleet role: the verdict on a device\'s answer', () => {
     const rows = (markdown as string).split('\n').filter((l) => l.startsWith('| dev1'));
     expect(rows).toEqual(['| dev1 | 1.0.0 | 1.0.0 | DEGRADED: web \\| down again | - | no |']);
     expect(report).toMatchObject({ versions: { '1.0.0': 1 }, degraded: ['dev1'] });
+  });
+
+  it('copies only the artifacts the device lacks: missing, changed, or not root\'s 0600', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'smolotchi-artifacts-'));
+    try {
+      const names = ['a.tar.gz', 'a.tar.gz.sha256', 'a.manifest.json', 'a.manifest.json.sig'];
+      for (const name of names) writeFileSync(path.join(dir, name), `${name}\n`);
+      const [sums] = await call([['_sha1', [path.join(dir, names[0])]]]);
+      const good = (name: string, extra: Record<string, unknown> = {}) => ({ path: `/var/cache/smolotchi/artifacts/1.0.0/${name}`, uid: 0, gid: 0, mode: '0600', checksum: sums, ...extra });
+      const [fresh, same, hostile] = await call([
+        ['artifacts_to_copy', [{ files: [] }, dir, names]],
+        ['artifacts_to_copy', [{ files: [good(names[0])] }, dir, names.slice(0, 1)]],
+        // Swapped content, a file the service user owns, a group-writable one: each is copied again.
+        ['artifacts_to_copy', [{ files: [good(names[0], { checksum: '0'.repeat(40) }), good(names[1], { uid: 990 }), good(names[2], { mode: '0660' })] }, dir, names.slice(0, 3)]],
+      ]);
+      expect(fresh).toEqual(names);
+      expect(same).toEqual([]);
+      expect(hostile).toEqual(names.slice(0, 3));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -6,7 +6,9 @@ that answer into a verdict Ansible can act on, and the `status` answers into one
 the playbooks never parse JSON field by field and a renamed field is fixed here only.
 """
 
+import hashlib
 import json
+import os
 
 # Documented exit codes of smolotchi (README "Exit codes").
 EXIT_OK = 0
@@ -99,6 +101,33 @@ def failed_in_batch(hostvars, batch, fact="smolotchi_release_outcome"):
         if not isinstance(outcome, dict) or not outcome.get("ok"):
             failed.append(host)
     return failed
+
+
+def artifacts_to_copy(found, local_dir, names):
+    """The names among `names` to copy from `local_dir` on the controller, given the device's
+    `find` answer (get_checksum) for its artifact folder: the files that are missing there, differ
+    from the controller's (sha1, as the copy module compares), or are not root's with mode 0600.
+    Anything unexpected in the answer means "copy it": a needless copy is cheap, a stale file is not.
+    """
+    on_device = {}
+    for entry in (found or {}).get("files") or []:
+        if isinstance(entry, dict) and entry.get("path"):
+            on_device[os.path.basename(entry["path"])] = entry
+    wanted = []
+    for name in names or []:
+        entry = on_device.get(name)
+        if (entry is None or entry.get("uid") != 0 or entry.get("gid") != 0 or entry.get("mode") != "0600"
+                or entry.get("checksum") != _sha1(os.path.join(local_dir, name))):
+            wanted.append(name)
+    return wanted
+
+
+def _sha1(path):
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _last_deploy(deploy):
@@ -201,6 +230,7 @@ class FilterModule(object):
         return {
             "smolotchi_release_verdict": verdict,
             "smolotchi_release_failed_in_batch": failed_in_batch,
+            "smolotchi_release_artifacts_to_copy": artifacts_to_copy,
             "smolotchi_release_init_changed": init_changed,
             "smolotchi_release_status_row": status_row,
             "smolotchi_release_fleet_report": fleet_report,
