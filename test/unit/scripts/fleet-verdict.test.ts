@@ -59,22 +59,24 @@ describe('fleet role: the verdict on a device\'s answer', () => {
     expect(report).toMatchObject({ versions: { '1.0.0': 1 }, degraded: ['dev1'] });
   });
 
-  it('copies only the artifacts the device lacks: missing, changed, or not root\'s 0600', async () => {
+  it('copies only the files the device lacks: missing, changed, not root\'s with the mode, or unreadable here', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'smolotchi-artifacts-'));
     try {
-      const names = ['a.tar.gz', 'a.tar.gz.sha256', 'a.manifest.json', 'a.manifest.json.sig'];
-      for (const name of names) writeFileSync(path.join(dir, name), `${name}\n`);
-      const [sums] = await call([['_sha1', [path.join(dir, names[0])]]]);
-      const good = (name: string, extra: Record<string, unknown> = {}) => ({ path: `/var/cache/smolotchi/artifacts/1.0.0/${name}`, uid: 0, gid: 0, mode: '0600', checksum: sums, ...extra });
-      const [fresh, same, hostile] = await call([
-        ['artifacts_to_copy', [{ files: [] }, dir, names]],
-        ['artifacts_to_copy', [{ files: [good(names[0])] }, dir, names.slice(0, 1)]],
-        // Swapped content, a file the service user owns, a group-writable one: each is copied again.
-        ['artifacts_to_copy', [{ files: [good(names[0], { checksum: '0'.repeat(40) }), good(names[1], { uid: 990 }), good(names[2], { mode: '0660' })] }, dir, names.slice(0, 3)]],
+      const files = ['a.tar.gz', 'a.tar.gz.sha256', 'a.manifest.json', 'a.manifest.json.sig'].map((name) => path.join(dir, name));
+      for (const file of files) writeFileSync(file, 'same content\n');
+      const [sum] = await call([['_sha1', [files[0]]]]);
+      const good = (file: string, extra: Record<string, unknown> = {}) => ({ path: `/var/cache/smolotchi/artifacts/1.0.0/${path.basename(file)}`, uid: 0, gid: 0, mode: '0600', checksum: sum, ...extra });
+      const [fresh, same, hostile, unreadable] = await call([
+        ['to_copy', [{ files: [] }, files, '0600']],
+        ['to_copy', [{ files: files.map((f) => good(f)) }, files, '0600']],
+        // Swapped content, a file the service user owns, a group-writable one, no checksum: each is copied again.
+        ['to_copy', [{ files: [good(files[0], { checksum: '0'.repeat(40) }), good(files[1], { uid: 990 }), good(files[2], { mode: '0660' }), good(files[3], { checksum: undefined })] }, files, '0600']],
+        ['to_copy', [{ files: [good('/nonexistent/a.pub', { checksum: undefined })] }, ['/nonexistent/a.pub'], '0600']],
       ]);
-      expect(fresh).toEqual(names);
+      expect(fresh).toEqual(files);
       expect(same).toEqual([]);
-      expect(hostile).toEqual(names.slice(0, 3));
+      expect(hostile).toEqual(files);
+      expect(unreadable).toEqual(['/nonexistent/a.pub']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -3,7 +3,9 @@
 Each device answers `smolotchi release <command> --json` with a result object (or, for a refused
 command, {"error": {"message", "exitCode", "hint"}}) and a documented exit code. These filters turn
 that answer into a verdict Ansible can act on, and the `status` answers into one fleet report, so
-the playbooks never parse JSON field by field and a renamed field is fixed here only.
+the playbooks never parse JSON field by field and a renamed field is fixed here only. One more
+filter compares a device folder's `find` answer with the controller's files, so a copy task only
+handles the files that need it.
 """
 
 import hashlib
@@ -103,30 +105,36 @@ def failed_in_batch(hostvars, batch, fact="smolotchi_release_outcome"):
     return failed
 
 
-def artifacts_to_copy(found, local_dir, names):
-    """The names among `names` to copy from `local_dir` on the controller, given the device's
-    `find` answer (get_checksum) for its artifact folder: the files that are missing there, differ
-    from the controller's (sha1, as the copy module compares), or are not root's with mode 0600.
-    Anything unexpected in the answer means "copy it": a needless copy is cheap, a stale file is not.
+def to_copy(found, sources, mode):
+    """The controller files among `sources` (paths) to copy into a device folder, given the
+    device's `find` answer (get_checksum) for that folder: those whose file (same name) is missing
+    there, differs from the controller's (sha1, as the copy module compares), or is not root's with
+    `mode`. Anything unexpected in the answer means "copy it": a needless copy is cheap, a stale or
+    swapped file is not.
     """
     on_device = {}
     for entry in (found or {}).get("files") or []:
         if isinstance(entry, dict) and entry.get("path"):
             on_device[os.path.basename(entry["path"])] = entry
     wanted = []
-    for name in names or []:
-        entry = on_device.get(name)
-        if (entry is None or entry.get("uid") != 0 or entry.get("gid") != 0 or entry.get("mode") != "0600"
-                or entry.get("checksum") != _sha1(os.path.join(local_dir, name))):
-            wanted.append(name)
+    for source in sources or []:
+        entry = on_device.get(os.path.basename(source))
+        if (entry is None or entry.get("uid") != 0 or entry.get("gid") != 0 or entry.get("mode") != mode
+                or entry.get("checksum") is None or entry.get("checksum") != _sha1(source)):
+            wanted.append(source)
     return wanted
 
 
 def _sha1(path):
+    """sha1 of a controller file; None when it cannot be read here (a path the copy module finds
+    through the role's search path, say): then it is copied and the copy module decides."""
     digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
     return digest.hexdigest()
 
 
@@ -230,7 +238,7 @@ class FilterModule(object):
         return {
             "smolotchi_release_verdict": verdict,
             "smolotchi_release_failed_in_batch": failed_in_batch,
-            "smolotchi_release_artifacts_to_copy": artifacts_to_copy,
+            "smolotchi_release_to_copy": to_copy,
             "smolotchi_release_init_changed": init_changed,
             "smolotchi_release_status_row": status_row,
             "smolotchi_release_fleet_report": fleet_report,
