@@ -42,7 +42,10 @@ fstrim.timer man-db.timer logrotate.timer dpkg-db-backup.timer"
 
 PRIVATE="opt/smolotchi var/lib/smolotchi var/cache/smolotchi etc/smolotchi etc/systemd/system etc/tmpfiles.d"
 
-cgroup_name() { echo "smolotchi-sandbox-$(basename "$1")"; }
+# Named after DIR's parent too: fleet-sandbox devices are FLEET/dev1, FLEET/dev2..., and two fleets
+# at once (a test and the bench, two checkouts) must not share a cgroup (nor wait on each other's
+# cgroup at stop).
+cgroup_name() { echo "smolotchi-sandbox-$(basename "$(dirname "$1")")-$(basename "$1")"; }
 
 inner() { # runs inside the new namespaces, then becomes PID 1
   local d=$1 cg k
