@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canRunFleet, startFleet, type Fleet, type PlaybookRun } from '../../scripts/fleet.js';
 import { FAIL_WEB_MARKER, createSampleRepo } from '../../scripts/sample-app.js';
 import { runCli } from '../support/cli.js';
-import { CLI, assertBuilt, currentVersion, servedVersion, smolotchiJson, type Sandbox } from '../support/sandbox.js';
+import { CLI, assertBuilt, baseDir, currentVersion, servedVersion, smolotchiJson, type Sandbox } from '../support/sandbox.js';
 
 // The Ansible role and playbooks of packaging/ansible against 4 sandboxed devices (a real systemd
 // each, reached by the real ssh client and sshd), through ansible-playbook and the inventory that
@@ -22,8 +22,27 @@ interface Deploy {
 
 const explainRun = (r: PlaybookRun) => `exit ${r.exitCode}\n${r.output}`;
 
+/** A sample repo with three releases (1.1.0's web UI fails where FAIL_WEB_MARKER exists), a signing key and the three signed packs. */
+async function makeArtifacts(work: string): Promise<{ keys: string; key: string }> {
+  const { repo } = await createSampleRepo(path.join(work, 'repo'), [
+    { version: '1.0.0' },
+    { version: '1.1.0', behaviour: 'web-fails-on-marker' },
+    { version: '1.2.0' },
+  ]);
+  const keys = path.join(work, 'keys');
+  const keygen = await runCli(['release', 'keygen', '--out', keys]);
+  expect(keygen.exitCode, keygen.stderr).toBe(0);
+  const key = readdirSync(keys).find((f) => f.endsWith('.key'))!;
+  for (const version of ['1.0.0', '1.1.0', '1.2.0']) {
+    const pack = await runCli(['release', 'pack', '--repo', repo, '--version', version, '--key', path.join(keys, key), '--out', path.join(work, 'artifacts')]);
+    expect(pack.exitCode, pack.stderr).toBe(0);
+  }
+  return { keys, key };
+}
+
 describe.skipIf(!check.ok)('fleet: rollouts with Ansible to 4 sandboxed devices', () => {
   let fleet: Fleet;
+  let work: string | undefined;
   let artifacts: string;
   let bootstrapVars: Record<string, unknown>;
   /** The variables every play gets: the checkout's CLI stands in for an installed tool (shared /usr). */
@@ -41,23 +60,15 @@ describe.skipIf(!check.ok)('fleet: rollouts with Ansible to 4 sandboxed devices'
 
   beforeAll(async () => {
     assertBuilt();
-    fleet = await startFleet(4);
-    const work = path.join(fleet.dir, 'work');
-    const { repo } = await createSampleRepo(path.join(work, 'repo'), [
-      { version: '1.0.0' },
-      { version: '1.1.0', behaviour: 'web-fails-on-marker' },
-      { version: '1.2.0' },
-    ]);
-    // Signed artifacts on the controller, as a release manager makes them.
-    const keys = path.join(work, 'keys');
-    const keygen = await runCli(['release', 'keygen', '--out', keys]);
-    expect(keygen.exitCode, keygen.stderr).toBe(0);
-    const key = readdirSync(keys).find((f) => f.endsWith('.key'))!;
+    // Signed artifacts on the controller, as a release manager makes them, while the devices boot
+    // (a boot mostly waits for systemd): only the controller reads them, through ansible-playbook.
+    work = await fs.mkdtemp(path.join(baseDir(), 'smolotchi-fleet-work-'));
+    const [booted, made] = await Promise.allSettled([startFleet(4), makeArtifacts(work)]);
+    if (booted.status === 'fulfilled') fleet = booted.value;
+    if (booted.status === 'rejected') throw booted.reason;
+    if (made.status === 'rejected') throw made.reason;
+    const { keys, key } = made.value;
     artifacts = path.join(work, 'artifacts');
-    for (const version of ['1.0.0', '1.1.0', '1.2.0']) {
-      const pack = await runCli(['release', 'pack', '--repo', repo, '--version', version, '--key', path.join(keys, key), '--out', artifacts]);
-      expect(pack.exitCode, pack.stderr).toBe(0);
-    }
     common = { smolotchi_release_cmd: `${process.execPath} ${CLI}`, smolotchi_release_artifacts: artifacts };
     bootstrapVars = {
       ...common,
@@ -71,6 +82,7 @@ describe.skipIf(!check.ok)('fleet: rollouts with Ansible to 4 sandboxed devices'
   });
   afterAll(async () => {
     await fleet?.destroy();
+    if (work) await fs.rm(work, { recursive: true, force: true });
   });
 
   it('bootstrap writes each device\'s settings and keys, and a second run changes nothing', async () => {
