@@ -187,8 +187,12 @@ export async function gitDirectAllowingFailure(
 
 /** gitDirectAllowingFailure that throws ProcessError unless git exits 0 (as `git` does). */
 export async function gitDirect(mirrorDir: string | null, args: string[], options: DirectCallOptions = {}): Promise<RunResult> {
-  const r = await gitDirectAllowingFailure(mirrorDir, args, options);
-  if (r.exitCode !== 0) throw new ProcessError(r.argv, r.exitCode, undefined, tailLines(r.stderr || r.stdout), options.what);
+  return succeeded(await gitDirectAllowingFailure(mirrorDir, args, options), options.what);
+}
+
+/** Either route's answer when git exited 0; otherwise ProcessError with the stderr lines that matter. */
+function succeeded<R extends RunResult & { argv: string[] }>(r: R, what: string | undefined): R {
+  if (r.exitCode !== 0) throw new ProcessError(r.argv, r.exitCode, undefined, tailLines(r.stderr || r.stdout), what);
   return r;
 }
 
@@ -197,7 +201,5 @@ const shownArgv = (config: string[], argv: string[]) => ['git', ...config.flatMa
 
 /** Run git; throws ProcessError (argv, exit code, the stderr lines that matter) unless it exits 0. */
 export async function git(mirrorDir: string | null, args: string[], options: GitCallOptions = {}): Promise<RunResult> {
-  const r = await gitAllowingFailure(mirrorDir, args, options);
-  if (r.exitCode !== 0) throw new ProcessError(r.argv, r.exitCode, undefined, tailLines(r.stderr || r.stdout), options.what);
-  return r;
+  return succeeded(await gitAllowingFailure(mirrorDir, args, options), options.what);
 }
