@@ -3,7 +3,9 @@
  * Never passes root's GIT_* variables or config to git, and never runs without a deadline.
  */
 
+import { createRequire } from 'node:module';
 import path from 'node:path';
+import { formatWithOptions, inspect, type InspectOptions } from 'node:util';
 import { UsageError } from '../core/errors.js';
 import { killAfter, ProcessError, spawnChild, tailLines, waitForExit, type RunResult } from './process.js';
 
@@ -31,7 +33,7 @@ const ALWAYS_CONFIG = ['core.attributesFile=/dev/null'];
  * would point git at another repo or inject config), XDG_CONFIG_HOME, and the interactive helpers
  * (editor, pager, askpass) a fetch never needs. simple-git's environment guard refuses these too.
  */
-const NEVER_INHERITED = /^(GIT_.*|XDG_CONFIG_HOME|EDITOR|VISUAL|PAGER|SSH_ASKPASS|PREFIX)$/i;
+const NEVER_INHERITED = /^(GIT_.*|XDG_CONFIG_HOME|EDITOR|VISUAL|PAGER|SSH_ASKPASS|PREFIX|SMOLOTCHI_GIT_.*)$/i;
 
 /**
  * Root's git runs with no configuration but the mirror's own: a filter, smudge command or
@@ -39,11 +41,12 @@ const NEVER_INHERITED = /^(GIT_.*|XDG_CONFIG_HOME|EDITOR|VISUAL|PAGER|SSH_ASKPAS
  * contains (git archive applies attributes). ssh finds root's keys through the password
  * database, not HOME, so ssh sources keep working. The whole environment: pass it with extendEnv off.
  */
-export function gitEnv(): Record<string, string> {
+export function gitEnv(auth: GitAuth | null = null): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !NEVER_INHERITED.test(k)) env[k] = v;
   return {
     ...env,
+    ...(auth && authEnv(auth)),
     GIT_TERMINAL_PROMPT: '0', // a service never has anyone to type a password: fail, don't hang
     GIT_CONFIG_NOSYSTEM: '1', // the host's /etc/gitconfig is not part of our contract
     GIT_CONFIG_GLOBAL: '/dev/null', // nor is root's ~/.gitconfig
@@ -53,8 +56,39 @@ export function gitEnv(): Record<string, string> {
   };
 }
 
+/** Credentials of an http(s) source, for git's credential helper only (core/build/source-credentials.ts). */
+export interface GitAuth {
+  protocol: 'http' | 'https';
+  host: string;
+  username: string;
+  password: string;
+}
+
+/**
+ * Credentials reach git through the environment, never argv: /proc/<pid>/cmdline is world-readable
+ * (the service user could read a token from `ps` during a clone), /proc/<pid>/environ is root's only.
+ */
+const authEnv = (auth: GitAuth): Record<string, string> => ({
+  SMOLOTCHI_GIT_AUTH_PROTOCOL: auth.protocol,
+  SMOLOTCHI_GIT_AUTH_HOST: auth.host,
+  SMOLOTCHI_GIT_USERNAME: auth.username,
+  SMOLOTCHI_GIT_PASSWORD: auth.password,
+});
+
+/**
+ * git's credential helper for a source with credentials: answers `get` from the environment above,
+ * and only for the protocol and host the operator named, so a redirect to another host or to plain
+ * http gets nothing. The empty helper first clears any other helper from the list.
+ */
+const CREDENTIAL_HELPER =
+  '!f() { test "$1" = get || return 0; p=; h=; ' +
+  'while IFS= read -r l && [ -n "$l" ]; do case "$l" in protocol=*) p="${l#protocol=}" ;; host=*) h="${l#host=}" ;; esac; done; ' +
+  '[ "$p" = "$SMOLOTCHI_GIT_AUTH_PROTOCOL" ] && [ "$h" = "$SMOLOTCHI_GIT_AUTH_HOST" ] || return 0; ' +
+  'printf \'username=%s\\npassword=%s\\n\' "$SMOLOTCHI_GIT_USERNAME" "$SMOLOTCHI_GIT_PASSWORD"; }; f';
+const authConfig = (auth: GitAuth | null | undefined): string[] => (auth ? ['credential.helper=', `credential.helper=${CREDENTIAL_HELPER}`] : []);
+
 /** The variables above that simple-git's environment guard must let through (strict mode refuses any other). */
-const OUR_ENV = ['GIT_TERMINAL_PROMPT', 'GIT_CONFIG_NOSYSTEM', 'GIT_CONFIG_GLOBAL', 'GIT_ALLOW_PROTOCOL', 'HOME'];
+const OUR_ENV = ['GIT_TERMINAL_PROMPT', 'GIT_CONFIG_NOSYSTEM', 'GIT_CONFIG_GLOBAL', 'GIT_ALLOW_PROTOCOL', 'HOME', ...Object.keys(authEnv({ protocol: 'https', host: '', username: '', password: '' }))];
 
 /**
  * Config keys our calls set that simple-git does not list as known-safe; strict mode refuses any
@@ -63,7 +97,7 @@ const OUR_ENV = ['GIT_TERMINAL_PROMPT', 'GIT_CONFIG_NOSYSTEM', 'GIT_CONFIG_GLOBA
  * signatures from our allowed_signers file, with the openpgp and x509 verifiers set to `false`.
  */
 const OUR_CONFIG = [
-  'core.attributesFile', 'maintenance.autoDetach',
+  'core.attributesFile', 'maintenance.autoDetach', 'credential.helper',
   'gpg.format', 'gpg.ssh.program', 'gpg.ssh.allowedSignersFile', 'gpg.openpgp.program', 'gpg.x509.program',
 ];
 
@@ -88,6 +122,8 @@ export interface GitCallOptions {
   what?: string;
   /** `key=value` settings for this call only (given to git as -c). */
   config?: string[];
+  /** An http(s) source's credentials, handed to git by the credential helper alone. */
+  auth?: GitAuth | null;
 }
 
 /** Run git; resolves with its output and exit code whatever the code (like runAllowingFailure). */
@@ -96,12 +132,13 @@ export async function gitAllowingFailure(
   args: string[],
   options: GitCallOptions = {},
 ): Promise<RunResult & { argv: string[] }> {
-  const config = [...ALWAYS_CONFIG, ...(options.config ?? [])];
+  const config = [...ALWAYS_CONFIG, ...(options.config ?? []), ...authConfig(options.auth)];
   const argv = ['--no-pager', ...gitDirArgs(mirrorDir), ...args];
   const shown = shownArgv(config, argv);
   const timeoutMs = options.timeoutMs ?? QUERY_TIMEOUT_MS;
   // Loaded on first use: read-only commands (status, list, history) never run git.
   const { simpleGit, GitPluginError } = await import('simple-git');
+  if (options.auth) hideInDebugOutput(options.auth);
   let outcome: { exitCode: number | null; stdOut: Buffer[]; stdErr: Buffer[] } | undefined;
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(), timeoutMs);
@@ -119,7 +156,7 @@ export async function gitAllowingFailure(
       outcome = result;
       return undefined;
     },
-  }).env(gitEnv());
+  }).env(gitEnv(options.auth));
   try {
     await git.raw(argv);
   } catch (err) {
@@ -143,6 +180,29 @@ export async function gitAllowingFailure(
   return { stdout, stderr, exitCode: code, argv: shown };
 }
 
+/** Credential values simple-git's debug output must never show. */
+const hidden = new Set<string>();
+let debugOutputFiltered = false;
+
+/**
+ * DEBUG=simple-git* prints each call's environment, and with it the credential helper's. The
+ * `debug` package simple-git logs through writes every line via its one `log` function: ours
+ * writes the same line with each credential value replaced by ***.
+ */
+function hideInDebugOutput(auth: GitAuth): void {
+  // As written, and as util.inspect quotes it inside an object (a ' or \\ comes out escaped).
+  for (const value of [auth.username, auth.password]) if (value !== '') hidden.add(value).add(inspect(value).slice(1, -1));
+  if (debugOutputFiltered || !process.env.DEBUG) return;
+  debugOutputFiltered = true;
+  const requireFromSimpleGit = createRequire(createRequire(import.meta.url).resolve('simple-git'));
+  const createDebug = requireFromSimpleGit('debug') as { log?: (...args: unknown[]) => void; inspectOpts?: InspectOptions };
+  createDebug.log = (...args: unknown[]) => {
+    let line = formatWithOptions(createDebug.inspectOpts ?? {}, ...args);
+    for (const value of hidden) line = line.split(value).join('***');
+    process.stderr.write(`${line}\n`);
+  };
+}
+
 /** What a direct call may do besides: `meanwhile` runs once git has started (the main thread only waits for it). */
 export interface DirectCallOptions extends GitCallOptions {
   meanwhile?: () => void;
@@ -161,11 +221,11 @@ export async function gitDirectAllowingFailure(
   args: string[],
   options: DirectCallOptions = {},
 ): Promise<RunResult & { argv: string[] }> {
-  const config = [...ALWAYS_CONFIG, ...(options.config ?? [])];
+  const config = [...ALWAYS_CONFIG, ...(options.config ?? []), ...authConfig(options.auth)];
   const shown = shownArgv(config, ['--no-pager', ...gitDirArgs(mirrorDir), ...args]);
   const timeoutMs = options.timeoutMs ?? QUERY_TIMEOUT_MS;
   // gitEnv() is the whole environment, as for every call; cwd / as for simple-git's baseDir.
-  const child = spawnChild('git', shown.slice(1), { env: gitEnv(), extendEnv: false, cwd: '/', stdin: 'ignore' });
+  const child = spawnChild('git', shown.slice(1), { env: gitEnv(options.auth), extendEnv: false, cwd: '/', stdin: 'ignore' });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   child.stdout!.on('data', (b: Buffer) => out.push(b));
@@ -187,8 +247,12 @@ export async function gitDirectAllowingFailure(
 
 /** gitDirectAllowingFailure that throws ProcessError unless git exits 0 (as `git` does). */
 export async function gitDirect(mirrorDir: string | null, args: string[], options: DirectCallOptions = {}): Promise<RunResult> {
-  const r = await gitDirectAllowingFailure(mirrorDir, args, options);
-  if (r.exitCode !== 0) throw new ProcessError(r.argv, r.exitCode, undefined, tailLines(r.stderr || r.stdout), options.what);
+  return succeeded(await gitDirectAllowingFailure(mirrorDir, args, options), options.what);
+}
+
+/** Either route's answer when git exited 0; otherwise ProcessError with the stderr lines that matter. */
+function succeeded<R extends RunResult & { argv: string[] }>(r: R, what: string | undefined): R {
+  if (r.exitCode !== 0) throw new ProcessError(r.argv, r.exitCode, undefined, tailLines(r.stderr || r.stdout), what);
   return r;
 }
 
@@ -197,7 +261,5 @@ const shownArgv = (config: string[], argv: string[]) => ['git', ...config.flatMa
 
 /** Run git; throws ProcessError (argv, exit code, the stderr lines that matter) unless it exits 0. */
 export async function git(mirrorDir: string | null, args: string[], options: GitCallOptions = {}): Promise<RunResult> {
-  const r = await gitAllowingFailure(mirrorDir, args, options);
-  if (r.exitCode !== 0) throw new ProcessError(r.argv, r.exitCode, undefined, tailLines(r.stderr || r.stdout), options.what);
-  return r;
+  return succeeded(await gitAllowingFailure(mirrorDir, args, options), options.what);
 }

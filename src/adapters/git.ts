@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { PassThrough, pipeline, type Readable } from 'node:stream';
 import { NotFoundError, ReleaseError, UsageError } from '../core/errors.js';
-import { ALLOWED_SCHEMES, git, gitArgs, gitDirect, gitDirectAllowingFailure, gitEnv, type DirectCallOptions } from './git-run.js';
+import { ALLOWED_SCHEMES, git, gitArgs, gitDirect, gitDirectAllowingFailure, gitEnv, type DirectCallOptions, type GitAuth } from './git-run.js';
 import { killAfter, ProcessError, spawnChild, tailLines, waitForExit } from './process.js';
 
 /**
@@ -37,6 +37,8 @@ export function checkSource(source: string): string {
   if (source.startsWith('-')) throw new UsageError(`git source may not start with "-": ${JSON.stringify(source)}`);
   // Control characters have no place in a URL or path and would corrupt the mirror's config.
   if (/[\u0000-\u001f\u007f]/.test(source)) throw new UsageError('git source contains control characters');
+  // Credentials in argv are readable by every user through /proc: core splits them off for the credential helper.
+  if (/^https?:\/\/[^/?#]*@/i.test(source)) throw new UsageError('git source still carries credentials: they go to the credential helper, never into argv');
   // <helper>::<address> runs git-remote-<helper>; ext:: executes arbitrary commands.
   if (/^[A-Za-z][A-Za-z0-9+.-]*::/.test(source)) {
     throw new UsageError(`git remote helpers are not allowed as a source: ${JSON.stringify(source)}`);
@@ -102,9 +104,12 @@ async function originUrlOf(mirrorDir: string): Promise<string> {
 /**
  * Create or update the bare mirror of `source` at `mirrorDir`. `meanwhile` runs while an update's
  * fetch is under way (work for a main thread that only waits); a first clone does without it.
+ * `source` carries no credentials (the mirror's config keeps the URL); `auth` goes to git's
+ * credential helper on the calls that reach the server.
  */
-export async function syncMirror(source: string, mirrorDir: string, options: Pick<DirectCallOptions, 'meanwhile'> = {}): Promise<void> {
+export async function syncMirror(source: string, mirrorDir: string, options: Pick<DirectCallOptions, 'meanwhile' | 'auth'> = {}): Promise<void> {
   const url = checkSource(source);
+  const { auth } = options;
   if (isLocal(url) && !(await exists(url))) throw new NotFoundError(`git source not found: ${source}`);
   const what = `git sync from ${source}`;
   if (await exists(mirrorDir)) {
@@ -116,7 +121,7 @@ export async function syncMirror(source: string, mirrorDir: string, options: Pic
     const config = ['gc.autoDetach=false', 'maintenance.autoDetach=false', 'transfer.fsckObjects=true'];
     // Direct: its argv is all ours (the URL went through checkSource and the guard when it was set).
     const args = ['fetch', '--quiet', '--prune', '--prune-tags', '--tags', '--force', 'origin'];
-    await gitDirect(mirrorDir, args, { config, timeoutMs: NETWORK_TIMEOUT_MS, what, meanwhile: options.meanwhile });
+    await gitDirect(mirrorDir, args, { config, timeoutMs: NETWORK_TIMEOUT_MS, what, meanwhile: options.meanwhile, auth });
     return;
   }
   await fs.mkdir(path.dirname(mirrorDir), { recursive: true });
@@ -128,7 +133,7 @@ export async function syncMirror(source: string, mirrorDir: string, options: Pic
     // rewrite them later; the transport copies and (fsckObjects) verifies every object instead.
     // Through the guard: the URL is the operator's string.
     const args = ['clone', '--quiet', '--mirror', '--no-local', '--', url, tmp];
-    await git(null, args, { config: ['transfer.fsckObjects=true'], timeoutMs: NETWORK_TIMEOUT_MS, what });
+    await git(null, args, { config: ['transfer.fsckObjects=true'], timeoutMs: NETWORK_TIMEOUT_MS, what, auth });
     await fs.rename(tmp, mirrorDir);
   } catch (err) {
     await fs.rm(tmp, { recursive: true, force: true });
@@ -143,11 +148,11 @@ const LS_REMOTE_TIMEOUT_MS = 60_000;
  * The tags a source offers, without cloning or touching the mirror: name -> commit (annotated
  * tags peeled). Used by dry runs, and to tell an http(s) git repository from a tarball folder.
  */
-export async function lsRemoteTags(source: string, timeoutMs = LS_REMOTE_TIMEOUT_MS): Promise<Map<string, string>> {
+export async function lsRemoteTags(source: string, timeoutMs = LS_REMOTE_TIMEOUT_MS, auth: GitAuth | null = null): Promise<Map<string, string>> {
   const url = checkSource(source);
   if (isLocal(url) && !(await exists(url))) throw new NotFoundError(`git source not found: ${source}`);
   // Through the guard: the URL is the operator's string.
-  const { stdout } = await git(null, ['ls-remote', '--tags', '--', url], { timeoutMs, what: `git ls-remote ${source}` });
+  const { stdout } = await git(null, ['ls-remote', '--tags', '--', url], { timeoutMs, what: `git ls-remote ${source}`, auth });
   const tags = new Map<string, string>();
   for (const line of stdout.split('\n')) {
     const m = /^([0-9a-f]{40}|[0-9a-f]{64})\trefs\/tags\/(.+?)(\^\{\})?$/.exec(line);
@@ -158,10 +163,10 @@ export async function lsRemoteTags(source: string, timeoutMs = LS_REMOTE_TIMEOUT
 }
 
 /** Does `url` answer git's protocol? (A short, quiet `git ls-remote`; any failure is "no".) */
-export async function answersGit(url: string, timeoutMs = 15_000): Promise<boolean> {
+export async function answersGit(url: string, timeoutMs = 15_000, auth: GitAuth | null = null): Promise<boolean> {
   try {
     // Through the guard: the URL is the operator's string.
-    await git(null, ['ls-remote', '--heads', '--', checkSource(url)], { timeoutMs });
+    await git(null, ['ls-remote', '--heads', '--', checkSource(url)], { timeoutMs, auth });
     return true;
   } catch {
     return false;

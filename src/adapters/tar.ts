@@ -15,7 +15,7 @@ import type * as TarHeader from 'tar/header';
 import type * as TarParse from 'tar/parse';
 import type * as TarPax from 'tar/pax';
 import type { HeaderData, ReadEntry } from 'tar';
-import { ArchivePolicy, type AcceptedEntry, type ExtractLimits } from '../core/build/archive-policy.js';
+import { ArchivePolicy, type AcceptedEntry, type ExtractLimits } from './archive-policy.js';
 import { IntegrityError, ReleaseError } from '../core/errors.js';
 import { killPoint } from '../core/killpoint.js';
 

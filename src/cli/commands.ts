@@ -150,11 +150,11 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
   {
     name: 'init',
     summary: 'prepare a device: the smolotchi user, folders with owners and modes, /etc/smolotchi/env, the boot-time check',
-    uses: { systemctl: true },
+    uses: { systemctl: true, wait: true },
     options: (cmd) => dryRun(cmd, 'print what would be created or changed, change nothing'),
     examples: ['sudo smolotchi release init --dry-run', 'sudo smolotchi release init && sudo smolotchi release install latest'],
-    exitCodes: [ok, failed, usage],
-    run: async (o, _a, ctx) => (await import('../commands/init.js')).init({ dryRun: Boolean(o.dryRun) }, ctx),
+    exitCodes: [ok, failed, usage, locked],
+    run: async (o, _a, ctx) => (await import('../commands/init.js')).init({ dryRun: Boolean(o.dryRun), waitSeconds: waitSeconds(o) }, ctx),
   },
   {
     name: 'mark',

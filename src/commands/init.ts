@@ -15,10 +15,13 @@ import type { Context } from '../core/context.js';
 import { ReleaseError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
 import { isDeviceRoot } from '../core/layout.js';
+import { withReleaseLock } from '../core/mutation/mutation.js';
 import { bundledPackagingDir } from '../core/units/units.js';
 
 export interface InitOptions {
   dryRun?: boolean;
+  /** Seconds to wait for another release command's lock (0: exit 75 at once). */
+  waitSeconds?: number;
 }
 
 export interface InitResult {
@@ -61,6 +64,12 @@ export async function init(options: InitOptions, ctx: Context): Promise<InitResu
   if (isDeviceRoot(ctx.layout) && process.getuid?.() !== 0) {
     throw new ReleaseError('init must run as root on the device', ExitCode.failed, 'run it with sudo, or use --root DIR for a sandbox');
   }
+  // Under the release lock: an install running meanwhile writes units and uses the folders init sets modes on.
+  if (dryRun) return initLocked(ctx, true);
+  return withReleaseLock(ctx, 'init', options.waitSeconds, () => initLocked(ctx, false));
+}
+
+async function initLocked(ctx: Context, dryRun: boolean): Promise<InitResult> {
   const changes: InitChange[] = [];
   const { change, account } = await ensureUser(ctx, dryRun);
   changes.push(change);

@@ -16,6 +16,7 @@ import { archiveFileName, describeArchive, writeReleaseFiles } from '../core/tru
 import { assertNoToolFiles } from '../core/build/release-files.js';
 import { MAX_KEY_FILE_BYTES, parsePrivateKey, signManifest } from '../core/trust/signing.js';
 import { fetchGit } from '../core/build/sources/git.js';
+import { splitSourceCredentials } from '../core/build/source-credentials.js';
 import { parseVersion } from '../core/version.js';
 
 export interface PackOptions {
@@ -83,7 +84,8 @@ export async function pack(options: PackOptions, _ctx: Context): Promise<PackRes
   const work = await mkdtemp(path.join(os.tmpdir(), 'smolotchi-pack-'));
   try {
     const tree = path.join(work, 'tree');
-    const fetched = await fetchGit({ source: options.repo, mirrorDir: path.join(work, 'mirror.git'), version, stagingDir: tree });
+    const { url, auth } = splitSourceCredentials(options.repo);
+    const fetched = await fetchGit({ source: url, auth, mirrorDir: path.join(work, 'mirror.git'), version, stagingDir: tree });
     if (options.wheels) await addWheels(path.resolve(options.wheels), path.join(tree, 'wheels'));
     await assertNoToolFiles(tree, version);
     const archive = path.join(work, archiveFileName(version));

@@ -166,6 +166,7 @@ function renderRecover(r: RecoverResult): string {
   if (rep.stagingRemoved) lines.push(`removed ${rep.stagingRemoved} staging folder(s)`);
   if (rep.incompleteRemoved.length) lines.push(`removed incomplete release(s): ${rep.incompleteRemoved.join(', ')}`);
   if (rep.revertedTo) lines.push(`went back to ${rep.revertedTo} (the switched-to release was never proven healthy)`);
+  if (rep.dataRestored.length) lines.push(`put the app's data back from before the undone switch: ${rep.dataRestored.join(', ')}`);
   if (rep.unitsRepaired) lines.push('re-applied the current release\'s units');
   if (r.restarted.length) lines.push(`restarted: ${r.restarted.join(', ')}`);
   lines.push(`current is ${dash(rep.current)}`);

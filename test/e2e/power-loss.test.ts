@@ -36,7 +36,7 @@ describe.skipIf(!available)('e2e: interrupted install, then boot-time recovery',
   let sb: Sandbox;
 
   beforeAll(async () => {
-    const versions = [{ version: '1.0.0' }, ...KILL_POINTS.map(([, version]) => ({ version }))];
+    const versions = [{ version: '1.0.0' }, ...KILL_POINTS.map(([, version]) => ({ version })), { version: '1.4.0', schema: 1 }, { version: '1.5.0', schema: 2 }];
     ({ sb } = await bootDevice(versions, { install: '1.0.0' }));
   });
   afterAll(async () => {
@@ -70,4 +70,31 @@ describe.skipIf(!available)('e2e: interrupted install, then boot-time recovery',
     expect(next.exitCode, explain(next)).toBe(0);
     expect(await servedVersion(sb)).toBe(version);
   });
+
+  it('a power cut after the new release migrated the app data: at boot its snapshot goes back before the app starts, and no start job is cancelled', async () => {
+    expect((await smolotchi(sb, ['release', 'install', '1.4.0'])).exitCode).toBe(0); // its core creates the database at schema 1
+    const killed = await smolotchi(sb, ['release', 'install', '1.5.0'], { env: { SMOLOTCHI_TEST_KILL_AT: 'health-gate' } });
+    expect(killed.exitCode, explain(killed)).not.toBe(0);
+    expect(await schemaOf(sb)).toBe(2); // 1.5.0's core migrated it before the power cut
+
+    // "Reboot": the app is down; then one transaction starts the check unit and the app units
+    // ordered after it, as boot does. A stop from the check would cancel their start jobs.
+    await sb.exec(['systemctl', 'stop', ...APP_SERVICES]);
+    const boot = await sb.exec(['systemctl', 'start', 'smolotchi-release-check.service', ...APP_SERVICES]);
+    expect(boot.exitCode, explain(boot)).toBe(0);
+    for (const unit of APP_SERVICES) expect((await unitInfo(sb, unit)).ActiveState, unit).toBe('active');
+    expect(await currentVersion(sb)).toBe('1.4.0');
+    expect(await servedVersion(sb)).toBe('1.4.0');
+    expect(await schemaOf(sb)).toBe(1);
+    const { json: history } = await smolotchiJson<{ deploys: { kind: string; toVersion: string; status: string }[] }>(sb, ['release', 'history']);
+    expect(history.deploys.find((d) => d.toVersion === '1.5.0')).toMatchObject({ kind: 'install', status: 'interrupted' });
+  });
 });
+
+/** The schema version of the app's database on the device. */
+async function schemaOf(sb: Sandbox): Promise<number> {
+  const py = 'import sqlite3; print(sqlite3.connect("file:/var/lib/smolotchi/events.db?mode=ro", uri=True).execute("SELECT MAX(version) FROM schema_version").fetchone()[0])';
+  const r = await sb.exec(['/usr/bin/python3', '-c', py]);
+  expect(r.exitCode, explain(r)).toBe(0);
+  return Number(r.stdout.trim());
+}

@@ -1,4 +1,5 @@
 import { makeLayout } from '../../src/core/layout.js';
+import { KILL_ENV } from '../../src/core/killpoint.js';
 import Database from 'better-sqlite3';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, renameSync, writeFileSync, copyFileSync } from 'node:fs';
 import os from 'node:os';
@@ -108,6 +109,31 @@ describe('app data across upgrade and rollback', () => {
     expect(row).toMatchObject({ from_version: '1.0.0', to_version: '2.0.0' });
   });
 
+  it('a crash after the new release migrated the data, before its gate finished: recovery puts the data back with the code', async () => {
+    const killed = await runCli(['release', 'install', '2.1.0', '--root', root, '--systemctl', fake.path], { env: { [KILL_ENV]: 'gate-passed' } });
+    expect(killed.exitCode, `not killed at gate-passed: ${killed.stderr}`).toBe(-1);
+    expect(current()).toBe('2.1.0');
+    expect(dbState().schema).toBe(2); // 2.1.0's first start migrated it
+    // Recovery itself killed right after the restore, before its flip: the next one does it all again.
+    const half = await runCli(['release', 'recover', '--root', root, '--systemctl', fake.path], { env: { [KILL_ENV]: 'recovery-data-restored' } });
+    expect(half.exitCode, `not killed at recovery-data-restored: ${half.stderr}`).toBe(-1);
+    expect(current()).toBe('2.1.0');
+    const calls = fake.log().length;
+    const r = await cli('recover', '--json');
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.json()).toMatchObject({ report: { revertedTo: '1.0.0', dataRestored: ['/var/lib/smolotchi/events.db'] } });
+    expect(r.stderr).toMatch(/put the app's data back as it was before 2\.1\.0 ran: \/var\/lib\/smolotchi\/events\.db/);
+    expect(current()).toBe('1.0.0');
+    expect(existsSync(`${db()}-wal`)).toBe(false);
+    expect(dbState()).toEqual({ schema: 1, rows: 3, columns: ['id', 'kind', 'version'] });
+    // The units that ran 2.1.0 were stopped before the restore, then restarted on 1.0.0.
+    const log = fake.log().slice(calls).map((c) => c.filter((a) => !a.startsWith('-')).join(' '));
+    const stop = log.findIndex((c) => c.startsWith('stop ') && c.includes('smolotchi-core.service'));
+    const restart = log.findIndex((c) => c.startsWith('restart ') && c.includes('smolotchi-core.service'));
+    expect(stop, log.join('\n')).toBeGreaterThanOrEqual(0);
+    expect(stop).toBeLessThan(restart);
+  });
+
   it('rollback says when the schema differs; --restore-data restores the target\'s snapshot and says what is lost', async () => {
     expect((await cli('install', '2.1.0')).exitCode).toBe(0);
     expect(dbState().schema).toBe(2);
@@ -131,7 +157,7 @@ describe('app data across upgrade and rollback', () => {
     expect(forward.exitCode, forward.stderr).toBe(0);
     expect(dbState()).toMatchObject({ schema: 2, rows: 6 });
 
-    // Data only (what is left to do by hand when a crash made recovery undo a switch): the code stays.
+    // Data only (the current release's data as it was when it was last left): the code stays.
     addRows(1, '2.1.0');
     const inPlace = await cli('rollback', '--to', '2.1.0', '--restore-data');
     expect(inPlace.exitCode, inPlace.stderr).toBe(0);

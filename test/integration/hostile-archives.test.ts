@@ -6,7 +6,7 @@ import zlib from 'node:zlib';
 import * as tar from 'tar';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { tarHeader } from '../../src/adapters/tar.js';
-import type { ExtractLimits } from '../../src/core/build/archive-policy.js';
+import type { ExtractLimits } from '../../src/adapters/archive-policy.js';
 import { ReleaseError } from '../../src/core/errors.js';
 import { fetchTarball } from '../../src/core/build/sources/tarball.js';
 

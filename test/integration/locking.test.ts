@@ -118,6 +118,29 @@ describe('--wait', () => {
   });
 });
 
+describe('init', () => {
+  it('takes the lock too: exit 75 while another command holds it, with nothing written; --dry-run needs none', async () => {
+    box.useTemplate('one');
+    const bootUnit = path.join(makeLayout(box.root).unitDir, 'smolotchi-release-check.service');
+    rmSync(bootUnit, { force: true });
+    const held = await acquireLock(lockFile, { purpose: 'test holder' });
+    try {
+      const refused = await spawnCli(['init']);
+      expect(refused.exitCode, refused.stderr).toBe(75);
+      expect(refused.stderr).toMatch(new RegExp(`pid ${process.pid} \\(test holder\\)`));
+      expect(existsSync(bootUnit)).toBe(false);
+      const dry = await spawnCli(['init', '--dry-run']);
+      expect(dry.exitCode, dry.stderr).toBe(0);
+    } finally {
+      held.release();
+    }
+    const r = await spawnCli(['init']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(existsSync(bootUnit)).toBe(true);
+    expect(existsSync(lockFile)).toBe(false); // released on the way out
+  });
+});
+
 describe('install latest', () => {
   it('asks the source only under the lock: a second one exits 75 without touching the git mirror', async () => {
     box.useTemplate('one');

@@ -13,7 +13,18 @@ export interface ReleaseServer {
   url: string;
   /** How many requests reached each prefix (`git`, `files`): a test can tell who was asked. */
   hits: Record<string, number>;
+  /** Every Authorization header that reached the server, in order (a test can tell who sent credentials). */
+  authorizations: string[];
   close(): Promise<void>;
+}
+
+export interface ReleaseServerOptions {
+  gitRoot: string;
+  filesDir: string;
+  /** Answer 401 (Basic) to any request without these credentials, as a private server does. */
+  basicAuth?: { username: string; password: string };
+  /** Answer every request with a 302 to this origin (same path), as a moved server does. */
+  redirectTo?: string;
 }
 
 function serveGit(projectRoot: string, req: http.IncomingMessage, res: http.ServerResponse, pathInfo: string, query: string): void {
@@ -70,17 +81,24 @@ function serveFiles(dir: string, rel: string, res: http.ServerResponse): void {
   }
 }
 
-export async function startReleaseServer(opts: { gitRoot: string; filesDir: string }): Promise<ReleaseServer> {
+export async function startReleaseServer(opts: ReleaseServerOptions): Promise<ReleaseServer> {
   const hits: Record<string, number> = { git: 0, files: 0 };
+  const authorizations: string[] = [];
+  const expected = opts.basicAuth && `Basic ${Buffer.from(`${opts.basicAuth.username}:${opts.basicAuth.password}`).toString('base64')}`;
   const server = http.createServer((req, res) => {
+    if (req.headers.authorization) authorizations.push(req.headers.authorization);
+    if (opts.redirectTo) return void res.writeHead(302, { location: `${opts.redirectTo}${req.url ?? '/'}` }).end();
     const url = new URL(req.url ?? '/', 'http://x');
     const [, prefix, ...rest] = url.pathname.split('/');
     const rel = decodeURIComponent(rest.join('/'));
+    if (prefix === 'git' || prefix === 'files') hits[prefix]!++;
+    if (expected && req.headers.authorization !== expected) {
+      req.resume();
+      return void res.writeHead(401, { 'www-authenticate': 'Basic realm="releases"' }).end('authentication required\n');
+    }
     if (prefix === 'git') {
-      hits.git!++;
       serveGit(opts.gitRoot, req, res, `/${rel}`, url.search.slice(1));
     } else if (prefix === 'files') {
-      hits.files!++;
       serveFiles(opts.filesDir, rel, res);
     } else res.writeHead(404).end();
   });
@@ -88,6 +106,7 @@ export async function startReleaseServer(opts: { gitRoot: string; filesDir: stri
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     hits,
+    authorizations,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

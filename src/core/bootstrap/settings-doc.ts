@@ -19,7 +19,7 @@ export interface SettingDoc {
 }
 
 export const SETTING_DOCS: Record<string, SettingDoc> = {
-  SMOLOTCHI_RELEASE_SOURCE: { default: '', help: 'git URL/path or tarball folder/URL used when --source is not given' },
+  SMOLOTCHI_RELEASE_SOURCE: { default: '', help: 'git URL/path or tarball folder/URL used when --source is not given (credentials in an https URL: chmod 600 this file)' },
   SMOLOTCHI_RELEASE_SOURCE_KIND: { default: 'auto', help: 'git, tarball or auto (from the source text, else asking an http(s) URL whether it speaks git)' },
   SMOLOTCHI_RELEASE_KEEP: { default: '3', help: 'releases kept by prune (current, last good and rollback target are always kept)' },
   SMOLOTCHI_RELEASE_DISPLAY: { default: '0', help: 'enable the opt-in smolotchi-display unit' },

@@ -3,6 +3,7 @@
  * Never lets an unvalidated version or a leading '-' reach a path, a URL or a git argument.
  */
 
+import { statSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Context } from '../context.js';
@@ -16,12 +17,16 @@ import { fetchTarball, fetchTarballFile, listTarballVersions } from './sources/t
 import { detectSourceKind, kindFromText, type SourceKindSetting } from './source-kind.js';
 import type { FetchedRelease } from './sources/types.js';
 import { latestStable, parseVersion } from '../version.js';
+import { splitSourceCredentials, type SourceAuth } from './source-credentials.js';
 
 /** What the user asked to install, resolved to one version and one source. */
 export interface InstallRequest {
   version: string;
   kind: 'git' | 'tarball' | 'file';
+  /** Without credentials: what messages, the history and JSON answers show. */
   source: string;
+  /** An http(s) git source's credentials, split off the URL for git's credential helper alone. */
+  auth?: SourceAuth | null;
 }
 
 /** As parsed from the command line: `latest` is still to be asked of the source (version null). */
@@ -54,22 +59,40 @@ export function parseRequest(ctx: Context, arg: string, sourceFlag: string | und
   // A leading '-' could be taken for an option by git or tar.
   if (source.startsWith('-')) throw new UsageError(`a source may not start with '-': ${JSON.stringify(source)}`);
   const told = kindFromText(source, setting);
-  return { version, kind: told.kind ?? 'auto', source: told.source, setting };
+  const { url, auth } = splitSourceCredentials(told.source);
+  if (auth && sourceFlag === undefined && ctx.env.SMOLOTCHI_RELEASE_SOURCE === undefined) refuseSharedCredentials(ctx.layout.envFile, url);
+  return refuseTarballCredentials({ version, kind: told.kind ?? 'auto', source: url, auth, setting });
+}
+
+/** Credentials in an env file others can read are everyone's: the service user's first of all. */
+function refuseSharedCredentials(envFile: string, url: string): void {
+  const mode = (statSync(envFile, { throwIfNoEntry: false })?.mode ?? 0) & 0o777;
+  if ((mode & 0o044) === 0) return;
+  throw new UsageError(
+    `SMOLOTCHI_RELEASE_SOURCE in ${envFile} carries credentials (${url}), but the file is readable by others (mode ${mode.toString(8).padStart(4, '0')})`,
+    `chmod 600 ${envFile}, or use an ssh URL with a deploy key in root's ~/.ssh`,
+  );
+}
+
+/** Only git has somewhere safe to put credentials (its credential helper); a download would show them in errors. */
+function refuseTarballCredentials<R extends { kind: string; source: string; auth?: SourceAuth | null }>(req: R): R {
+  if (req.kind === 'tarball' && req.auth) throw new UsageError(`credentials in a source URL are not supported: ${req.source}`, 'only a git source may carry them');
+  return req;
 }
 
 /** Settle the kind of an http(s) URL that did not say it: ask it (once) whether it speaks git. */
 export async function settleKind(req: UnsettledRequest): Promise<ParsedRequest> {
   const { setting: _setting, ...rest } = req;
   if (req.kind !== 'auto') return { ...rest, kind: req.kind };
-  const { kind, source } = await detectSourceKind(req.source, req.setting);
-  return { ...rest, kind, source };
+  const { kind, source } = await detectSourceKind(req.source, req.setting, req.auth);
+  return refuseTarballCredentials({ ...rest, kind, source });
 }
 
 /** `latest` = the highest non-prerelease version the source offers (git: after syncing the mirror). */
 export async function resolveRequest(ctx: Context, req: ParsedRequest): Promise<InstallRequest> {
   if (req.version !== null) return { ...req, version: req.version };
   let versions: string[];
-  if (req.kind === 'git') versions = await listGitVersions({ source: req.source, mirrorDir: ctx.layout.mirrorDir });
+  if (req.kind === 'git') versions = await listGitVersions({ source: req.source, mirrorDir: ctx.layout.mirrorDir, auth: req.auth });
   else versions = await listTarballVersions(req.source);
   const latest = latestStable(versions);
   if (!latest) throw new NotFoundError(`no released version found in ${req.source}`);
@@ -89,7 +112,7 @@ export async function fetchIntoStaging(ctx: Context, req: InstallRequest): Promi
   killPoint('staging-created', ctx.env);
   try {
     let fetched: FetchedRelease;
-    if (req.kind === 'git') fetched = await fetchGit({ source: req.source, mirrorDir: ctx.layout.mirrorDir, version: req.version, stagingDir: staging, allowedSigners });
+    if (req.kind === 'git') fetched = await fetchGit({ source: req.source, mirrorDir: ctx.layout.mirrorDir, auth: req.auth, version: req.version, stagingDir: staging, allowedSigners });
     else if (req.kind === 'tarball') fetched = await fetchTarball({ source: req.source, version: req.version, stagingDir: staging, workDir, trust });
     else fetched = await fetchTarballFile({ file: req.source, stagingDir: staging, workDir, trust });
     // What `verify` will compare against: the tree as fetched, before the venv build touches it.

@@ -26,7 +26,7 @@ export async function probeRequest(_ctx: Context, req: ParsedRequest): Promise<I
     if (!(await tarballAvailable(req.source, req.version))) throw new NotFoundError(`no smolotchi-${req.version}.tar.gz in ${req.source}`);
     return { ...req, version: req.version };
   }
-  const tags = await lsRemoteTags(req.source);
+  const tags = await lsRemoteTags(req.source, undefined, req.auth);
   const available = versionsFromTags(tags.keys());
   const version = req.version ?? latestStable(available);
   if (version === null) throw new NotFoundError(`no release version tagged in git source ${req.source}`, 'tags must look like v1.2.3 or 1.2.3');

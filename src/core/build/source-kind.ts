@@ -5,6 +5,7 @@
 
 import { statSync, readdirSync } from 'node:fs';
 import type { SourceKind, SourceKindSetting } from '../settings.js';
+import type { SourceAuth } from './source-credentials.js';
 
 export type { SourceKind, SourceKindSetting } from '../settings.js';
 
@@ -40,10 +41,10 @@ export function kindFromText(source: string, setting: SourceKindSetting = 'auto'
 }
 
 /** The kind of a source: from its text, else by asking the URL whether it speaks git. */
-export async function detectSourceKind(source: string, setting: SourceKindSetting = 'auto'): Promise<{ kind: SourceKind; source: string }> {
+export async function detectSourceKind(source: string, setting: SourceKindSetting = 'auto', auth: SourceAuth | null = null): Promise<{ kind: SourceKind; source: string }> {
   const told = kindFromText(source, setting);
   if (told.kind !== null) return { kind: told.kind, source: told.source };
   // Loaded here, not at the top: read-only commands never spawn git.
   const { answersGit } = await import('../../adapters/git.js');
-  return { kind: (await answersGit(told.source)) ? 'git' : 'tarball', source: told.source };
+  return { kind: (await answersGit(told.source, undefined, auth)) ? 'git' : 'tarball', source: told.source };
 }

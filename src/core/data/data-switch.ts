@@ -5,7 +5,7 @@
 
 import { readInstalledUnits, TOOL_UNIT } from '../units/units.js';
 import type { Context } from '../context.js';
-import { appDatabases, restoreDb, takeSnapshot, type Snapshot } from './data-snapshots.js';
+import { appDatabases, restoreDb, snapshotOfDeploy, takeSnapshot, type Snapshot } from './data-snapshots.js';
 import { exists } from '../fsutil.js';
 import type { DeployJournal } from '../state/journal.js';
 import { killPoint } from '../killpoint.js';
@@ -110,7 +110,7 @@ export function restoreOnReturn(ctx: Context, journal: DeployJournal, snapshot: 
 
 /**
  * `rollback --restore-data --to <current>`: the code stays, its data goes back to the snapshot
- * taken when it was last left (after a crash made recovery undo a switch, say). The live data is
+ * taken when it was last left. The live data is
  * snapshotted first, so running it again undoes it. The units are stopped for it and restarted.
  */
 export async function restoreInPlace(ctx: Context, journal: DeployJournal, current: string, snapshot: Snapshot, startOrder: string[]): Promise<DataOutcome> {
@@ -119,4 +119,26 @@ export async function restoreInPlace(ctx: Context, journal: DeployJournal, curre
   journal.step('restart');
   for (const unit of startOrder) await ctx.services.restart(unit);
   return out;
+}
+
+/** A unit that is running or on its way (not one merely waiting in the boot transaction). */
+const RUNNING = new Set(['active', 'activating', 'deactivating', 'reloading', 'refreshing']);
+
+/**
+ * Crash recovery undoing deploy `deployId`'s switch: the release it switched to may have run, and
+ * migrated the app's data, before the crash; its snapshot goes back before the old release starts
+ * again (what the automatic rollback does too). Only running units are stopped: at boot they wait
+ * for the check unit, and a stop would cancel their start. Writing the same snapshot twice gives
+ * the same files, so a crash in here is repaired by running it again. Returns what was restored.
+ */
+export async function restoreUndoneDeploy(ctx: Context, deployId: number): Promise<Snapshot | null> {
+  const snapshot = await snapshotOfDeploy(ctx, deployId);
+  if (!snapshot) return null;
+  const units = await installedAppUnits(ctx);
+  const running = units.length > 0 ? (await ctx.services.showAll(units)).filter((u) => RUNNING.has(u.activeState)).map((u) => u.unit) : [];
+  if (running.length > 0) await ctx.services.stop(running);
+  for (const db of snapshot.databases) await restoreDb(ctx, snapshot, db);
+  killPoint('recovery-data-restored', ctx.env);
+  ctx.history().markSnapshotRestored(snapshot.deployId, deployId);
+  return snapshot;
 }

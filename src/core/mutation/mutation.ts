@@ -30,20 +30,32 @@ export function requireRootOnDevice(ctx: Context, command: string): void {
 export async function withMutation<T>(
   ctx: Context,
   purpose: string,
-  lockOptions: number | undefined | { waitSeconds?: number; force?: boolean },
+  lockOptions: LockOptions,
   body: (scope: MutationScope) => Promise<T>,
 ): Promise<T> {
-  const { waitSeconds, force } = typeof lockOptions === 'object' ? lockOptions : { waitSeconds: lockOptions, force: false };
   requireRootOnDevice(ctx, purpose.split(' ')[0]!);
-  const lock = await acquireLock(ctx.layout.lockFile, { purpose, waitSeconds, force });
-  // From here a Ctrl-C waits for a safe point, and the lock is released before the CLI stops.
-  const unguard = ctx.interrupt.guard(() => lock.release());
-  try {
+  return withReleaseLock(ctx, purpose, lockOptions, async (lock) => {
     killPoint('lock-acquired', ctx.env);
     const recovery = await recover(ctx, null);
     killPoint('recovered', ctx.env);
     ctx.interrupt.safePoint('recovery');
-    return await body({ lock, recovery });
+    return body({ lock, recovery });
+  });
+}
+
+type LockOptions = number | undefined | { waitSeconds?: number; force?: boolean };
+
+/**
+ * Run `body` holding the one release lock, without recovery: for `init`, which changes the unit
+ * folder and the modes of folders an install uses, but never releases a crash may have left.
+ */
+export async function withReleaseLock<T>(ctx: Context, purpose: string, lockOptions: LockOptions, body: (lock: ReleaseLock) => Promise<T>): Promise<T> {
+  const { waitSeconds, force } = typeof lockOptions === 'object' ? lockOptions : { waitSeconds: lockOptions, force: false };
+  const lock = await acquireLock(ctx.layout.lockFile, { purpose, waitSeconds, force });
+  // From here a Ctrl-C waits for a safe point, and the lock is released before the CLI stops.
+  const unguard = ctx.interrupt.guard(() => lock.release());
+  try {
+    return await body(lock);
   } finally {
     unguard();
     lock.release();

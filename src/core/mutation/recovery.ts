@@ -17,6 +17,7 @@ import { killPoint } from '../killpoint.js';
 import { flipCurrent, readCurrent } from '../state/switch.js';
 import { diffUnits, readInstalledUnits } from '../units/units.js';
 import { restartStep } from '../progress.js';
+import { restoreUndoneDeploy } from '../data/data-switch.js';
 
 export interface RecoveryReport {
   interrupted: { id: number; kind: string; step: string | null }[];
@@ -25,6 +26,8 @@ export interface RecoveryReport {
   incompleteRemoved: string[];
   /** Set when an unverified release was current after a crash and we went back to the previous one. */
   revertedTo: string | null;
+  /** The app's databases put back from the undone deploy's snapshot (device paths), if it had one. */
+  dataRestored: string[];
   unitsRepaired: boolean;
   current: string | null;
 }
@@ -72,6 +75,7 @@ export async function recover(ctx: Context, journal: DeployJournal | null): Prom
     trashRemoved: 0,
     incompleteRemoved: [],
     revertedTo: null,
+    dataRestored: [],
     unitsRepaired: false,
     current: null,
   };
@@ -100,10 +104,12 @@ export async function recover(ctx: Context, journal: DeployJournal | null): Prom
     if (current !== d.toVersion || marks.get(d.toVersion ?? '')?.state === 'good') continue;
     if (d.fromVersion && complete.has(d.fromVersion)) {
       log.warn(`release ${current} was switched to but never proven healthy; going back to ${d.fromVersion}`);
+      await restoreData(ctx, d.id, current, report);
       await flipCurrent(layout, d.fromVersion);
       report.revertedTo = current = d.fromVersion;
     } else if (d.fromVersion === null) {
       log.warn(`release ${current} was the first one installed and never proven healthy; removing its units and current`);
+      await restoreData(ctx, d.id, current, report);
       await deactivateAll(ctx, journal);
       report.unitsRepaired = true;
       current = null;
@@ -142,6 +148,17 @@ export async function recover(ctx: Context, journal: DeployJournal | null): Prom
   }
   report.current = current;
   return report;
+}
+
+/**
+ * The undone release may have migrated the app's data in the seconds it ran: its deploy's snapshot
+ * goes back before anything else starts. Before the flip, so a crash in between repeats it.
+ */
+async function restoreData(ctx: Context, deployId: number, undone: string | null, report: RecoveryReport): Promise<void> {
+  const restored = await restoreUndoneDeploy(ctx, deployId);
+  if (!restored) return;
+  report.dataRestored = restored.databases.map((db) => db.path);
+  ctx.log.warn(`put the app's data back as it was before ${undone ?? 'the undone release'} ran: ${report.dataRestored.join(', ')}`);
 }
 
 function policyRefusal(err: unknown, current: string, log: Context['log']): null {

@@ -10,10 +10,14 @@ import { IntegrityError, NotFoundError } from '../../errors.js';
 import { requireSignedTag } from './git-signed.js';
 import { compareVersions, latestStable, parseVersion, tryParseVersion } from '../../version.js';
 import type { FetchedRelease } from './types.js';
+import type { SourceAuth } from '../source-credentials.js';
 
 export interface GitSourceOptions {
+  /** Without credentials (source-credentials.ts): it is what messages and the mirror's config show. */
   source: string;
   mirrorDir: string;
+  /** An http(s) source's credentials, for git's credential helper only. */
+  auth?: SourceAuth | null;
 }
 
 export interface FetchGitOptions extends GitSourceOptions {
@@ -36,7 +40,7 @@ export function versionsFromTags(tags: Iterable<string>): string[] {
 }
 
 export async function listGitVersions(opts: GitSourceOptions): Promise<string[]> {
-  await syncMirror(opts.source, opts.mirrorDir);
+  await syncMirror(opts.source, opts.mirrorDir, { auth: opts.auth });
   return versionsFromTags(await listTags(opts.mirrorDir));
 }
 
@@ -85,7 +89,7 @@ export async function fetchGit(opts: FetchGitOptions): Promise<FetchedRelease> {
   // Validated before anything else: only a strict semver string ever becomes part of a ref.
   const version = parseVersion(opts.version);
   // node-tar loads while the fetch runs: the main thread would only wait for git.
-  if (opts.syncMirror ?? true) await syncMirror(opts.source, opts.mirrorDir, { meanwhile: preloadTar });
+  if (opts.syncMirror ?? true) await syncMirror(opts.source, opts.mirrorDir, { meanwhile: preloadTar, auth: opts.auth });
   const commit = await resolveVersionCommit(opts, version);
   if (opts.allowedSigners) await requireSignedTag(opts.mirrorDir, version, commit, opts.allowedSigners);
   await fs.mkdir(opts.stagingDir, { recursive: true });

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { copyAndHash, extractTarFile, streamToFileAndHash } from '../../../adapters/tar.js';
-import { DEFAULT_LIMITS, type ExtractLimits } from '../archive-policy.js';
+import { DEFAULT_LIMITS, type ExtractLimits } from '../../../adapters/archive-policy.js';
 import { IntegrityError, NotFoundError, ReleaseError, UsageError } from '../../errors.js';
 import { checkTreeAgainstManifest, verifySignedArchive, type SiblingReader } from '../../trust/signed-artifact.js';
 import type { TrustStore } from '../../trust/trust.js';

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ArchivePolicy, DEFAULT_LIMITS, type ArchiveEntryInfo, type ExtractLimits } from '../../../../src/core/build/archive-policy.js';
-import { IntegrityError } from '../../../../src/core/errors.js';
+import { ArchivePolicy, DEFAULT_LIMITS, type ArchiveEntryInfo, type ExtractLimits } from '../../../src/adapters/archive-policy.js';
+import { IntegrityError } from '../../../src/core/errors.js';
 
 const T = 'smolotchi-1.0.0';
 const policy = (limits?: Partial<ExtractLimits>, topLevel: string | null = T) => new ArchivePolicy({ topLevel, limits });

@@ -3,7 +3,7 @@
  * Never does I/O, and never lets an entry out of the tree or past a limit; one refusal ends it all.
  */
 
-import { IntegrityError } from '../errors.js';
+import { IntegrityError } from '../core/errors.js';
 
 /** What the policy needs to know about one archive entry (a subset of node-tar's ReadEntry). */
 export interface ArchiveEntryInfo {
