@@ -27,6 +27,13 @@ const DEPLOYS = Number(process.env.BENCH_DEPLOYS ?? 100_000);
 // Keep the host's pip settings (index, find-links) out of both sides: offline from the shipped wheels only.
 const PIP_ENV = { PIP_CONFIG_FILE: os.devNull, PIP_FIND_LINKS: '', PIP_NO_INDEX: '1', PIP_DISABLE_PIP_VERSION_CHECK: '1' };
 const TIME = '/usr/bin/time';
+// A device starts node without extra CA bundles. A build host's NODE_EXTRA_CA_CERTS makes every node
+// start (ours and the node-flip baseline's alike) parse that bundle first, ~50-80 ms of CPU on the
+// 2-core machine: a cost of the host, not of the tool. Dropped for every process the bench starts,
+// unless BENCH_KEEP_ENV=1 (to compare with figures measured with it).
+const EXTRA_CA = process.env.NODE_EXTRA_CA_CERTS;
+if (EXTRA_CA && process.env.BENCH_KEEP_ENV !== '1') delete process.env.NODE_EXTRA_CA_CERTS;
+const HOST_NOTE = !EXTRA_CA ? '' : process.env.BENCH_KEEP_ENV === '1' ? `environment: NODE_EXTRA_CA_CERTS=${EXTRA_CA} kept (BENCH_KEEP_ENV=1): every node start parses it\n` : `environment: NODE_EXTRA_CA_CERTS (${EXTRA_CA}) dropped for every process measured: a device has none (BENCH_KEEP_ENV=1 keeps it)\n`;
 // BENCH_ONLY=rollback: only the rollback row (our installs still run: they set it up), for quick iteration.
 const ONLY_ROLLBACK = process.env.BENCH_ONLY === 'rollback';
 // BENCH_ONLY=changed: only the "one requirement changed" row (and the install it upgrades from), for iterating on it.
@@ -130,7 +137,7 @@ async function main(): Promise<void> {
         upgradeOnly.row.ours.push(await tool(root, systemctl, ['install', upgradeOnly.version, '--source', repo, ...gate]));
         upgradeOnly.row.base.push(await naiveInstall(repo, path.join(work, `naive-${run}`), upgradeOnly.version));
       }
-      process.stdout.write(`smolotchi-release bench (BENCH_ONLY=${upgradeOnly.label}): median of ${RUNS} run(s), ${os.cpus().length} CPU(s)\n\n`);
+      process.stdout.write(`smolotchi-release bench (BENCH_ONLY=${upgradeOnly.label}): median of ${RUNS} run(s), ${os.cpus().length} CPU(s)\n${HOST_NOTE}\n`);
       printRows([upgradeOnly.row]);
       return;
     }
@@ -153,7 +160,7 @@ async function main(): Promise<void> {
       rollback.base.push(await bareNodeFlip(base, path.join(base, 'releases', '1.1.0')));
     }
     if (ONLY_ROLLBACK) {
-      process.stdout.write(`smolotchi-release bench (BENCH_ONLY=rollback): median of ${RUNS} run(s), same machine, same run, ${os.cpus().length} CPU(s)\n\n`);
+      process.stdout.write(`smolotchi-release bench (BENCH_ONLY=rollback): median of ${RUNS} run(s), same machine, same run, ${os.cpus().length} CPU(s)\n${HOST_NOTE}\n`);
       printRows([rollback]);
       return;
     }
@@ -169,7 +176,7 @@ async function main(): Promise<void> {
     }
     process.stdout.write(`smolotchi-release bench: median of ${RUNS} run(s) (history rows: of ${Math.max(RUNS, 5)}), same machine, same run, ${os.cpus().length} CPU(s)\n`);
     process.stdout.write(`release: sample app + ${stack.label}, installed offline from the release's wheels/\n`);
-    process.stdout.write(`systemctl: a shell stub answering "active" at once; naive = git archive | tar, python3 -m venv (with pip), pip install, ln -sfn + mv -T\n\n`);
+    process.stdout.write(`systemctl: a shell stub answering "active" at once; naive = git archive | tar, python3 -m venv (with pip), pip install, ln -sfn + mv -T\n${HOST_NOTE}\n`);
     printRows([same, changed, rollback, status, list, history, fresh]);
     process.stdout.write(
       '\nratio = ours / baseline; peak RSS = the largest process of our command (pip included where it runs).\n' +
