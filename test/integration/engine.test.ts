@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -41,12 +42,36 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-/** A fresh sandbox root with a recording systemctl and a zero settle window. */
-function sandbox(name: string): { root: string; fake: FakeSystemctl; cli: (...args: string[]) => ReturnType<typeof runCli> } {
-  const root = path.join(work, name);
+type Sandbox = { root: string; fake: FakeSystemctl; cli: (...args: string[]) => ReturnType<typeof runCli> };
+
+/** A sandbox root at `root` with a fresh recording systemctl (named after `name`) and a zero settle window. */
+function sandboxAt(root: string, name: string): Sandbox {
   const fake = makeFakeSystemctl(mkdtempSync(path.join(work, `${name}-fake-`)));
   writeEnvFile(root, { SMOLOTCHI_RELEASE_SETTLE_SECONDS: 0, SMOLOTCHI_RELEASE_SOURCE: repo });
   return { root, fake, cli: (...args) => runCli(['release', ...args, '--root', root, '--systemctl', fake.path]) };
+}
+
+/** A fresh, empty sandbox root. */
+const sandbox = (name: string): Sandbox => sandboxAt(path.join(work, name), name);
+
+// Most cases start from 1.0.0 installed: that first install (a fresh venv, the mirror's clone) runs
+// once per file and each of them gets a copy (cp -a). A venv records its own path (a clone refuses
+// one built elsewhere), so the copy goes back to the path the template was built at: the tests of
+// a file run one at a time, and each of these is done with it before the next one starts.
+const INSTALLED = 'installed';
+let template: string | undefined;
+
+/** A sandbox root with 1.0.0 installed (current, proven good) and a fresh recording systemctl. */
+async function installed(name: string): Promise<Sandbox> {
+  const root = path.join(work, INSTALLED);
+  if (template === undefined) {
+    expect((await sandboxAt(root, 'template').cli('install', '1.0.0')).exitCode).toBe(0);
+    template = path.join(work, `${INSTALLED}-template`);
+    renameSync(root, template);
+  }
+  rmSync(root, { recursive: true, force: true });
+  execFileSync('cp', ['-a', template, root]);
+  return sandboxAt(root, name);
 }
 
 const currentOf = (root: string) => readlinkSync(path.join(root, 'opt/smolotchi/current'));
@@ -193,11 +218,10 @@ describe('install, upgrade, rollback, prune on a sandbox root', () => {
 
 describe('bad input is refused with exit 2 before anything changes', () => {
   const hostile = ['', '1.0', '1', '../1.0.0', '1.0.0/../../etc', '-rf', '--source=x', 'v1.0.0;rm -rf /', '$(touch x)', '1.0.0\n', 'a'.repeat(70), `1.0.0-${'a'.repeat(70)}`, 'latest/../x', '01.0.0', '1.0.0 '];
-  let box: ReturnType<typeof sandbox>;
+  let box: Sandbox;
   let before: string;
   beforeAll(async () => {
-    box = sandbox('hostile');
-    expect((await box.cli('install', '1.0.0')).exitCode).toBe(0);
+    box = await installed('hostile');
     before = snapshot(box.root);
   });
 
@@ -247,8 +271,7 @@ describe('bad input is refused with exit 2 before anything changes', () => {
 
 describe('unit failures reported by systemd', () => {
   it('the new release AND the way back both fail: exit 6, status degraded until a good deploy', async () => {
-    const { fake, cli } = sandbox('degraded');
-    expect((await cli('install', '1.0.0')).exitCode).toBe(0);
+    const { fake, cli } = await installed('degraded');
     fake.setState('smolotchi-web.service', { ActiveState: 'failed', SubState: 'failed', Result: 'exit-code' });
     const r = await cli('install', '1.1.0');
     expect(r.exitCode).toBe(6);
@@ -263,9 +286,8 @@ describe('unit failures reported by systemd', () => {
   });
 
   it('a unit that restarts during the settle window fails the gate', async () => {
-    const { root, fake, cli } = sandbox('flapping');
+    const { root, fake, cli } = await installed('flapping');
     writeEnvFile(root, { SMOLOTCHI_RELEASE_SETTLE_SECONDS: 1, SMOLOTCHI_RELEASE_SOURCE: repo });
-    expect((await cli('install', '1.0.0')).exitCode).toBe(0);
     // A restart counter that climbs on every query: systemd restarting a crashing core.
     fake.setState('smolotchi-core.service', { NRestartsIncrement: true });
     const r = await cli('install', '1.1.0');
@@ -274,8 +296,7 @@ describe('unit failures reported by systemd', () => {
   });
 
   it('a health check script in the previous release failing too leaves the device degraded', async () => {
-    const { root, cli } = sandbox('both-scripts');
-    expect((await cli('install', '1.0.0')).exitCode).toBe(0);
+    const { root, cli } = await installed('both-scripts');
     const check = path.join(root, 'opt/smolotchi/releases/1.0.0/packaging/health-check');
     mkdirSync(path.dirname(check), { recursive: true });
     writeFileSync(check, '#!/bin/sh\necho "old release broken too" >&2\nexit 1\n');
@@ -327,8 +348,7 @@ describe('source history', () => {
 
 describe('repair before the next command', () => {
   it('prune after a crash in the gate goes back to the old release and restarts its units', async () => {
-    const { root, fake, cli } = sandbox('prune-after-crash');
-    expect((await cli('install', '1.0.0')).exitCode).toBe(0);
+    const { root, fake, cli } = await installed('prune-after-crash');
     const killed = await runCli(['release', 'install', '1.1.0', '--root', root, '--systemctl', fake.path], { env: { SMOLOTCHI_TEST_KILL_AT: 'health-gate' } });
     expect(killed.exitCode).not.toBe(0);
     expect(currentOf(root)).toBe('releases/1.1.0'); // switched, never proven

@@ -1,4 +1,5 @@
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -48,15 +49,33 @@ interface Box {
   cliWith: (systemctl: string, ...args: string[]) => ReturnType<typeof runCli>;
 }
 
-/** A sandbox root with 1.0.0 then 1.1.0 installed (current 1.1.0, both good). */
-async function device(name: string): Promise<Box> {
-  const root = path.join(work, name);
+/** A sandbox root at `root` with its own recording systemctl (named after the device). */
+function deviceAt(root: string, name: string): Box {
   const fake = makeFakeSystemctl(mkdtempSync(path.join(work, `${name}-fake-`)));
-  writeEnvFile(root, { SMOLOTCHI_RELEASE_SETTLE_SECONDS: 0, SMOLOTCHI_RELEASE_SOURCE: repo });
   const cliWith = (systemctl: string, ...args: string[]) => runCli(['release', ...args, '--root', root, '--systemctl', systemctl]);
-  const box = { root, fake, cliWith, cli: (...args: string[]) => cliWith(fake.path, ...args) };
-  for (const v of ['1.0.0', '1.1.0']) expect((await box.cli('install', v)).exitCode).toBe(0);
-  return box;
+  return { root, fake, cliWith, cli: (...args: string[]) => cliWith(fake.path, ...args) };
+}
+
+// The two installs every device starts from run once per file (~3 CPU-s each time saved); each
+// device is a copy of that root (cp -a: the venvs hard-linked between releases stay so). A venv
+// records its own path (a clone refuses one built elsewhere), so every copy goes back to the path
+// the template was built at: the tests of a file run one at a time, each device in turn.
+const DEVICE = 'device';
+let template: string | undefined;
+
+/** A sandbox root with 1.0.0 then 1.1.0 installed (current 1.1.0, both good); its systemctl is fresh. */
+async function device(name: string): Promise<Box> {
+  const root = path.join(work, DEVICE);
+  if (template === undefined) {
+    const builder = deviceAt(root, 'template');
+    writeEnvFile(root, { SMOLOTCHI_RELEASE_SETTLE_SECONDS: 0, SMOLOTCHI_RELEASE_SOURCE: repo });
+    for (const v of ['1.0.0', '1.1.0']) expect((await builder.cli('install', v)).exitCode).toBe(0);
+    template = path.join(work, `${DEVICE}-template`);
+    renameSync(root, template);
+  }
+  rmSync(root, { recursive: true, force: true });
+  execFileSync('cp', ['-a', template, root]);
+  return deviceAt(root, name);
 }
 
 const currentOf = (root: string) => path.basename(readlinkSync(path.join(root, 'opt/smolotchi/current')));
