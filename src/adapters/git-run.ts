@@ -88,7 +88,10 @@ const CREDENTIAL_HELPER =
 const authConfig = (auth: GitAuth | null | undefined): string[] => (auth ? ['credential.helper=', `credential.helper=${CREDENTIAL_HELPER}`] : []);
 
 /** The variables above that simple-git's environment guard must let through (strict mode refuses any other). */
-const OUR_ENV = ['GIT_TERMINAL_PROMPT', 'GIT_CONFIG_NOSYSTEM', 'GIT_CONFIG_GLOBAL', 'GIT_ALLOW_PROTOCOL', 'HOME', ...Object.keys(authEnv({ protocol: 'https', host: '', username: '', password: '' }))];
+const OUR_ENV = [
+  'GIT_TERMINAL_PROMPT', 'GIT_CONFIG_NOSYSTEM', 'GIT_CONFIG_GLOBAL', 'GIT_ALLOW_PROTOCOL', 'HOME',
+  'SMOLOTCHI_GIT_AUTH_PROTOCOL', 'SMOLOTCHI_GIT_AUTH_HOST', 'SMOLOTCHI_GIT_USERNAME', 'SMOLOTCHI_GIT_PASSWORD',
+];
 
 /**
  * Config keys our calls set that simple-git does not list as known-safe; strict mode refuses any

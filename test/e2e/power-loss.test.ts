@@ -9,7 +9,7 @@ import {
   smolotchiJson,
   sandboxAvailable,
   unitInfo,
-  waitFor,
+  servedOnceUp,
   type Sandbox,
 } from '../support/sandbox.js';
 
@@ -65,8 +65,7 @@ describe.skipIf(!available)('e2e: interrupted install, then boot-time recovery',
     expect(history.deploys.filter((d) => d.status === 'running')).toEqual([]);
     expect(history.deploys.some((d) => d.status === 'interrupted' && d.step === step), JSON.stringify(history.deploys)).toBe(true);
     for (const unit of APP_SERVICES) expect((await unitInfo(sb, unit)).ActiveState, unit).toBe('active');
-    // The web unit is Type=exec: start returns once it runs, not once it listens.
-    expect(await waitFor(() => servedVersion(sb), (v) => v === current)).toBe(current);
+    expect(await servedOnceUp(sb, current!)).toBe(current);
 
     const next = await smolotchi(sb, ['release', 'install', version, ...(current === version ? ['--force'] : [])]);
     expect(next.exitCode, explain(next)).toBe(0);
@@ -86,7 +85,7 @@ describe.skipIf(!available)('e2e: interrupted install, then boot-time recovery',
     expect(boot.exitCode, explain(boot)).toBe(0);
     for (const unit of APP_SERVICES) expect((await unitInfo(sb, unit)).ActiveState, unit).toBe('active');
     expect(await currentVersion(sb)).toBe('1.4.0');
-    expect(await waitFor(() => servedVersion(sb), (v) => v === '1.4.0')).toBe('1.4.0');
+    expect(await servedOnceUp(sb, '1.4.0')).toBe('1.4.0');
     expect(await schemaOf(sb)).toBe(1);
     const { json: history } = await smolotchiJson<{ deploys: { kind: string; toVersion: string; status: string }[] }>(sb, ['release', 'history']);
     expect(history.deploys.find((d) => d.toVersion === '1.5.0')).toMatchObject({ kind: 'install', status: 'interrupted' });

@@ -11,8 +11,8 @@ import {
   explain,
   mainPidUid,
   sandboxAvailable,
+  servedOnceUp,
   servedVersion,
-  waitFor,
   smolotchi,
   startSandbox,
   unitInfo,
@@ -123,8 +123,7 @@ describe.skipIf(!available)('e2e: trust boundaries of units and release code', (
     const plant = `mkdir -p /var/lib/smolotchi/smolotchi && printf 'open("/var/lib/smolotchi/shadow-ran", "w").close()\\n' > /var/lib/smolotchi/smolotchi/__init__.py`;
     expect((await sb.exec(['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', 'sh', '-c', plant])).exitCode).toBe(0);
     expect((await sb.exec(['systemctl', 'restart', 'smolotchi-web.service', 'smolotchi-ai.service'])).exitCode).toBe(0);
-    // The web unit is Type=exec: restart returns once it runs, not once it listens.
-    expect(await waitFor(() => servedVersion(sb), (v) => v === '1.1.0')).toBe('1.1.0');
+    expect(await servedOnceUp(sb, '1.1.0')).toBe('1.1.0');
     expect(existsSync(sb.fsPath('/var/lib/smolotchi/shadow-ran'))).toBe(false);
     const r = await smolotchi(sb, ['release', 'verify']);
     expect(r.exitCode, explain(r)).toBe(4);

@@ -92,6 +92,12 @@ export async function servedVersion(sb: Sandbox, port = 8080, host = '127.0.0.1'
 }
 
 /**
+ * The web UI's answer once it serves `version`: after a raw `systemctl start`/`restart` (the web
+ * unit is Type=exec, so systemctl returns before it listens). Returns the last answer either way.
+ */
+export const servedOnceUp = (sb: Sandbox, version: string): Promise<string | null> => waitFor(() => servedVersion(sb), (v) => v === version);
+
+/**
  * Poll until `fn` returns a value that `ok` accepts; returns the last value either way. The default
  * deadline is only a hang guard: a loaded CI is slow, not wrong, so it must never decide a test.
  */

@@ -54,11 +54,16 @@ async function anyDatabase(ctx: Context): Promise<boolean> {
   return false;
 }
 
+/** Write every database of `s` back (units already stopped) and record which deploy did it. */
+async function writeBack(ctx: Context, s: Snapshot, byDeploy: number, point: string): Promise<void> {
+  for (const db of s.databases) await restoreDb(ctx, s, db);
+  killPoint(point, ctx.env);
+  ctx.history().markSnapshotRestored(s.deployId, byDeploy);
+}
+
 async function restoreAll(ctx: Context, s: Snapshot, journal: DeployJournal): Promise<DataOutcome['restored']> {
   journal.step('restore-data');
-  for (const db of s.databases) await restoreDb(ctx, s, db);
-  killPoint('data-restored', ctx.env);
-  ctx.history().markSnapshotRestored(s.deployId, journal.id);
+  await writeBack(ctx, s, journal.id, 'data-restored');
   return { ...summary(s), fromVersion: s.fromVersion };
 }
 
@@ -137,8 +142,6 @@ export async function restoreUndoneDeploy(ctx: Context, deployId: number): Promi
   const units = await installedAppUnits(ctx);
   const running = units.length > 0 ? (await ctx.services.showAll(units)).filter((u) => RUNNING.has(u.activeState)).map((u) => u.unit) : [];
   if (running.length > 0) await ctx.services.stop(running);
-  for (const db of snapshot.databases) await restoreDb(ctx, snapshot, db);
-  killPoint('recovery-data-restored', ctx.env);
-  ctx.history().markSnapshotRestored(snapshot.deployId, deployId);
+  await writeBack(ctx, snapshot, deployId, 'recovery-data-restored');
   return snapshot;
 }
