@@ -22,7 +22,11 @@ export interface ServiceManager {
   /** Why service steps are skipped (kind 'none'). */
   readonly reason?: string;
   daemonReload(): Promise<void>;
-  restart(unit: string): Promise<void>;
+  /**
+   * Restart units in one call: one systemd transaction, which orders them by their After= and
+   * waits for every job. A failure names the units whose jobs failed (SystemdError.failedUnits).
+   */
+  restart(units: string[]): Promise<void>;
   start(unit: string): Promise<void>;
   stop(units: string[]): Promise<void>;
   enable(units: string[]): Promise<void>;
@@ -61,9 +65,17 @@ export class SystemdError extends ProcessError {
     stderrTail: string,
     what: string,
     readonly environmental: boolean,
+    /** The units systemctl said failed their job ("Job for X failed", "Failed to restart X: ..."). */
+    readonly failedUnits: string[] = [],
   ) {
     super(argv, exitCode, signal, stderrTail, what);
   }
+}
+
+/** The units a failed start/restart names: one line per failed job, in the order systemd reported them. */
+export function failedJobUnits(stderr: string): string[] {
+  const named = [...stderr.matchAll(/^(?:Job for (\S+) failed|Failed to (?:re)?start (\S+?):)/gm)].map((m) => (m[1] ?? m[2])!);
+  return [...new Set(named)];
 }
 
 const PROPERTIES = ['LoadState', 'ActiveState', 'SubState', 'Result', 'NRestarts', 'MainPID', 'ExecMainCode', 'ExecMainStatus'];
@@ -138,7 +150,7 @@ export function makeSystemd(options: SystemdOptions = {}): ServiceManager {
     if (tolerate && lines.length > 0 && lines.every((l) => tolerate.test(l))) return r.stdout;
     // Only a unit's own job (start/restart) can fail because of the release; the rest is systemd's plumbing.
     const environmental = !(verb === 'restart' || verb === 'start') || UNREACHABLE.test(r.stderr);
-    throw new SystemdError([systemctl, ...args], r.signal ? undefined : r.exitCode, r.signal, reason(r.stderr || r.stdout), what, environmental);
+    throw new SystemdError([systemctl, ...args], r.signal ? undefined : r.exitCode, r.signal, reason(r.stderr || r.stdout), what, environmental, failedJobUnits(r.stderr));
   }
 
   return {
@@ -147,8 +159,9 @@ export function makeSystemd(options: SystemdOptions = {}): ServiceManager {
       await ctl('daemon-reload', [], QUICK_MS);
     },
     // Blocks until the job is done, i.e. READY=1 for Type=notify: the health gate starts from there.
-    async restart(unit) {
-      await ctl('restart', [unit], jobMs);
+    // Each job may take its own full time: a chain (web after core) waits for both, one after the other.
+    async restart(units) {
+      if (units.length) await ctl('restart', units, jobMs * units.length);
     },
     async start(unit) {
       await ctl('start', [unit], jobMs);

@@ -42,7 +42,8 @@ export function silentProgress(): Progress {
   };
 }
 
-/** The step of restarting one unit, as the progress shows it: `restart core`, `restart prune.timer`. */
-export function restartStep(unit: string): string {
-  return `restart ${unit.replace(/^smolotchi-/, '').replace(/\.service$/, '')}`;
+/** The step of restarting units in one call, as the progress shows it: `restart core`, `restart core, ai, web, prune.timer`. */
+export function restartStep(units: string | string[]): string {
+  const names = (typeof units === 'string' ? [units] : units).map((u) => u.replace(/^smolotchi-/, '').replace(/\.service$/, ''));
+  return `restart ${names.join(', ')}`;
 }

@@ -94,6 +94,11 @@ describe.skipIf(!available)('e2e: install, upgrade, rollback on a real systemd',
     expect(r.exitCode, explain(r)).toBe(0);
     expect(await currentVersion(sb)).toBe('1.1.0');
     expect(await servedVersion(sb)).toBe('1.1.0');
+    // The units restart in one systemctl call; systemd still starts web and ai only once core is READY (their After=).
+    const stamp = async (unit: string, prop: string) => Number((await sb.exec(['systemctl', 'show', '-p', prop, '--value', unit])).stdout.trim());
+    const coreReady = await stamp('smolotchi-core.service', 'ActiveEnterTimestampMonotonic');
+    expect(coreReady).toBeGreaterThan(0);
+    for (const unit of ['smolotchi-web.service', 'smolotchi-ai.service']) expect(await stamp(unit, 'ExecMainStartTimestampMonotonic')).toBeGreaterThanOrEqual(coreReady);
     const { json } = await smolotchiJson<{ schemaVersion: number; deploys: Deploy[] }>(sb, ['release', 'history']);
     expect(json.schemaVersion).toBe(1);
     expect(json.deploys[0]).toMatchObject({ kind: 'install', status: 'succeeded', fromVersion: '1.0.0', toVersion: '1.1.0', commit: tags['1.1.0'] });

@@ -75,7 +75,8 @@ async function installed(name: string): Promise<Sandbox> {
 }
 
 const currentOf = (root: string) => readlinkSync(path.join(root, 'opt/smolotchi/current'));
-const restarts = (fake: FakeSystemctl) => fake.log().filter((c) => c[c.length - 2] === 'restart' || c.includes('restart')).map((c) => c[c.length - 1]);
+/** Every unit restarted, in the order asked: a call restarting several lists them in its order. */
+const restarts = (fake: FakeSystemctl) => fake.log().filter((c) => c.includes('restart')).flatMap((c) => c.slice(c.indexOf('--') + 1));
 
 describe('install, upgrade, rollback, prune on a sandbox root', () => {
   const sb = () => box;

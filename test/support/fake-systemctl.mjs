@@ -84,17 +84,18 @@ switch (verb) {
     }
     break;
   case 'restart':
-  case 'start':
-    for (const unit of units) {
-      if (unitState(unit).failRestart) {
-        process.stderr.write(
-          `Job for ${unit} failed because the control process exited with error code.\n` +
-            `See "systemctl status ${unit}" and "journalctl -xeu ${unit}" for details.\n`,
-        );
-        process.exit(1);
-      }
+  case 'start': {
+    // Like systemctl: every job runs, each failed one is reported, then the call fails.
+    const failed = units.filter((unit) => unitState(unit).failRestart);
+    for (const unit of failed) {
+      process.stderr.write(
+        `Job for ${unit} failed because the control process exited with error code.\n` +
+          `See "systemctl status ${unit}" and "journalctl -xeu ${unit}" for details.\n`,
+      );
     }
+    if (failed.length > 0) process.exit(1);
     break;
+  }
   case 'is-active': {
     const states = units.map((u) => unitState(u).ActiveState);
     process.stdout.write(states.join('\n') + '\n');

@@ -16,6 +16,8 @@ import { environmentFault, LockLostError } from './environment-fault.js';
 import { randomSuffix } from '../fsutil.js';
 import { killPoint } from '../killpoint.js';
 import { restartStep } from '../progress.js';
+import { restartGroups } from '../units/restart-groups.js';
+import { SystemdError } from '../../adapters/systemctl.js';
 import { flipCurrent, removeCurrent } from '../state/switch.js';
 
 export interface Activation {
@@ -99,16 +101,22 @@ export async function applyUnits(ctx: Context, rendered: RenderedUnits, journal:
   return diff.removedUnits;
 }
 
-/** Restart in dependency order; the first failure stops the sequence and is reported to the gate. */
-async function restartAll(ctx: Context, order: string[]): Promise<GateFailure | undefined> {
-  for (const unit of order) {
-    ctx.progress.step(restartStep(unit));
+/**
+ * Restart in dependency order, group by group (restart-groups.ts): a group is one systemctl call,
+ * so systemd orders it by After= and starts what is independent at once. The first failing group
+ * stops the sequence; the failure names the first unit of the order whose job failed.
+ */
+async function restartAll(ctx: Context, rendered: RenderedUnits): Promise<GateFailure | undefined> {
+  for (const group of restartGroups(rendered)) {
+    ctx.progress.step(restartStep(group));
     try {
-      await ctx.services.restart(unit);
-      killPoint(`restarted:${unit}`, ctx.env);
+      await ctx.services.restart(group);
+      for (const unit of group) killPoint(`restarted:${unit}`, ctx.env);
     } catch (err) {
       // systemd out of reach is not the unit's failure: the caller applies the fault rule.
       if (environmentFault(err)) throw err;
+      const named = err instanceof SystemdError ? err.failedUnits : [];
+      const unit = group.find((u) => named.includes(u)) ?? group[0]!;
       return { check: 'restart', unit, reason: (err as Error).message, journal: await ctx.services.journal(unit, 10).catch(() => []) };
     }
   }
@@ -167,7 +175,7 @@ export async function activate(
   progress.flipped = true;
   journal.step('restart');
   progress.restarted = true;
-  const restartFailure = await restartAll(ctx, rendered.startOrder);
+  const restartFailure = await restartAll(ctx, rendered);
   // Stopping units can make systemd remove runtime directories; keep our lock in place.
   lock.reassert();
   if (JSON.stringify(readLock(lock.file)) !== JSON.stringify(lock.info)) throw new LockLostError(lock.file);

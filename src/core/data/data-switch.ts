@@ -122,7 +122,7 @@ export async function restoreInPlace(ctx: Context, journal: DeployJournal, curre
   const out = emptyDataOutcome();
   await snapshotOnLeave(ctx, journal, { from: current, to: current, restore: snapshot }, out)();
   journal.step('restart');
-  for (const unit of startOrder) await ctx.services.restart(unit);
+  for (const unit of startOrder) await ctx.services.restart([unit]);
   return out;
 }
 

@@ -52,7 +52,7 @@ export async function restartAfterRepair(ctx: Context, r: RecoveryReport, journa
   const restarted: string[] = [];
   for (const unit of (await renderFor(ctx, r.current)).startOrder) {
     ctx.progress.step(restartStep(unit));
-    await ctx.services.restart(unit);
+    await ctx.services.restart([unit]);
     restarted.push(unit);
   }
   return restarted;

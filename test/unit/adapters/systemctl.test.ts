@@ -2,7 +2,7 @@ import { mkdtempSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { makeNoServiceManager, makeSystemd, parseShow } from '../../../src/adapters/systemctl.js';
+import { failedJobUnits, makeNoServiceManager, makeSystemd, parseShow, SystemdError } from '../../../src/adapters/systemctl.js';
 import { ReleaseError } from '../../../src/core/errors.js';
 import { makeFakeSystemctl, type FakeSystemctl } from '../../support/fake-systemctl.js';
 
@@ -21,7 +21,7 @@ describe('makeSystemd against the recording fake', () => {
     const sd = makeSystemd({ systemctl: fake.path });
     expect(sd.kind).toBe('systemd');
     await sd.daemonReload();
-    await sd.restart('smolotchi-core.service');
+    await sd.restart(['smolotchi-core.service']);
     await sd.start('smolotchi-web.service');
     await sd.enable(['smolotchi-core.service', 'smolotchi-prune.timer']);
     await sd.stop(['smolotchi-display.service']);
@@ -86,12 +86,37 @@ describe('makeSystemd against the recording fake', () => {
   it('turns a failed restart into a ReleaseError naming the unit and the reason', async () => {
     fake.setState('smolotchi-web.service', { failRestart: true });
     const sd = makeSystemd({ systemctl: fake.path });
-    const err = await sd.restart('smolotchi-web.service').catch((e: unknown) => e);
+    const err = await sd.restart(['smolotchi-web.service']).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ReleaseError);
     const message = (err as Error).message;
     expect(message).toContain('systemctl restart smolotchi-web.service');
     expect(message).toContain('Job for smolotchi-web.service failed because the control process exited with error code.');
-    await expect(sd.restart('smolotchi-core.service')).resolves.toBeUndefined();
+    expect((err as SystemdError).failedUnits).toEqual(['smolotchi-web.service']);
+    await expect(sd.restart(['smolotchi-core.service'])).resolves.toBeUndefined();
+  });
+
+  it('restarts several units in one call and names each whose job failed, not the others', async () => {
+    fake.setState('smolotchi-ai.service', { failRestart: true });
+    fake.setState('smolotchi-web.service', { failRestart: true });
+    const sd = makeSystemd({ systemctl: fake.path });
+    const units = ['smolotchi-core.service', 'smolotchi-ai.service', 'smolotchi-web.service', 'smolotchi-prune.timer'];
+    const err = await sd.restart(units).catch((e: unknown) => e);
+    expect(fake.log()).toEqual([['--no-ask-password', 'restart', '--', ...units]]);
+    expect((err as SystemdError).environmental).toBe(false);
+    expect((err as SystemdError).failedUnits).toEqual(['smolotchi-ai.service', 'smolotchi-web.service']);
+    await expect(sd.restart([])).resolves.toBeUndefined();
+    expect(fake.log()).toHaveLength(1);
+  });
+
+  it("reads the failed units from systemctl's own words (a failed job, a missing unit)", () => {
+    const stderr = [
+      'Job for smolotchi-core.service failed because the control process exited with error code.',
+      'See "systemctl status smolotchi-core.service" and "journalctl -xeu smolotchi-core.service" for details.',
+      'Failed to restart smolotchi-gone.service: Unit smolotchi-gone.service not found.',
+      'Job for smolotchi-core.service failed because a timeout was exceeded.',
+    ].join('\n');
+    expect(failedJobUnits(stderr)).toEqual(['smolotchi-core.service', 'smolotchi-gone.service']);
+    expect(failedJobUnits('Failed to connect to bus: No such file or directory\n')).toEqual([]);
   });
 
   it('reports a missing systemctl as a ReleaseError and a missing journalctl as no lines', async () => {
@@ -128,7 +153,7 @@ describe('makeNoServiceManager', () => {
     const none = makeNoServiceManager('--root is not /');
     expect(none.kind).toBe('none');
     expect(none.reason).toBe('--root is not /');
-    await none.restart('smolotchi-core.service');
+    await none.restart(['smolotchi-core.service']);
     await none.tmpfilesCreate('/nonexistent');
     expect(await none.journal('smolotchi-core.service', 10)).toEqual([]);
     expect((await none.show('smolotchi-core.service')).activeState).toBe('unknown');

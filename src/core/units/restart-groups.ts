@@ -1,0 +1,50 @@
+/**
+ * Which units can be restarted together, in one systemctl call (one systemd transaction), without
+ * losing DESIGN step 10's order: core before its dependents. systemd keeps that order inside a
+ * transaction only where a unit says `After=` core; a unit that does not say so is restarted after
+ * core's job has finished, in a call of its own, as before.
+ */
+
+import { parseUnit } from './unit-policy.js';
+import type { RenderedUnits } from './unit-files.js';
+
+/** The units that must be up before the rest (DESIGN step 10: core, or core-net when opted in). */
+const FIRST = new Set(['smolotchi-core.service', 'smolotchi-core-net.service']);
+
+/** Every `After=` name a unit declares, its drop-ins included; null when one resets the list. */
+function orderedAfter(rendered: RenderedUnits, unit: string): Set<string> | null {
+  const after = new Set<string>();
+  const ownFiles = rendered.files.filter((f) => f.relPath === unit || f.relPath.startsWith(`${unit}.d/`));
+  for (const file of ownFiles) {
+    for (const d of parseUnit(file.content)) {
+      if (d.section !== 'Unit' || d.key !== 'After') continue;
+      // An empty assignment may clear what another file said: not worth guessing, keep the old way.
+      if (d.value === '') return null;
+      for (const name of d.value.split(/\s+/)) after.add(name);
+    }
+  }
+  return after;
+}
+
+/**
+ * The start order cut into groups, each restarted by one call, the groups one after another.
+ * Core (or core-net) opens the first group; a service joins it only when it is ordered after
+ * every core unit already in it (systemd then starts it once core is up, READY=1 for
+ * Type=notify); timers join freely: they only schedule, nothing waits on them.
+ */
+export function restartGroups(rendered: RenderedUnits): string[][] {
+  const groups: string[][] = [];
+  let current: string[] = [];
+  for (const unit of rendered.startOrder) {
+    const firsts = current.filter((u) => FIRST.has(u));
+    const after = unit.endsWith('.service') && firsts.length > 0 ? orderedAfter(rendered, unit) : null;
+    const joins = !unit.endsWith('.service') || firsts.every((f) => after?.has(f));
+    if (!joins) {
+      groups.push(current);
+      current = [];
+    }
+    current.push(unit);
+  }
+  if (current.length > 0) groups.push(current);
+  return groups.filter((g) => g.length > 0);
+}
