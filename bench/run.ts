@@ -62,9 +62,20 @@ async function sample(argv: string[], env: Record<string, string> = {}): Promise
   return { ms, rssKb: Number.isFinite(rss) ? rss : null };
 }
 
-const tool = (root: string, systemctl: string, args: string[]) => {
+/**
+ * Each root gets its own quick systemctl, which keeps the enable links in that root's unit folder
+ * as systemd does on a device (a deploy whose units are enabled already skips `enable`).
+ */
+function systemctlFor(root: string): string {
+  const bin = `${root}.bin`;
+  if (existsSync(path.join(bin, 'systemctl'))) return path.join(bin, 'systemctl');
+  mkdirSync(bin, { recursive: true });
+  return writeQuickSystemctl(bin, undefined, path.join(root, 'etc', 'systemd', 'system'));
+}
+
+const tool = (root: string, args: string[]) => {
   mkdirSync(root, { recursive: true });
-  return sample([process.execPath, CLI, 'release', ...args, '--root', root, '--systemctl', systemctl, '--quiet']);
+  return sample([process.execPath, CLI, 'release', ...args, '--root', root, '--systemctl', systemctlFor(root), '--quiet']);
 };
 
 /** The naive way (issue 12): git archive, python3 -m venv with pip, pip install the release's wheels, ln -sfn + mv -T. */
@@ -118,7 +129,6 @@ async function main(): Promise<void> {
     const repo = path.join(work, 'repo');
     // 1.1.0 pins the same set as 1.0.0; 1.2.0 changes one pin (the helper wheel).
     await makeBenchRepo(PYTHON, repo, [{ version: '1.0.0', helper: '1.0.0' }, { version: '1.1.0', helper: '1.0.0' }, { version: '1.2.0', helper: '1.1.0' }], stack);
-    const systemctl = writeQuickSystemctl(work);
     const row = (name: string, baseline: string, goal: number | null): Row => ({ name, baseline, goal, ours: [], base: [] });
     const fresh = row('install, fresh (no venv to clone)', 'naive install', null);
     const same = row('upgrade, same requirements (venv cloned by hard links)', 'naive install', 0.1);
@@ -133,8 +143,8 @@ async function main(): Promise<void> {
     if (upgradeOnly) {
       for (let run = 0; run < RUNS; run++) {
         const root = path.join(work, `root-${run}`);
-        await tool(root, systemctl, ['install', '1.0.0', '--source', repo, ...gate]);
-        upgradeOnly.row.ours.push(await tool(root, systemctl, ['install', upgradeOnly.version, '--source', repo, ...gate]));
+        await tool(root, ['install', '1.0.0', '--source', repo, ...gate]);
+        upgradeOnly.row.ours.push(await tool(root, ['install', upgradeOnly.version, '--source', repo, ...gate]));
         upgradeOnly.row.base.push(await naiveInstall(repo, path.join(work, `naive-${run}`), upgradeOnly.version));
       }
       process.stdout.write(`smolotchi-release bench (BENCH_ONLY=${upgradeOnly.label}): median of ${RUNS} run(s), ${os.cpus().length} CPU(s)\n${HOST_NOTE}\n`);
@@ -143,10 +153,10 @@ async function main(): Promise<void> {
     }
     for (let run = 0; run < RUNS; run++) {
       const root = path.join(work, `root-${run}`);
-      fresh.ours.push(await tool(root, systemctl, ['install', '1.0.0', '--source', repo, ...gate]));
-      same.ours.push(await tool(root, systemctl, ['install', '1.1.0', '--source', repo, ...gate]));
-      changed.ours.push(await tool(root, systemctl, ['install', '1.2.0', '--source', repo, ...gate]));
-      rollback.ours.push(await tool(root, systemctl, ['rollback', ...gate]));
+      fresh.ours.push(await tool(root, ['install', '1.0.0', '--source', repo, ...gate]));
+      same.ours.push(await tool(root, ['install', '1.1.0', '--source', repo, ...gate]));
+      changed.ours.push(await tool(root, ['install', '1.2.0', '--source', repo, ...gate]));
+      rollback.ours.push(await tool(root, ['rollback', ...gate]));
       const base = path.join(work, `naive-${run}`);
       if (ONLY_ROLLBACK) {
         mkdirSync(base, { recursive: true });
@@ -170,7 +180,7 @@ async function main(): Promise<void> {
     for (let run = 0; run < Math.max(RUNS, 5); run++) {
       const help = (await sample([process.execPath, CLI, '--help'])).ms;
       for (const [r, args] of [[status, ['status']], [list, ['list']], [history, ['history', '--limit', '20']]] as const) {
-        r.ours.push(await tool(big, systemctl, [...args]));
+        r.ours.push(await tool(big, [...args]));
         r.base.push(help);
       }
     }

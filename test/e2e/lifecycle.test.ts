@@ -124,6 +124,23 @@ describe.skipIf(!available)('e2e: install, upgrade, rollback on a real systemd',
     expect(json).toMatchObject({ current: '1.1.0', lastGood: '1.1.0', degraded: false, drift: false });
   });
 
+  it('a unit disabled by hand is enabled again by the next deploy; units enabled already are not asked again', async () => {
+    const enabled = async (unit: string) => (await sb.exec(['systemctl', 'is-enabled', unit])).stdout.trim();
+    expect((await sb.exec(['systemctl', 'disable', 'smolotchi-web.service'])).exitCode).toBe(0);
+    expect(await enabled('smolotchi-web.service')).toBe('disabled');
+    const back = await smolotchi(sb, ['release', 'rollback', '--to', '1.0.0', '--verbose']);
+    expect(back.exitCode, explain(back)).toBe(0);
+    expect(back.stderr).toContain('units: unchanged');
+    expect(back.stderr).toMatch(/\$ systemctl --no-ask-password enable -- /);
+    expect(await enabled('smolotchi-web.service')).toBe('enabled');
+    const again = await smolotchi(sb, ['release', 'rollback', '--to', '1.1.0', '--verbose']);
+    expect(again.exitCode, explain(again)).toBe(0);
+    expect(again.stderr).toContain('units: unchanged');
+    expect(again.stderr).not.toMatch(/ enable -- /);
+    for (const unit of ['smolotchi-core.service', 'smolotchi-ai.service', 'smolotchi-web.service', 'smolotchi-prune.timer']) expect(await enabled(unit)).toBe('enabled');
+    expect(await currentVersion(sb)).toBe('1.1.0');
+  });
+
   it('stops and removes a unit the new release no longer ships', async () => {
     expect((await unitInfo(sb, 'smolotchi-ai.service')).ActiveState).toBe('active');
     const r = await smolotchi(sb, ['release', 'install', 'latest']);

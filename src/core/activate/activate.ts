@@ -17,6 +17,7 @@ import { randomSuffix } from '../fsutil.js';
 import { killPoint } from '../killpoint.js';
 import { restartStep } from '../progress.js';
 import { restartGroups } from '../units/restart-groups.js';
+import { alreadyEnabled } from '../units/enablement.js';
 import { SystemdError } from '../../adapters/systemctl.js';
 import { flipCurrent, removeCurrent } from '../state/switch.js';
 
@@ -73,11 +74,11 @@ export async function applyUnits(ctx: Context, rendered: RenderedUnits, journal:
   const relink = installChanged(rendered, installed);
   if (!diff.drift && unchangedFile(layout.tmpfilesFile, rendered.tmpfiles)) {
     // Byte-identical to what systemd already loaded (typical for a rollback): nothing to write or
-    // reload. tmpfiles and enabling stay: /run/smolotchi may be gone (the service user's, so
-    // tmpfiles makes it), and enable re-enables a unit someone disabled by hand.
+    // reload. tmpfiles stays: /run/smolotchi may be gone (the service user's, so tmpfiles makes
+    // it). enable runs only when a link of it is missing: a unit someone disabled by hand.
     journal?.step('units-unchanged');
     await services.tmpfilesCreate(layout.tmpfilesFile);
-    if (rendered.units.length > 0) await services.enable(rendered.units);
+    if (rendered.units.length > 0 && !alreadyEnabled(layout.unitDir, rendered)) await services.enable(rendered.units);
     killPoint('units-enabled', ctx.env);
     return [];
   }
