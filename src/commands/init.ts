@@ -77,7 +77,8 @@ async function initLocked(ctx: Context, dryRun: boolean): Promise<InitResult> {
   const env = ctx.layout.envFile;
   if (await pathExists(env)) changes.push({ kind: 'file', path: env, action: 'kept', detail: "the operator's settings: never rewritten" });
   else {
-    if (!dryRun) await createOnce(env, envFileTemplate(), 0o644);
+    // Root's alone (systemd reads it as root): the tool refuses git credentials in an env file others can read.
+    if (!dryRun) await createOnce(env, envFileTemplate(), 0o600);
     changes.push({ kind: 'file', path: env, action: 'created', detail: 'every setting commented out at its default' });
   }
   changes.push(...(await ensureBootUnit(ctx, dryRun)));

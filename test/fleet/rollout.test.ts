@@ -91,6 +91,8 @@ describe.skipIf(!check.ok)('fleet: rollouts with Ansible to 4 sandboxed devices'
     for (const host of fleet.hosts) {
       const sb = await device(host);
       const env = await fs.readFile(sb.fsPath('/etc/smolotchi/env'), 'utf8');
+      // Root's alone: the tool refuses git credentials in an env file others can read.
+      expect((await fs.stat(sb.fsPath('/etc/smolotchi/env'))).mode & 0o777).toBe(0o600);
       expect(env).toMatch(/^SMOLOTCHI_RELEASE_SETTLE_SECONDS=1$/m);
       expect(env).not.toMatch(/SMOLOTCHI_RELEASE_KEEP/); // null: the tool's default applies
       // `release init` ran: the boot-time check unit is enabled on the device.

@@ -101,6 +101,8 @@ describe('release init', () => {
     expect((await init()).exitCode).toBe(0);
     const env = readFileSync(path.join(root, 'etc/smolotchi/env'), 'utf8');
     for (const key of documentedKeys()) expect(env).toMatch(new RegExp(`^#${key}=`, 'm'));
+    // Root's alone: ready for git credentials, which the tool refuses in a file others can read.
+    expect(statSync(path.join(root, 'etc/smolotchi/env')).mode & 0o777).toBe(0o600);
     // Commented out: the tool reads it back as "all defaults" (a bad setting would be exit 2);
     // no release is installed yet, which status says with exit 3.
     const status = await runCli(['release', 'status', '--root', root, '--json']);
