@@ -20,6 +20,15 @@ function enableAsSystemd(unitDir: string, rendered: RenderedUnits): void {
   }
 }
 
+/** The bundled units, and a unit folder with every link systemctl enable would make for them. */
+async function enabledDevice(): Promise<{ rendered: RenderedUnits; unitDir: string }> {
+  const rendered = await render();
+  const unitDir = path.join(tmpDir.path, 'system');
+  mkdirSync(unitDir);
+  enableAsSystemd(unitDir, rendered);
+  return { rendered, unitDir };
+}
+
 describe('alreadyEnabled: is a unit set enabled as systemctl enable leaves it?', () => {
   it('yes once every WantedBy= link is there; no when one is missing (a unit disabled by hand)', async () => {
     const rendered = await render();
@@ -33,10 +42,7 @@ describe('alreadyEnabled: is a unit set enabled as systemctl enable leaves it?',
   });
 
   it('a link to another file, or a plain file in its place, is not an enabled unit', async () => {
-    const rendered = await render();
-    const unitDir = path.join(tmpDir.path, 'system');
-    mkdirSync(unitDir);
-    enableAsSystemd(unitDir, rendered);
+    const { rendered, unitDir } = await enabledDevice();
     const link = path.join(unitDir, 'timers.target.wants', 'smolotchi-prune.timer');
     rmSync(link);
     symlinkSync('/etc/systemd/system/other.timer', link);
@@ -47,10 +53,7 @@ describe('alreadyEnabled: is a unit set enabled as systemctl enable leaves it?',
   });
 
   it('an [Install] it does not model (Also=, a drop-in with [Install], a specifier, a reset) leaves it to systemctl', async () => {
-    const rendered = await render();
-    const unitDir = path.join(tmpDir.path, 'system');
-    mkdirSync(unitDir);
-    enableAsSystemd(unitDir, rendered);
+    const { rendered, unitDir } = await enabledDevice();
     const web = 'smolotchi-web.service';
     const withWeb = (change: (files: RenderedUnits['files']) => RenderedUnits['files']): RenderedUnits => ({ ...rendered, files: change(rendered.files) });
     const editWeb = (edit: (content: string) => string) => withWeb((files) => files.map((f) => (f.relPath === web ? { ...f, content: edit(f.content) } : f)));

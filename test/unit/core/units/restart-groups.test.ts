@@ -1,31 +1,15 @@
-import { mkdtempSync, promises as fs } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { restartGroups } from '../../../../src/core/units/restart-groups.js';
 import { bundledPackagingDir, renderUnits, type UnitOptions } from '../../../../src/core/units/units.js';
 import { tempDirPerTest } from '../../../support/temp-dir.js';
-import { INSTALLED_TOOL } from '../../../support/units.js';
+import { appShapedRelease, INSTALLED_TOOL } from '../../../support/units.js';
 
 const bundled = bundledPackagingDir();
-const APP_SHAPED = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'fixtures', 'app-systemd');
 const DEFAULTS: UnitOptions = { display: false, coreNet: false, toolCommand: INSTALLED_TOOL };
 const tmpDir = tempDirPerTest('restart-groups-');
 
 /** A release shipping the app-shaped units, with some files replaced or removed. */
-async function release(changes: Record<string, string | null> = {}): Promise<string> {
-  const dir = mkdtempSync(path.join(tmpDir.path, 'release-'));
-  await fs.cp(APP_SHAPED, path.join(dir, 'packaging', 'systemd'), { recursive: true });
-  for (const [rel, content] of Object.entries(changes)) {
-    const full = path.join(dir, 'packaging', 'systemd', rel);
-    if (content === null) await fs.rm(full, { recursive: true, force: true });
-    else {
-      await fs.mkdir(path.dirname(full), { recursive: true });
-      await fs.writeFile(full, content);
-    }
-  }
-  return dir;
-}
+const release = (changes: Record<string, string | null> = {}) => appShapedRelease(tmpDir.path, changes);
 
 const webUnit = (unitSection: string) => `[Unit]\nDescription=web\n${unitSection}\n[Service]\nType=exec\nExecStart=/bin/true\nUser=smolotchi\n\n[Install]\nWantedBy=multi-user.target\n`;
 

@@ -1,33 +1,19 @@
-import { existsSync, mkdtempSync, promises as fs } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { IntegrityError } from '../../../../src/core/errors.js';
 import { parseUnit } from '../../../../src/core/units/unit-policy.js';
 import { bundledPackagingDir, renderUnits, type UnitOptions } from '../../../../src/core/units/units.js';
 import { tempDirPerTest } from '../../../support/temp-dir.js';
-import { INSTALLED_TOOL, renderedFile } from '../../../support/units.js';
+import { appShapedRelease, INSTALLED_TOOL, renderedFile } from '../../../support/units.js';
 
 const ALL: UnitOptions = { display: true, coreNet: true, toolCommand: INSTALLED_TOOL };
 const bundled = bundledPackagingDir();
-const APP_SHAPED = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'fixtures', 'app-systemd');
 
 const tmpDir = tempDirPerTest('unit-policy-');
 
 /** A release whose packaging/systemd is the app-shaped fixture plus (or minus) the given files. */
-async function appRelease(changes: Record<string, string | null> = {}): Promise<string> {
-  const dir = mkdtempSync(path.join(tmpDir.path, 'release-'));
-  await fs.cp(APP_SHAPED, path.join(dir, 'packaging', 'systemd'), { recursive: true });
-  for (const [rel, content] of Object.entries(changes)) {
-    const full = path.join(dir, 'packaging', 'systemd', rel);
-    if (content === null) await fs.rm(full, { force: true });
-    else {
-      await fs.mkdir(path.dirname(full), { recursive: true });
-      await fs.writeFile(full, content);
-    }
-  }
-  return dir;
-}
+const appRelease = (changes: Record<string, string | null> = {}) => appShapedRelease(tmpDir.path, changes);
 
 async function refusal(changes: Record<string, string>, options: UnitOptions = ALL): Promise<IntegrityError> {
   const err = await renderUnits(await appRelease(changes), bundled, options).then(() => null, (e: unknown) => e);
