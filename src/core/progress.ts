@@ -43,7 +43,6 @@ export function silentProgress(): Progress {
 }
 
 /** The step of restarting units in one call, as the progress shows it: `restart core`, `restart core, ai, web, prune.timer`. */
-export function restartStep(units: string | string[]): string {
-  const names = (typeof units === 'string' ? [units] : units).map((u) => u.replace(/^smolotchi-/, '').replace(/\.service$/, ''));
-  return `restart ${names.join(', ')}`;
+export function restartStep(units: string[]): string {
+  return `restart ${units.map((u) => u.replace(/^smolotchi-/, '').replace(/\.service$/, '')).join(', ')}`;
 }

@@ -78,7 +78,7 @@ export async function applyUnits(ctx: Context, rendered: RenderedUnits, journal:
     // it). enable runs only when a link of it is missing: a unit someone disabled by hand.
     journal?.step('units-unchanged');
     await services.tmpfilesCreate(layout.tmpfilesFile);
-    if (rendered.units.length > 0 && !alreadyEnabled(layout.unitDir, rendered)) await services.enable(rendered.units);
+    if (!alreadyEnabled(layout.unitDir, rendered)) await services.enable(rendered.units);
     killPoint('units-enabled', ctx.env);
     return [];
   }

@@ -51,7 +51,7 @@ export async function restartAfterRepair(ctx: Context, r: RecoveryReport, journa
   journal.step('restart');
   const restarted: string[] = [];
   for (const unit of (await renderFor(ctx, r.current)).startOrder) {
-    ctx.progress.step(restartStep(unit));
+    ctx.progress.step(restartStep([unit]));
     await ctx.services.restart([unit]);
     restarted.push(unit);
   }

@@ -8,7 +8,7 @@
 import { lstatSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { parseUnit } from './unit-policy.js';
-import type { RenderedUnits } from './unit-files.js';
+import { unitFiles, type RenderedUnits } from './unit-files.js';
 
 /** The [Install] keys that make a link in `<target>.<kind>/`. */
 const LINK_KINDS: Record<string, string> = { WantedBy: 'wants', RequiredBy: 'requires', UpheldBy: 'upholds' };
@@ -24,9 +24,8 @@ function linksTo(link: string, unit: string): boolean {
 
 /** The links one unit's [Install] section asks for; null when it asks for something this does not model. */
 function wantedLinks(rendered: RenderedUnits, unit: string): string[] | null {
-  const main = rendered.files.find((f) => f.relPath === unit);
-  if (!main) return null;
-  const dropins = rendered.files.filter((f) => f.relPath.startsWith(`${unit}.d/`));
+  const [main, ...dropins] = unitFiles(rendered, unit);
+  if (main?.relPath !== unit) return null;
   if (dropins.some((f) => parseUnit(f.content).some((d) => d.section === 'Install'))) return null;
   const links: string[] = [];
   for (const d of parseUnit(main.content)) {

@@ -6,24 +6,23 @@
  */
 
 import { parseUnit } from './unit-policy.js';
-import type { RenderedUnits } from './unit-files.js';
+import { unitFiles, type RenderedUnits } from './unit-files.js';
 
 /** The units that must be up before the rest (DESIGN step 10: core, or core-net when opted in). */
 const FIRST = new Set(['smolotchi-core.service', 'smolotchi-core-net.service']);
 
-/** Every `After=` name a unit declares, its drop-ins included; null when one resets the list. */
-function orderedAfter(rendered: RenderedUnits, unit: string): Set<string> | null {
+/** Does `unit` say `After=` each of `units`, its drop-ins included? No when an empty `After=` may have reset the list. */
+function orderedAfter(rendered: RenderedUnits, unit: string, units: string[]): boolean {
   const after = new Set<string>();
-  const ownFiles = rendered.files.filter((f) => f.relPath === unit || f.relPath.startsWith(`${unit}.d/`));
-  for (const file of ownFiles) {
+  for (const file of unitFiles(rendered, unit)) {
     for (const d of parseUnit(file.content)) {
       if (d.section !== 'Unit' || d.key !== 'After') continue;
       // An empty assignment may clear what another file said: not worth guessing, keep the old way.
-      if (d.value === '') return null;
+      if (d.value === '') return false;
       for (const name of d.value.split(/\s+/)) after.add(name);
     }
   }
-  return after;
+  return units.every((u) => after.has(u));
 }
 
 /**
@@ -37,8 +36,7 @@ export function restartGroups(rendered: RenderedUnits): string[][] {
   let current: string[] = [];
   for (const unit of rendered.startOrder) {
     const firsts = current.filter((u) => FIRST.has(u));
-    const after = unit.endsWith('.service') && firsts.length > 0 ? orderedAfter(rendered, unit) : null;
-    const joins = !unit.endsWith('.service') || firsts.every((f) => after?.has(f));
+    const joins = !unit.endsWith('.service') || firsts.length === 0 || orderedAfter(rendered, unit, firsts);
     if (!joins) {
       groups.push(current);
       current = [];
@@ -46,5 +44,5 @@ export function restartGroups(rendered: RenderedUnits): string[][] {
     current.push(unit);
   }
   if (current.length > 0) groups.push(current);
-  return groups.filter((g) => g.length > 0);
+  return groups;
 }

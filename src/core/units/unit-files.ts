@@ -54,6 +54,9 @@ const isUnitDir = (name: string) => name.endsWith('.d') && UNIT_NAME.test(name.s
 const isOurDropin = (name: string) => name.endsWith('.conf') && !name.startsWith('.') && name !== OPERATOR_DROPIN;
 const unitOf = (relPath: string) => relPath.split('/')[0].replace(/\.d$/, '');
 
+/** One unit's rendered files: its unit file first, then its drop-ins (`files` is sorted by path). */
+export const unitFiles = (rendered: RenderedUnits, unit: string): RenderedFile[] => rendered.files.filter((f) => unitOf(f.relPath) === unit);
+
 async function list(dir: string): Promise<string[]> {
   try {
     return (await readdir(dir)).sort();
