@@ -8,9 +8,9 @@ import { ExitCode } from './core/exit-codes.js';
 import { UsageError } from './core/errors.js';
 import type { Context } from './core/context.js';
 import type { CommandResult } from './render/render.js';
-import { RELEASE_COMMANDS, type CommandSpec } from './cli/commands.js';
-import { normalizeArgv, type CliOptions } from './cli/flags.js';
-import { buildProgram } from './cli/program.js';
+import { commandNamed, type CommandSpec } from './cli/commands.js';
+import type { CliOptions } from './cli/flags.js';
+import { parseCommandLine } from './cli/parse.js';
 import { makeInterruption, type StopSignal } from './core/state/interrupt.js';
 import { renderErrorJson, renderErrorText, type ErrorReport } from './render/error.js';
 import { stepLabel } from './render/step-labels.js';
@@ -60,8 +60,7 @@ function runCommand(spec: CommandSpec, run: (ctx: Context) => Promise<CommandRes
 
 /** One line on stderr (plus hints); with --json also the JSON error object on stdout for scripts. */
 async function reportError(err: unknown, argv: string[]): Promise<number> {
-  const { isHelpExit, toErrorReport } = await import('./render/error.js');
-  if (isHelpExit(err)) return ExitCode.ok;
+  const { toErrorReport } = await import('./render/error.js');
   // A Ctrl-C also reaches pip and systemctl: their failure is the interruption, said as such.
   const signal = interruption.signal;
   const report = signal ? interruptedReport(signal, state.failedAt) : toErrorReport(err, state.command);
@@ -98,13 +97,11 @@ async function main(argv: string[]): Promise<boolean> {
     // Our own commands only: the app decides for itself what a Ctrl-C means.
     process.on('SIGINT', () => interruption.request('SIGINT'));
     process.on('SIGTERM', () => interruption.request('SIGTERM'));
-    const program = buildProgram(runCommand);
-    // Errors found before commander runs (argv checks) still name the command when argv does.
-    const word = argv[argv.indexOf('release') + 1];
-    if (argv.includes('release') && RELEASE_COMMANDS.some((c) => c.name === word)) state.command = word!;
-    // Name the command for the error path as soon as commander picks it (before its flags are parsed).
-    program.commands.find((c) => c.name() === 'release')?.hook('preSubcommand', (_self, sub) => void (state.command = sub.name()));
-    await program.parseAsync(normalizeArgv(argv));
+    // Errors found before a parser picks the command (argv checks) still name it when argv does.
+    state.command = commandNamed(argv);
+    // Named for the error path as soon as a parser picks it (before commander parses its flags).
+    const picked = await parseCommandLine(argv, (name) => void (state.command = name));
+    if (picked) runCommand(picked.spec, picked.run, picked.o);
     await state.pending;
   } catch (err) {
     process.exitCode = await reportError(err, argv);

@@ -3,11 +3,10 @@
  * Never runs or prints anything itself: src/cli.ts does, with what is declared here.
  */
 
-import { Option, type Command } from './commander.js';
 import type { Context } from '../core/context.js';
 import { ExitCode, type ExitCodeValue } from '../core/exit-codes.js';
 import type { CommandResult } from '../render/render.js';
-import { positiveInt, waitSeconds, type CliOptions } from './flags.js';
+import { positiveInt, waitSeconds, type CliOptions, type FlagSpec } from './flags.js';
 
 /**
  * One `smolotchi release <name>` command: what the program registers, what `--help` shows and
@@ -22,13 +21,13 @@ export interface CommandSpec {
   /** Shared flag sets it takes; --root is on by default (keygen and pack never read the device). */
   uses: { root?: boolean; systemctl?: boolean; wait?: boolean; gate?: boolean };
   /** The command's own flags: shown first in its help. */
-  options?: (cmd: Command) => void;
+  options?: FlagSpec[];
   examples: string[];
   exitCodes: ExitCodeValue[];
   run(o: CliOptions, args: string[], ctx: Context): Promise<CommandResult>;
 }
 
-const dryRun = (cmd: Command, what: string) => cmd.option('--dry-run', what);
+const dryRun = (what: string): FlagSpec => ({ flags: '--dry-run', description: what });
 const { ok, failed, usage, notFound, integrity, rolledBack, degraded, locked } = ExitCode;
 
 export const RELEASE_COMMANDS: CommandSpec[] = [
@@ -37,13 +36,13 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     args: '<version>',
     summary: 'install <ver|latest|./smolotchi-X.Y.Z.tar.gz>, switch to it and prove it healthy',
     uses: { systemctl: true, wait: true, gate: true },
-    options: (cmd) => {
-      cmd.option('--source <source>', 'git URL or path, or a folder/URL of smolotchi-<ver>.tar.gz archives');
-      cmd.addOption(new Option('--source-kind <kind>', 'what --source is (default: auto, from its text or by asking an http(s) URL)').choices(['git', 'tarball', 'auto']));
-      dryRun(cmd, 'resolve the version and print the plan, change nothing');
-      cmd.option('--force', 'install even if marked bad, already current, or its tag moved; take over a lock from another host or boot');
-      cmd.option('--allow-downgrade', 'install a version older than the current one');
-    },
+    options: [
+      { flags: '--source <source>', description: 'git URL or path, or a folder/URL of smolotchi-<ver>.tar.gz archives' },
+      { flags: '--source-kind <kind>', description: 'what --source is (default: auto, from its text or by asking an http(s) URL)', choices: ['git', 'tarball', 'auto'] },
+      dryRun('resolve the version and print the plan, change nothing'),
+      { flags: '--force', description: 'install even if marked bad, already current, or its tag moved; take over a lock from another host or boot' },
+      { flags: '--allow-downgrade', description: 'install a version older than the current one' },
+    ],
     examples: [
       'smolotchi release install 1.4.2 --source https://github.com/161sam/smolotchi.git',
       'smolotchi release install latest --wait=120',
@@ -69,11 +68,11 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     name: 'rollback',
     summary: 'switch back to the last good release (or --to a release on disk)',
     uses: { systemctl: true, wait: true, gate: true },
-    options: (cmd) => {
-      cmd.option('--to <version>', 'a complete release already on this device');
-      cmd.option('--restore-data', "also write back the app's data as the target last left it (newer data is lost)");
-      dryRun(cmd, 'print the plan, change nothing');
-    },
+    options: [
+      { flags: '--to <version>', description: 'a complete release already on this device' },
+      { flags: '--restore-data', description: "also write back the app's data as the target last left it (newer data is lost)" },
+      dryRun('print the plan, change nothing'),
+    ],
     examples: ['smolotchi release rollback', 'smolotchi release rollback --to 1.3.0 --settle 10', 'smolotchi release rollback --restore-data'],
     exitCodes: [ok, failed, usage, notFound, rolledBack, degraded, locked],
     run: async (o, _a, ctx) =>
@@ -86,7 +85,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     name: 'history',
     summary: 'deploys, newest first',
     uses: {},
-    options: (cmd) => cmd.addOption(new Option('--limit <n>', 'how many rows (default 20)').argParser(positiveInt('--limit', 1, 10_000))),
+    options: [{ flags: '--limit <n>', description: 'how many rows (default 20)', parse: positiveInt('--limit', 1, 10_000) }],
     examples: ['smolotchi release history --limit 10', 'smolotchi release history --json | jq ".deploys[0]"'],
     exitCodes: [ok, usage],
     run: async (o, _a, ctx) => (await import('../commands/history.js')).history({ limit: o.limit as number | undefined }, ctx),
@@ -111,10 +110,10 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     name: 'prune',
     summary: 'remove old releases beyond --keep (never current, last good or rollback target)',
     uses: { systemctl: true, wait: true },
-    options: (cmd) => {
-      cmd.addOption(new Option('--keep <n>', 'releases to keep (default: SMOLOTCHI_RELEASE_KEEP, 3)').argParser(positiveInt('--keep', 1, 100)));
-      dryRun(cmd, 'print what would be removed, change nothing');
-    },
+    options: [
+      { flags: '--keep <n>', description: 'releases to keep (default: SMOLOTCHI_RELEASE_KEEP, 3)', parse: positiveInt('--keep', 1, 100) },
+      dryRun('print what would be removed, change nothing'),
+    ],
     examples: ['smolotchi release prune --keep 2 --dry-run', 'smolotchi release prune --keep 2'],
     exitCodes: [ok, failed, usage, locked],
     run: async (o, _a, ctx) =>
@@ -124,10 +123,10 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     name: 'recover',
     summary: 'finish or undo an interrupted deploy (runs at boot and before every mutating command)',
     uses: { systemctl: true, wait: true },
-    options: (cmd) =>
-      cmd
-        .option('--boot', 'running from the boot-time unit: repair, but do not restart units')
-        .option('--force', 'take over a release lock left by another host or boot'),
+    options: [
+      { flags: '--boot', description: 'running from the boot-time unit: repair, but do not restart units' },
+      { flags: '--force', description: 'take over a release lock left by another host or boot' },
+    ],
     examples: [
       'smolotchi release recover',
       'smolotchi release recover --boot    # what smolotchi-release-check.service runs',
@@ -142,7 +141,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     args: '[version]',
     summary: 're-hash installed releases against their recorded file list and signed manifest',
     uses: {},
-    options: (cmd) => cmd.option('--all', 'every complete release on disk (default: the current one)'),
+    options: [{ flags: '--all', description: 'every complete release on disk (default: the current one)' }],
     examples: ['smolotchi release verify', 'smolotchi release verify 1.3.0', 'smolotchi release verify --all --json'],
     exitCodes: [ok, usage, notFound, integrity],
     run: async (o, [version], ctx) => (await import('../commands/verify.js')).verify({ version, all: Boolean(o.all) }, ctx),
@@ -151,7 +150,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     name: 'init',
     summary: 'prepare a device: the smolotchi user, folders with owners and modes, /etc/smolotchi/env, the boot-time check',
     uses: { systemctl: true, wait: true },
-    options: (cmd) => dryRun(cmd, 'print what would be created or changed, change nothing'),
+    options: [dryRun('print what would be created or changed, change nothing')],
     examples: ['sudo smolotchi release init --dry-run', 'sudo smolotchi release init && sudo smolotchi release install latest'],
     exitCodes: [ok, failed, usage, locked],
     run: async (o, _a, ctx) => (await import('../commands/init.js')).init({ dryRun: Boolean(o.dryRun), waitSeconds: waitSeconds(o) }, ctx),
@@ -161,7 +160,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     args: '<state> <version>',
     summary: 'mark a release good or bad by hand (as `rauc status mark-good|mark-bad`), recorded in the history',
     uses: { wait: true },
-    options: (cmd) => cmd.option('--reason <text>', 'why (one line): shown by status, list and history'),
+    options: [{ flags: '--reason <text>', description: 'why (one line): shown by status, list and history' }],
     examples: ['smolotchi release mark bad 1.4.2 --reason "e-paper display stays blank"', 'smolotchi release mark good 1.4.1'],
     exitCodes: [ok, failed, usage, notFound, locked],
     run: async (o, [state, version], ctx) =>
@@ -171,7 +170,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     name: 'keygen',
     summary: 'make an ed25519 release signing key pair: smolotchi-<keyid>.key (0600) and .pub',
     uses: { root: false },
-    options: (cmd) => cmd.requiredOption('--out <dir>', 'folder for the two key files'),
+    options: [{ flags: '--out <dir>', description: 'folder for the two key files', required: true }],
     examples: ['smolotchi release keygen --out ~/smolotchi-keys'],
     exitCodes: [ok, failed, usage],
     run: async (o, _a, ctx) => (await import('../commands/keygen.js')).keygen({ out: o.out as string }, ctx),
@@ -180,13 +179,13 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     name: 'pack',
     summary: 'build smolotchi-X.Y.Z.tar.gz from a tag, with its .sha256, signed manifest and signature',
     uses: { root: false },
-    options: (cmd) => {
-      cmd.requiredOption('--repo <path|url>', 'git repository holding the tag v<ver> or <ver>');
-      cmd.requiredOption('--version <x.y.z>', 'the version to pack');
-      cmd.requiredOption('--key <file>', 'ed25519 private key from `keygen` (mode 0600)');
-      cmd.option('--out <dir>', 'where to write the four release files (default: .)');
-      cmd.option('--wheels <dir>', 'wheels to ship in wheels/ for offline venv builds');
-    },
+    options: [
+      { flags: '--repo <path|url>', description: 'git repository holding the tag v<ver> or <ver>', required: true },
+      { flags: '--version <x.y.z>', description: 'the version to pack', required: true },
+      { flags: '--key <file>', description: 'ed25519 private key from `keygen` (mode 0600)', required: true },
+      { flags: '--out <dir>', description: 'where to write the four release files (default: .)' },
+      { flags: '--wheels <dir>', description: 'wheels to ship in wheels/ for offline venv builds' },
+    ],
     examples: ['smolotchi release pack --repo . --version 1.4.2 --key ~/smolotchi-keys/smolotchi-1a2b.key --out dist/'],
     exitCodes: [ok, failed, usage, notFound, integrity],
     run: async (o, _a, ctx) => {
@@ -196,3 +195,10 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     },
   },
 ];
+
+/** The release command argv names (`... release <name> ...`), for errors found before a parser picks it. */
+export function commandNamed(argv: string[], commands: CommandSpec[] = RELEASE_COMMANDS): string | null {
+  const at = argv.indexOf('release');
+  const word = at < 0 ? undefined : argv[at + 1];
+  return commands.some((c) => c.name === word) ? word! : null;
+}

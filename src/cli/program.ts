@@ -1,15 +1,17 @@
 /**
  * Builds the commander program from the command registry: help groups, exit-code footers.
  * Never prints or exits itself: every error, commander's included, goes to the CLI's error path.
+ * Loaded only for what the quick parser leaves to it: help, versions, mistakes, unusual forms.
  */
 
-import { Command } from './commander.js';
+import { Command, CommanderError, InvalidArgumentError, Option } from './commander.js';
 import type { Context } from '../core/context.js';
+import { UsageError } from '../core/errors.js';
 import { ExitCode, type ExitCodeValue } from '../core/exit-codes.js';
 import { TOOL_VERSION } from '../core/package-root.js';
 import type { CommandResult } from '../render/render.js';
-import { RELEASE_COMMANDS, type CommandSpec } from './commands.js';
-import { addGateFlags, addGlobalFlags, addSystemctlFlag, addWaitFlags, type CliOptions } from './flags.js';
+import { commandNamed, RELEASE_COMMANDS, type CommandSpec } from './commands.js';
+import { commandFlags, globalFlags, HELP_FLAG, InvalidFlagValue, type CliOptions, type FlagSpec } from './flags.js';
 
 /** What the program does when a command's action fires: the CLI builds the context and prints. */
 export type RunCommand = (spec: CommandSpec, run: (ctx: Context) => Promise<CommandResult>, o: CliOptions) => void;
@@ -42,15 +44,36 @@ function helpFooter(spec: CommandSpec): string {
   return ['', 'Exit codes:', ...exitCodeLines(spec.exitCodes), ...mutating, '', 'Examples:', ...spec.examples.map((e) => `  ${e}`)].join('\n');
 }
 
+function toOption(f: FlagSpec): Option {
+  const option = new Option(f.flags, f.description);
+  if (f.choices) option.choices(f.choices);
+  const parse = f.parse;
+  if (parse) {
+    option.argParser((value: string) => {
+      try {
+        return parse(value);
+      } catch (err) {
+        // commander words its own "argument 'x' is invalid." around what the parser said.
+        throw err instanceof InvalidFlagValue ? new InvalidArgumentError(err.message) : err;
+      }
+    });
+  }
+  if (f.required) option.makeOptionMandatory();
+  if (f.hidden) option.hideHelp();
+  if (f.group) option.helpGroup(f.group);
+  return option;
+}
+
+/** Flags in the order given (each group in help keeps it), then -h/--help. */
+function addFlags(cmd: Command, flags: FlagSpec[]): Command {
+  for (const f of flags) cmd.addOption(toOption(f));
+  return cmd.addHelpOption(toOption(HELP_FLAG));
+}
+
 function register(parent: Command, spec: CommandSpec, runCommand: RunCommand): Command {
   const cmd = parent.command(spec.args ? `${spec.name} ${spec.args}` : spec.name).description(spec.summary).exitOverride();
   cmd.configureHelp({ showGlobalOptions: false });
-  // Its own flags first, then the shared ones, then the global ones (each a help group).
-  spec.options?.(cmd);
-  addSystemctlFlag(cmd, Boolean(spec.uses.systemctl));
-  if (spec.uses.wait) addWaitFlags(cmd);
-  if (spec.uses.gate) addGateFlags(cmd);
-  addGlobalFlags(cmd, { root: spec.uses.root !== false });
+  addFlags(cmd, commandFlags(spec));
   cmd.addHelpText('after', helpFooter(spec));
   cmd.action((...argv: unknown[]) => {
     const self = argv[argv.length - 1] as Command;
@@ -71,7 +94,7 @@ function register(parent: Command, spec: CommandSpec, runCommand: RunCommand): C
  */
 export function buildProgram(runCommand: RunCommand, commands: CommandSpec[] = RELEASE_COMMANDS): Command {
   const silent = { writeErr: () => {}, outputError: () => {} };
-  const program = addGlobalFlags(new Command('smolotchi'), { root: true })
+  const program = addFlags(new Command('smolotchi'), globalFlags({ root: true }))
     .description('Atomic, health-gated releases of the smolotchi app')
     .addHelpText('after', APP_HELP)
     .version(TOOL_VERSION)
@@ -81,7 +104,7 @@ export function buildProgram(runCommand: RunCommand, commands: CommandSpec[] = R
     .enablePositionalOptions()
     .showSuggestionAfterError()
     .helpCommand(false);
-  const release = addGlobalFlags(program.command('release'), { root: true })
+  const release = addFlags(program.command('release'), globalFlags({ root: true }))
     .description('install, switch, roll back and inspect releases')
     .exitOverride()
     .configureOutput(silent)
@@ -101,4 +124,50 @@ export function buildProgram(runCommand: RunCommand, commands: CommandSpec[] = R
       target.help();
     });
   return program;
+}
+
+/** What commander's parse picked: a command to run, or null when it printed help or the version. */
+export interface CommanderPick {
+  spec: CommandSpec;
+  run: (ctx: Context) => Promise<CommandResult>;
+  o: CliOptions;
+}
+
+const HELP_OK = new Set(['commander.helpDisplayed', 'commander.version']);
+
+/** Commander's own text without its `error: ` prefix, as a usage error; its "(Did you mean x?)" becomes the hint. */
+function usageFromCommander(err: CommanderError, command: string | null): UsageError {
+  const helpOf = command ? `smolotchi release ${command} --help` : 'smolotchi release --help';
+  // A command group run with no subcommand (`smolotchi release`): commander shows help on stderr.
+  if (err.code === 'commander.help') return new UsageError('no command given', '`smolotchi release --help` lists the commands');
+  const lines = err.message.replace(/^error: /, '').split('\n');
+  // "option '--limit <n>' argument '0' is invalid. --limit must be ..." -> our own sentence, and the value.
+  const invalid = /^option '[^']*' argument '(.*)' is invalid\. (.+)$/.exec(lines[0]!);
+  if (invalid) lines[0] = `${invalid[2]} (got '${invalid[1]}')`;
+  const suggestion = lines.map((l) => /^\(Did you mean (.+)\?\)$/.exec(l.trim())).find(Boolean);
+  return new UsageError(lines[0]!, suggestion ? `did you mean ${suggestion[1]}? (\`${helpOf}\`)` : `see \`${helpOf}\``);
+}
+
+/**
+ * argv (already normalized) through commander: the command it picked, or null once it printed help
+ * or the version. Its mistakes come out as UsageError (exit 2); `onCommand` hears the command's name
+ * as soon as commander picks it, before its flags are parsed.
+ */
+export async function parseWithCommander(argv: string[], onCommand: (name: string) => void = () => {}, commands = RELEASE_COMMANDS): Promise<CommanderPick | null> {
+  let picked: CommanderPick | null = null;
+  let command = commandNamed(argv, commands);
+  const program = buildProgram((spec, run, o) => void (picked = { spec, run, o }), commands);
+  program.commands.find((c) => c.name() === 'release')?.hook('preSubcommand', (_self, sub) => {
+    command = sub.name();
+    onCommand(command);
+  });
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (!(err instanceof CommanderError)) throw err;
+    // `help()` on request exits 0 with code commander.help; a group run without a command exits 1 with it.
+    if (HELP_OK.has(err.code) || (err.code === 'commander.help' && err.exitCode === 0)) return null;
+    throw usageFromCommander(err, command);
+  }
+  return picked;
 }

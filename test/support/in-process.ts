@@ -1,14 +1,10 @@
-import { buildProgram } from '../../src/cli/program.js';
-import type { CommandSpec } from '../../src/cli/commands.js';
 import { executeCommand } from '../../src/cli/execute.js';
-import { normalizeArgv, type CliOptions } from '../../src/cli/flags.js';
-import type { Context } from '../../src/core/context.js';
+import { parseCommandLine, type ParsedCommand } from '../../src/cli/parse.js';
 import { KILL_ENV, KILL_GROUP_AT_STEP_ENV, PAUSE_ENV, TRACE_ENV } from '../../src/core/killpoint.js';
 import { renderErrorText, toErrorReport } from '../../src/render/error.js';
-import type { CommandResult } from '../../src/render/render.js';
 
 /**
- * One `release` command run inside the test process, the way src/cli.ts runs it (commander's
+ * One `release` command run inside the test process, the way src/cli.ts runs it (the same
  * parsing, the same src/cli/execute.ts, the same error reports), without a node start-up and
  * module loading (~0.2-0.4 CPU-s a command). For the checks after a crash, where the point is
  * "the next command succeeds and leaves the invariants"; the interrupted run itself, and one
@@ -28,8 +24,8 @@ const CRASH_ENV = [KILL_ENV, PAUSE_ENV, TRACE_ENV, KILL_GROUP_AT_STEP_ENV];
 export async function runInProcess(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<InProcessRun> {
   const set = CRASH_ENV.filter((name) => process.env[name] !== undefined || env[name] !== undefined);
   if (set.length) throw new Error(`in-process command with ${set.join(', ')} set: it would kill or pause the test process`);
-  let picked: { spec: CommandSpec; run: (ctx: Context) => Promise<CommandResult>; o: CliOptions } | undefined;
-  const program = buildProgram((spec, run, o) => void (picked = { spec, run, o }));
+  let picked: ParsedCommand | null = null;
+  let named: string | null = null;
   const stderr: string[] = [];
   const write = process.stderr.write;
   process.stderr.write = ((chunk: string | Uint8Array) => {
@@ -39,13 +35,13 @@ export async function runInProcess(args: string[], env: NodeJS.ProcessEnv = proc
   let stdout = '';
   let exitCode: number;
   try {
-    await program.parseAsync(normalizeArgv([process.execPath, 'cli.js', ...args]));
+    picked = await parseCommandLine([process.execPath, 'cli.js', ...args], (name) => void (named = name));
     if (!picked) throw new Error(`\`${args.join(' ')}\` names no release command`);
     const executed = await executeCommand(picked.spec, picked.run, picked.o, { env, color: false });
     stdout = executed.output;
     exitCode = executed.exitCode;
   } catch (err) {
-    const report = toErrorReport(err, picked?.spec.name ?? null);
+    const report = toErrorReport(err, named);
     stderr.push(renderErrorText(report) + '\n');
     exitCode = report.exitCode;
   } finally {

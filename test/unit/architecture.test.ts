@@ -33,16 +33,18 @@ interface Import {
   target: string | null;
   /** false for `import type`, `export type` and imports of types only: erased by tsc. */
   value: boolean;
+  /** `await import(...)`: loaded only when that code runs. */
+  lazy: boolean;
   line: number;
 }
 
 function importsOf(file: string, text: string): Import[] {
   const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
   const out: Import[] = [];
-  const add = (lit: ts.StringLiteralLike, value: boolean) => {
+  const add = (lit: ts.StringLiteralLike, value: boolean, lazy = false) => {
     const spec = lit.text;
     const target = spec.startsWith('.') ? path.posix.normalize(path.posix.join(path.posix.dirname(file), spec)).replace(/\.js$/, '.ts') : null;
-    out.push({ spec, target, value, line: sf.getLineAndCharacterOfPosition(lit.getStart(sf)).line + 1 });
+    out.push({ spec, target, value, lazy, line: sf.getLineAndCharacterOfPosition(lit.getStart(sf)).line + 1 });
   };
   const visit = (n: ts.Node) => {
     if (ts.isImportDeclaration(n) && ts.isStringLiteral(n.moduleSpecifier)) {
@@ -54,7 +56,7 @@ function importsOf(file: string, text: string): Import[] {
       const named = n.exportClause && ts.isNamedExports(n.exportClause) ? n.exportClause.elements : null;
       add(n.moduleSpecifier, !(n.isTypeOnly || (!!named && named.length > 0 && named.every((e) => e.isTypeOnly))));
     } else if (ts.isCallExpression(n) && n.expression.kind === ts.SyntaxKind.ImportKeyword && n.arguments[0] && ts.isStringLiteralLike(n.arguments[0])) {
-      add(n.arguments[0], true); // a lazy import still runs the module
+      add(n.arguments[0], true, true); // a lazy import still runs the module, when it is reached
     } else if (ts.isCallExpression(n) && ts.isIdentifier(n.expression) && n.expression.text === 'require' && n.arguments[0] && ts.isStringLiteralLike(n.arguments[0])) {
       add(n.arguments[0], true); // a package loaded through createRequire is imported all the same
     }
@@ -163,6 +165,19 @@ describe('src/ layout', () => {
   it('each room of core/ imports only the ground and rooms below it; adapters only the ground; only adapters touch the outside world', () => {
     expect(files.size).toBeGreaterThan(50);
     expect(violations(files)).toEqual([]);
+  });
+
+  it('a command line the quick parser reads loads no commander: nothing the CLI imports at start-up does', () => {
+    const loaded = new Set<string>();
+    const visit = (file: string) => {
+      if (loaded.has(file)) return;
+      loaded.add(file);
+      for (const imp of importsOf(file, files.get(file) ?? '')) if (imp.value && !imp.lazy && imp.target) visit(imp.target);
+    };
+    visit('src/cli.ts');
+    visit('src/cli/execute.ts'); // what every command loads next
+    expect(loaded.has('src/cli/quick-parse.ts')).toBe(true);
+    expect([...loaded].filter((f) => f === 'src/cli/commander.ts' || f === 'src/cli/program.ts')).toEqual([]);
   });
 
   // Enabled once every module opens with its header comment (issue 13).
