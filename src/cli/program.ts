@@ -12,6 +12,7 @@ import { TOOL_VERSION } from '../core/package-root.js';
 import type { CommandResult } from '../render/render.js';
 import { commandNamed, RELEASE_COMMANDS, type CommandSpec } from './commands.js';
 import { commandFlags, globalFlags, HELP_FLAG, InvalidFlagValue, type CliOptions, type FlagSpec } from './flags.js';
+import type { ParsedCommand } from './parse.js';
 
 /** What the program does when a command's action fires: the CLI builds the context and prints. */
 export type RunCommand = (spec: CommandSpec, run: (ctx: Context) => Promise<CommandResult>, o: CliOptions) => void;
@@ -126,13 +127,6 @@ export function buildProgram(runCommand: RunCommand, commands: CommandSpec[] = R
   return program;
 }
 
-/** What commander's parse picked: a command to run, or null when it printed help or the version. */
-export interface CommanderPick {
-  spec: CommandSpec;
-  run: (ctx: Context) => Promise<CommandResult>;
-  o: CliOptions;
-}
-
 const HELP_OK = new Set(['commander.helpDisplayed', 'commander.version']);
 
 /** Commander's own text without its `error: ` prefix, as a usage error; its "(Did you mean x?)" becomes the hint. */
@@ -153,8 +147,8 @@ function usageFromCommander(err: CommanderError, command: string | null): UsageE
  * or the version. Its mistakes come out as UsageError (exit 2); `onCommand` hears the command's name
  * as soon as commander picks it, before its flags are parsed.
  */
-export async function parseWithCommander(argv: string[], onCommand: (name: string) => void = () => {}, commands = RELEASE_COMMANDS): Promise<CommanderPick | null> {
-  let picked: CommanderPick | null = null;
+export async function parseWithCommander(argv: string[], onCommand: (name: string) => void = () => {}, commands = RELEASE_COMMANDS): Promise<ParsedCommand | null> {
+  let picked: ParsedCommand | null = null;
   let command = commandNamed(argv, commands);
   const program = buildProgram((spec, run, o) => void (picked = { spec, run, o }), commands);
   program.commands.find((c) => c.name() === 'release')?.hook('preSubcommand', (_self, sub) => {
