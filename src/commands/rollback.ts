@@ -114,7 +114,7 @@ export async function rollback(options: RollbackOptions, ctx: Context): Promise<
     // Deferred: every path below journals a step (forced to disk) before it changes anything.
     const journal = DeployJournal.begin(ctx, 'rollback', current, to, { deferSync: true });
     if (to === current && snapshot) {
-      const data = await restoreInPlace(ctx, journal, to, snapshot, (await renderFor(ctx, to)).startOrder).catch(failDeploy(ctx, journal));
+      const data = await restoreInPlace(ctx, journal, to, snapshot, await renderFor(ctx, to)).catch(failDeploy(ctx, journal));
       journal.finish('succeeded');
       return { command: 'rollback' as const, status: 'rolled-back' as const, from: current, to, deployId: journal.id, gate: null, failure: null, faultOf: null, plan: [], data, dataComparison: comparison, exitCode: ExitCode.ok };
     }

@@ -3,7 +3,9 @@
  * Never lets old code start on data a failed release migrated: its snapshot goes back first.
  */
 
-import { readInstalledUnits, TOOL_UNIT } from '../units/units.js';
+import { readInstalledUnits, TOOL_UNIT, type RenderedUnits } from '../units/units.js';
+import { restartGroups } from '../units/restart-groups.js';
+import { restartStep } from '../progress.js';
 import type { Context } from '../context.js';
 import { appDatabases, restoreDb, snapshotOfDeploy, takeSnapshot, type Snapshot } from './data-snapshots.js';
 import { exists } from '../fsutil.js';
@@ -118,11 +120,15 @@ export function restoreOnReturn(ctx: Context, journal: DeployJournal, snapshot: 
  * taken when it was last left. The live data is
  * snapshotted first, so running it again undoes it. The units are stopped for it and restarted.
  */
-export async function restoreInPlace(ctx: Context, journal: DeployJournal, current: string, snapshot: Snapshot, startOrder: string[]): Promise<DataOutcome> {
+export async function restoreInPlace(ctx: Context, journal: DeployJournal, current: string, snapshot: Snapshot, units: RenderedUnits): Promise<DataOutcome> {
   const out = emptyDataOutcome();
   await snapshotOnLeave(ctx, journal, { from: current, to: current, restore: snapshot }, out)();
   journal.step('restart');
-  for (const unit of startOrder) await ctx.services.restart([unit]);
+  // As a deploy restarts: one call per group, the units ordering themselves within it (restart-groups.ts).
+  for (const group of restartGroups(units)) {
+    ctx.progress.step(restartStep(group));
+    await ctx.services.restart(group);
+  }
   return out;
 }
 

@@ -17,6 +17,7 @@ import { killPoint } from '../killpoint.js';
 import { flipCurrent, readCurrent } from '../state/switch.js';
 import { diffUnits, readInstalledUnits } from '../units/units.js';
 import { restartStep } from '../progress.js';
+import { restartGroups } from '../units/restart-groups.js';
 import { restoreUndoneDeploy } from '../data/data-switch.js';
 
 export interface RecoveryReport {
@@ -50,10 +51,11 @@ export async function restartAfterRepair(ctx: Context, r: RecoveryReport, journa
   if (!needsRestart(r)) return [];
   journal.step('restart');
   const restarted: string[] = [];
-  for (const unit of (await renderFor(ctx, r.current)).startOrder) {
-    ctx.progress.step(restartStep([unit]));
-    await ctx.services.restart([unit]);
-    restarted.push(unit);
+  // As a deploy restarts: one call per group, the units ordering themselves within it (restart-groups.ts).
+  for (const group of restartGroups(await renderFor(ctx, r.current))) {
+    ctx.progress.step(restartStep(group));
+    await ctx.services.restart(group);
+    restarted.push(...group);
   }
   return restarted;
 }
