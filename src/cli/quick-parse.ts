@@ -24,7 +24,7 @@ interface Flag {
   negated: boolean;
 }
 
-const FLAG_SYNTAX = /^(?:-([A-Za-z]), )?--([a-z][a-z0-9-]*)(?: <[^>]+>)?$/;
+const FLAG_SYNTAX = /^(?:-([A-Za-z]), )?--([a-z][a-z0-9-]*)( <[^>]+>)?$/;
 
 function camelCase(name: string): string {
   return name.replace(/-([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
@@ -36,9 +36,9 @@ function flagTable(spec: CommandSpec): Map<string, Flag> {
   for (const f of commandFlags(spec)) {
     const m = FLAG_SYNTAX.exec(f.flags);
     if (!m) throw new Error(`flag spelt in a way the quick parser does not read: ${f.flags}`);
-    const [, short, long] = m;
+    const [, short, long, value] = m;
     const negated = long!.startsWith('no-');
-    const flag = { spec: f, key: camelCase(negated ? long!.slice(3) : long!), takesValue: f.flags.includes('<'), negated };
+    const flag = { spec: f, key: camelCase(negated ? long!.slice(3) : long!), takesValue: value !== undefined, negated };
     table.set(`--${long}`, flag);
     if (short) table.set(`-${short}`, flag);
   }

@@ -4,8 +4,7 @@
  */
 
 import { readInstalledUnits, TOOL_UNIT, type RenderedUnits } from '../units/units.js';
-import { restartGroups } from '../units/restart-groups.js';
-import { restartStep } from '../progress.js';
+import { restartByGroups } from '../units/restart-groups.js';
 import type { Context } from '../context.js';
 import { appDatabases, restoreDb, snapshotOfDeploy, takeSnapshot, type Snapshot } from './data-snapshots.js';
 import { exists } from '../fsutil.js';
@@ -124,11 +123,7 @@ export async function restoreInPlace(ctx: Context, journal: DeployJournal, curre
   const out = emptyDataOutcome();
   await snapshotOnLeave(ctx, journal, { from: current, to: current, restore: snapshot }, out)();
   journal.step('restart');
-  // As a deploy restarts: one call per group, the units ordering themselves within it (restart-groups.ts).
-  for (const group of restartGroups(units)) {
-    ctx.progress.step(restartStep(group));
-    await ctx.services.restart(group);
-  }
+  await restartByGroups(ctx, units);
   return out;
 }
 

@@ -16,8 +16,7 @@ import { scanReleases } from '../state/releases.js';
 import { killPoint } from '../killpoint.js';
 import { flipCurrent, readCurrent } from '../state/switch.js';
 import { diffUnits, readInstalledUnits } from '../units/units.js';
-import { restartStep } from '../progress.js';
-import { restartGroups } from '../units/restart-groups.js';
+import { restartByGroups } from '../units/restart-groups.js';
 import { restoreUndoneDeploy } from '../data/data-switch.js';
 
 export interface RecoveryReport {
@@ -50,14 +49,7 @@ export function needsRestart(r: RecoveryReport): boolean {
 export async function restartAfterRepair(ctx: Context, r: RecoveryReport, journal: DeployJournal): Promise<string[]> {
   if (!needsRestart(r)) return [];
   journal.step('restart');
-  const restarted: string[] = [];
-  // As a deploy restarts: one call per group, the units ordering themselves within it (restart-groups.ts).
-  for (const group of restartGroups(await renderFor(ctx, r.current))) {
-    ctx.progress.step(restartStep(group));
-    await ctx.services.restart(group);
-    restarted.push(...group);
-  }
-  return restarted;
+  return restartByGroups(ctx, await renderFor(ctx, r.current));
 }
 
 export function recoveryChangedSomething(r: RecoveryReport): boolean {

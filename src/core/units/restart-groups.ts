@@ -5,6 +5,8 @@
  * core's job has finished, in a call of its own, as before.
  */
 
+import type { Context } from '../context.js';
+import { restartStep } from '../progress.js';
 import { parseUnit } from './unit-policy.js';
 import { unitFiles, type RenderedUnits } from './unit-files.js';
 
@@ -45,4 +47,19 @@ export function restartGroups(rendered: RenderedUnits): string[][] {
   }
   if (current.length > 0) groups.push(current);
   return groups;
+}
+
+/**
+ * Restart a unit set the way a deploy does: one call per group, each a progress step. The units
+ * restarted, in order; the first failing call throws. (The deploy's own loop also names the unit
+ * whose job failed: see activate.ts.)
+ */
+export async function restartByGroups(ctx: Pick<Context, 'services' | 'progress'>, rendered: RenderedUnits): Promise<string[]> {
+  const restarted: string[] = [];
+  for (const group of restartGroups(rendered)) {
+    ctx.progress.step(restartStep(group));
+    await ctx.services.restart(group);
+    restarted.push(...group);
+  }
+  return restarted;
 }
