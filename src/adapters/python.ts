@@ -429,12 +429,14 @@ export async function byteCompile(python: string, dirs: string[], as: ServiceIde
 }
 
 /** Import the app the way its units will, without writing bytecode into the release. */
-export async function smokeImport(python: string, releaseDir: string, as: ServiceIdentity, module = 'smolotchi.cli', timeoutMs = 2 * MINUTE): Promise<void> {
+export async function smokeImport(python: string, releaseDir: string, as: ServiceIdentity, opts: { module?: string; timeoutMs?: number; readOnly?: boolean } = {}): Promise<void> {
+  const { module = 'smolotchi.cli', timeoutMs = 2 * MINUTE } = opts;
   // The module name travels as an argument, never as code. -P as in the units: the release comes
   // from PYTHONPATH alone, never from the working directory.
   const code = 'import importlib, sys; importlib.import_module(sys.argv[1])';
   const env = { PYTHONPATH: releaseDir, PYTHONDONTWRITEBYTECODE: '1' };
-  await pythonStep(`smoke import of ${module}`, python, ['-P', '-c', code, module], { as, cwd: releaseDir, env, timeoutMs });
+  const readOnly = opts.readOnly ? [releaseDir] : [];
+  await pythonStep(`smoke import of ${module}`, python, ['-P', '-c', code, module], { as, cwd: releaseDir, env, timeoutMs, readOnly });
 }
 
 /** Where a venv believes it lives: a cloned venv must answer with its own path. */

@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { ReleaseError } from '../core/errors.js';
 import { runAllowingFailure, type RunOptions, type RunResult } from './process.js';
 import { SERVICE_PATH } from '../core/layout.js';
@@ -154,6 +155,11 @@ export function resolveServiceIdentity(opts: { deviceRoot: boolean; env: NodeJS.
 
 export interface ServiceRunOptions extends Omit<RunOptions, 'extendEnv'> {
   as: ServiceIdentity;
+  /**
+   * Folders the process sees read-only (a bind mount of its own), whoever owns them: for release
+   * code that runs while some of its tree is still the service user's. Only with a switch of user.
+   */
+  readOnly?: string[];
 }
 
 /** What release code gets to see of the environment: only what the step names, over a fixed base. */
@@ -165,14 +171,19 @@ export function serviceEnv(extra: Record<string, string | undefined> = {}): Reco
 
 /** Run `file args` as the service identity; the result is reported, not thrown, like runAllowingFailure. */
 export async function runAsService(file: string, args: string[], options: ServiceRunOptions): Promise<RunResult & { signal?: string }> {
-  const { as, env, ...rest } = options;
+  const { as, env, readOnly = [], ...rest } = options;
   const base = { ...rest, env: serviceEnv(env), extendEnv: false };
   if (!as.switched) return runAllowingFailure(file, args, base);
   // unshare: the child is PID 1 of a new namespace, so everything it started dies with it.
   // setpriv: real and effective ids, no supplementary groups, no capabilities left, no_new_privs.
   const drop = [
-    '--pid', '--fork', '--kill-child', '--',
     'setpriv', `--reuid=${as.uid}`, `--regid=${as.gid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--',
   ];
-  return runAllowingFailure('unshare', [...drop, file, ...args], base);
+  if (readOnly.length === 0) return runAllowingFailure('unshare', ['--pid', '--fork', '--kill-child', '--', ...drop, file, ...args], base);
+  // Absolute paths only: the list ends at the first `--`, and mount must never read one as an option.
+  if (readOnly.some((dir) => !path.isAbsolute(dir))) throw new Error(`read-only folders must be absolute paths: ${readOnly.join(' ')}`);
+  // A private mount namespace: root binds each folder read-only onto itself (folders as arguments,
+  // never as script text), then the same drop; a mount that fails runs nothing.
+  const bind = 'while [ "$1" != -- ]; do mount --bind -o ro -- "$1" "$1" || exit 125; shift; done; shift; exec "$@"';
+  return runAllowingFailure('unshare', ['--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', '--', '/bin/sh', '-c', bind, 'sh', ...readOnly, '--', ...drop, file, ...args], base);
 }

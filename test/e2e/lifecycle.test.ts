@@ -90,8 +90,10 @@ describe.skipIf(!available)('e2e: install, upgrade, rollback on a real systemd',
   });
 
   it('upgrades: the new version is served and history records the commit', async () => {
-    const r = await smolotchi(sb, ['release', 'install', '1.1.0']);
+    const r = await smolotchi(sb, ['release', 'install', '1.1.0', '--verbose']);
     expect(r.exitCode, explain(r)).toBe(0);
+    // Same requirements: imported from 1.0.0's venv (read-only, in a mount namespace of its own) while cloned.
+    expect(r.stderr).toContain("smoke-imported from /opt/smolotchi/releases/1.0.0's identical venv, beside the clone");
     expect(await currentVersion(sb)).toBe('1.1.0');
     expect(await servedVersion(sb)).toBe('1.1.0');
     // The units restart in one systemctl call; systemd still starts web and ai only once core is READY (their After=).

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSampleApp } from '../../scripts/sample-app.js';
 import { runCli, writeEnvFile } from '../support/cli.js';
 import { commitFiles, gitRepo, tag } from '../support/git-repo.js';
-import { attackingReleaseFiles } from '../support/release-code-attack.js';
+import { attackingReleaseFiles, attackPython } from '../support/release-code-attack.js';
 
 // Release code (smoke import, pip build backend, packaging/health-check) runs as the service user,
 // never as root. Root is needed to switch users: `nobody` plays the service user under --root.
@@ -78,6 +78,52 @@ describe.skipIf(!isRoot)('release code runs as the service user (nobody plays it
     // What nobody built (venv, bytecode) is root's and read-only before the stamp vouches for it.
     expect(ownedBy(release, NOBODY)).toEqual([]);
     expect(readdirSync(path.join(release, 'smolotchi/__pycache__')).some((f) => f.startsWith('cli.'))).toBe(true);
+    const verify = await runCli(['release', 'verify', '--root', root]);
+    expect(verify.exitCode, verify.stdout + verify.stderr).toBe(0);
+  });
+
+  // Hostile: an upgrade with the same requirements imports the app while its venv is cloned and its
+  // code compiled as nobody, who may still write the code's __pycache__/ folders meanwhile.
+  it("a same-requirements upgrade's early smoke import cannot plant anything in the __pycache__ nobody compiles into", async () => {
+    const app = path.join(work, 'app-same');
+    const seen = path.join(work, 'witness-same');
+    mkdirSync(seen, { mode: 0o777 });
+    chmodSync(seen, 0o777);
+    await writeSampleApp(app, { version: '1.0.0' });
+    const r = await gitRepo(app);
+    await commitFiles(r, {}, 'sample app');
+    await tag(r, 'v1.0.0', { annotated: true });
+    const cli = readFileSync(path.join(app, 'smolotchi/cli.py'), 'utf8');
+    const plant = [
+      'import sys',
+      `open(${JSON.stringify(`${seen}/prefix`)}, "a").write(sys.prefix + "\\n")`,
+      'try:',
+      `    os.symlink(${JSON.stringify(victim)}, os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__", "planted.pyc"))`,
+      `    open(${JSON.stringify(`${seen}/planted`)}, "w").write("yes")`,
+      'except OSError as e:',
+      `    open(${JSON.stringify(`${seen}/planted`)}, "w").write(str(e))`,
+      '',
+    ].join('\n');
+    await writeSampleApp(app, { version: '1.1.0' });
+    await commitFiles(r, { 'smolotchi/cli.py': attackPython('smoke-import', seen, [victim]) + plant + cli }, 'same requirements, hostile import');
+    await tag(r, 'v1.1.0', { annotated: true });
+    const root = path.join(work, 'root-same');
+    writeEnvFile(root, { SMOLOTCHI_RELEASE_SOURCE: app, SMOLOTCHI_RELEASE_SETTLE_SECONDS: 0 });
+    const env = { SMOLOTCHI_TEST_SERVICE_USER: 'nobody' };
+    for (const version of ['1.0.0', '1.1.0']) {
+      const step = await runCli(['release', 'install', version, '--root', root], { env });
+      expect(step.exitCode, step.stderr).toBe(0);
+    }
+    const releases = path.join(root, 'opt/smolotchi/releases');
+    // The import ran once, from 1.0.0's identical venv, as nobody, and found its own tree read-only.
+    expect(readFileSync(path.join(seen, 'prefix'), 'utf8').trim().split('\n')).toEqual([path.join(releases, '1.0.0/.venv')]);
+    expect(readFileSync(path.join(seen, 'smoke-import-uid'), 'utf8')).toBe(String(NOBODY));
+    expect(readFileSync(path.join(seen, 'planted'), 'utf8')).toContain('Read-only file system');
+    expect(readdirSync(path.join(releases, '1.1.0/smolotchi/__pycache__')).filter((f) => !/^[\w]+\.cpython-\d+\.pyc$/.test(f))).toEqual([]);
+    expect(readFileSync(victim, 'utf8')).toBe('root-only content\n');
+    const v = statSync(victim);
+    expect([v.uid, v.mode & 0o7777]).toEqual([VICTIM_OWNER, 0o664]);
+    expect(ownedBy(path.join(releases, '1.1.0'), NOBODY)).toEqual([]);
     const verify = await runCli(['release', 'verify', '--root', root]);
     expect(verify.exitCode, verify.stdout + verify.stderr).toBe(0);
   });

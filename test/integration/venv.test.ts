@@ -141,6 +141,31 @@ describe.skipIf(skipReason !== null)('buildVenv with real venvs', () => {
     expect(await fs.readFile(path.join(b, 'smolotchi/__pycache__', pyc!))).toEqual(await fs.readFile(witness));
   });
 
+  it("a clone's smoke import runs from the identical source venv at once; a failure there is asked again of the clone's own venv", async () => {
+    const a = path.join(root, 'opt/smolotchi/releases/1.0.0');
+    const aHash = await requirementHash(spec(a));
+    const seen = path.join(root, 'smoke-prefixes');
+    // The app records the venv it is imported from, then refuses any venv but its own release's.
+    const cli = [
+      'import os, sys',
+      `open(${JSON.stringify(seen)}, "a").write(sys.prefix + "\\n")`,
+      'if sys.prefix != os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".venv"):',
+      '    raise RuntimeError("imported from another venv: " + sys.prefix)',
+    ].join('\n');
+    const own = await makeRelease('1.0.3', { ...WHEEL_RELEASE, files: { ...WHEEL_RELEASE.files, 'smolotchi/cli.py': `${cli}\n` } });
+    const built = await buildVenv(spec(own), { log, reuseCandidates: [{ releaseDir: a, requirementHash: aHash }] });
+    expect(built.reusedFrom).toBe(a);
+    expect((await fs.readFile(seen, 'utf8')).trim().split('\n')).toEqual([path.join(a, '.venv'), path.join(own, '.venv')]);
+
+    // A release that does not import fails as it would from its own venv: one line, its own file.
+    await fs.rm(seen);
+    const broken = await makeRelease('1.0.4', { ...WHEEL_RELEASE, files: { ...WHEEL_RELEASE.files, 'smolotchi/cli.py': `import sys\nopen(${JSON.stringify(seen)}, "a").write(sys.prefix + "\\n")\nimport nonexistent_mod_xyz\n` } });
+    const err = await failure(buildVenv(spec(broken), { log, reuseCandidates: [{ releaseDir: a, requirementHash: aHash }] }));
+    expect(err.message).toBe("smoke import of smolotchi.cli failed: ModuleNotFoundError: No module named 'nonexistent_mod_xyz' (smolotchi/cli.py:3)");
+    expect((await fs.readFile(seen, 'utf8')).trim().split('\n')).toEqual([path.join(a, '.venv'), path.join(broken, '.venv')]);
+    expect(warnings).toEqual([]);
+  });
+
   it('a release whose code does not compile fails even when its venv is cloned', async () => {
     const a = path.join(root, 'opt/smolotchi/releases/1.0.0');
     const aHash = await requirementHash(spec(a));

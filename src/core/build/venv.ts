@@ -287,10 +287,43 @@ function ownCodeCompile(spec: VenvSpec, releaseDir: string): OwnCodeCompile {
 }
 
 /**
- * First candidate with the same hash and a venv on disk; the venv is cloned or the slot stays
- * empty. The release's own code is compiled meanwhile (`own`); a clone that fails waits for it.
+ * The smoke import of a release whose venv is a clone of an identical one, started with the source
+ * venv's interpreter as soon as the clone begins: the clone's files are the same inodes, so the
+ * import need not wait for the walk, and it runs beside the walk and the compile instead of after
+ * them. Settles to the error it failed with, or null; never rejects.
  */
-async function tryReuse(venvDir: string, hash: string, candidates: ReuseCandidate[], log: Logger, as: ServiceIdentity, own: OwnCodeCompile): Promise<string | null> {
+type EarlySmoke = Promise<unknown>;
+
+function startEarlySmoke(fromRelease: string, releaseDir: string, as: ServiceIdentity): EarlySmoke {
+  // The compile beside it may still write the code's __pycache__/ as the service user: the import
+  // (release code, the same user) sees the whole release read-only, so it cannot write there too.
+  return py.smokeImport(py.venvPython(path.join(fromRelease, VENV_DIR)), releaseDir, as, { readOnly: true }).then(() => null, (err: unknown) => err);
+}
+
+/**
+ * The smoke import's verdict for a clone. A failure is asked again of the clone's own interpreter
+ * (without the read-only mount), whose error (paths, the line) is what the operator must see; a
+ * hang is not waited for twice.
+ */
+async function confirmSmoke(reused: Reused, again: () => Promise<void>, log: Logger): Promise<void> {
+  const err = await reused.smoke;
+  if (err === null) return log.debug(`venv: smoke-imported from ${reused.from}'s identical venv, beside the clone`);
+  if (err instanceof py.PythonStepError && err.signal) throw err;
+  log.debug(`venv: the smoke import from ${reused.from}'s venv failed (${err instanceof Error ? err.message : String(err)}); asking the clone's own`);
+  await again();
+}
+
+interface Reused {
+  from: string;
+  smoke: EarlySmoke;
+}
+
+/**
+ * First candidate with the same hash and a venv on disk; the venv is cloned or the slot stays
+ * empty. The release's own code is compiled and the app smoke-imported meanwhile (`own`, the early
+ * smoke); a clone that fails waits for both.
+ */
+async function tryReuse(venvDir: string, hash: string, candidates: ReuseCandidate[], log: Logger, as: ServiceIdentity, own: OwnCodeCompile): Promise<Reused | null> {
   const self = path.dirname(venvDir);
   for (const c of candidates) {
     const from = path.resolve(c.releaseDir);
@@ -299,12 +332,13 @@ async function tryReuse(venvDir: string, hash: string, candidates: ReuseCandidat
     own.start();
     // The compile is the longer of the two: started first, not starved by the clone's walk.
     await own.launched();
+    const smoke = startEarlySmoke(from, self, as);
     try {
       await cloneVenv(from, venvDir, as);
-      return from;
+      return { from, smoke };
     } catch (err) {
       log.warn(`could not reuse the venv of ${from} (${err instanceof Error ? err.message : String(err)}); building it`);
-      await own.settled();
+      await Promise.all([own.settled(), smoke]);
       await rm(venvDir, { recursive: true, force: true });
       return null;
     }
@@ -533,14 +567,16 @@ export async function buildVenv(spec: VenvSpec, opts: BuildVenvOptions): Promise
   const wheels = path.join(releaseDir, 'wheels');
   const findLinks = (await exists(wheels)) ? wheels : null;
   const own = ownCodeCompile(spec, releaseDir);
-  let reusedFrom: string | null;
+  let reused: Reused | null = null;
   try {
-    reusedFrom = await tryReuse(venvDir, hash, opts.reuseCandidates, opts.log, spec.runAs, own);
+    reused = await tryReuse(venvDir, hash, opts.reuseCandidates, opts.log, spec.runAs, own);
     // The release's code must compile, clone or no clone: a fresh venv would not change that.
     await own.result();
   } finally {
-    await own.settled(); // never a compile of the service user's alive past this point
+    // Never a compile or import of the service user's alive past this point.
+    await Promise.all([own.settled(), reused?.smoke]);
   }
+  let reusedFrom = reused?.from ?? null;
   // Compiled beside a clone that failed: its __pycache__/ folders are root's again before pip runs.
   if (!reusedFrom && own.started) await reclaimFromService(releaseDir, spec.runAs);
   const ownCompiled = reusedFrom !== null;
@@ -590,13 +626,14 @@ export async function buildVenv(spec: VenvSpec, opts: BuildVenvOptions): Promise
     await py.byteCompile(python, await releaseCode(releaseDir), spec.runAs);
   }
   killPoint('venv-compiled');
-  // Root's again, read-only, before any more release code runs: the smoke import sees what units will.
+  // Root's again, read-only, before the stamp and before release code runs from the new venv.
   const untouched = reusedFrom && !incremental ? [venvDir] : [];
   const reclaimed = await reclaimFromService(releaseDir, spec.runAs, { untouched });
   if (spec.runAs.switched) opts.log.debug(`venv: built as ${spec.runAs.name}; ${reclaimed} entries made root's`);
   step('venv: smoke import');
+  const smokeImport = () => py.smokeImport(python, releaseDir, spec.runAs);
   // The tree is root's now: the caller's work on it (lock-down, flush) cannot race the import.
-  const [smoke, alongside] = await Promise.allSettled([py.smokeImport(python, releaseDir, spec.runAs), opts.alongsideSmoke?.(untouched)]);
+  const [smoke, alongside] = await Promise.allSettled([reused ? confirmSmoke(reused, smokeImport, opts.log) : smokeImport(), opts.alongsideSmoke?.(untouched)]);
   if (smoke.status === 'rejected') throw smoke.reason;
   killPoint('venv-smoke-done');
   if (alongside.status === 'rejected') throw alongside.reason;

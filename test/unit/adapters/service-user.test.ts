@@ -1,6 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { filesFirst, passwdEntry, resolveServiceIdentity, TEST_SERVICE_USER_ENV } from '../../../src/adapters/service-user.js';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { filesFirst, passwdEntry, resolveServiceIdentity, runAsService, TEST_SERVICE_USER_ENV } from '../../../src/adapters/service-user.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -59,5 +62,31 @@ describe.runIf(isRoot)('the service identity as root', () => {
 
   it('still refuses a user no database knows', () => {
     expect(() => resolveServiceIdentity({ deviceRoot: false, env: { [TEST_SERVICE_USER_ENV]: 'no-such-user-here' } })).toThrow(/no such user/);
+  });
+
+  // Hostile: folder names that look like options or hold blanks are still only folders to mount.
+  it('shows folders read-only to the service user, however they are named, and only those', async () => {
+    const as = resolveServiceIdentity({ deviceRoot: false, env: { [TEST_SERVICE_USER_ENV]: 'nobody' } });
+    const work = mkdtempSync(path.join(os.tmpdir(), 'smolotchi-ro-'));
+    try {
+      const [locked, open] = [path.join(work, '-o rw,remount'), path.join(work, 'open')];
+      for (const dir of [locked, open]) {
+        mkdirSync(dir);
+        chmodSync(dir, 0o777);
+      }
+      chmodSync(work, 0o755);
+      const write = (dir: string) => `open(${JSON.stringify(path.join(dir, 'f'))}, "w").write("x")`;
+      const ro = await runAsService('/usr/bin/python3', ['-c', `${write(open)}\n${write(locked)}`], { as, readOnly: [locked] });
+      expect(ro.exitCode).not.toBe(0);
+      expect(ro.stderr).toContain('Read-only file system');
+      expect(existsSync(path.join(open, 'f'))).toBe(true);
+      expect(existsSync(path.join(locked, 'f'))).toBe(false);
+      // Outside the process nothing changed: root (and the next process) still write there.
+      const rw = await runAsService('/usr/bin/python3', ['-c', write(locked)], { as });
+      expect(rw.exitCode, rw.stderr).toBe(0);
+      await expect(runAsService('/bin/true', [], { as, readOnly: ['relative'] })).rejects.toThrow(/absolute paths/);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 });
