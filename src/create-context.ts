@@ -45,15 +45,16 @@ function stderrProgress(opts: GlobalOptions, env: NodeJS.ProcessEnv): Progress {
 }
 
 /** Which service manager: the one named, the host's when it runs systemd, else none (and why). */
-function chooseServices(layout: Layout, systemctl: string | undefined, progress: Progress): ServiceManager {
+function chooseServices(layout: Layout, systemctl: string | undefined, progress: Progress, log: Logger): ServiceManager {
   // --verbose shows every systemctl call, as the operator would type it.
   const onCall = (argv: string[]) => progress.output(`$ ${argv.join(' ')}`);
+  const onWarn = (message: string) => log.warn(message);
   // Under a sandbox root the tmpfiles config names device paths (the tool creates its run dirs
   // itself) and the host's journal says nothing about the sandbox's units.
-  if (systemctl) return makeSystemd(isDeviceRoot(layout) ? { systemctl, onCall } : { systemctl, tmpfiles: null, journalctl: null, onCall });
+  if (systemctl) return makeSystemd(isDeviceRoot(layout) ? { systemctl, onCall, onWarn } : { systemctl, tmpfiles: null, journalctl: null, onCall, onWarn });
   if (!isDeviceRoot(layout)) return makeNoServiceManager(`--root ${layout.root} is a sandbox and no --systemctl was given`);
   if (!existsSync('/run/systemd/system')) return makeNoServiceManager('systemd is not running on this machine (/run/systemd/system is missing)');
-  return makeSystemd({ onCall });
+  return makeSystemd({ onCall, onWarn });
 }
 
 /**
@@ -89,7 +90,7 @@ export function createContext(opts: GlobalOptions, overrides: Partial<Settings> 
   return {
     layout,
     settings,
-    services: chooseServices(layout, systemctl, progress),
+    services: chooseServices(layout, systemctl, progress, log),
     log,
     progress,
     interrupt: opts.interrupt ?? neverInterrupted,

@@ -25,6 +25,7 @@ export interface ServiceManager {
   /**
    * Restart units in one call: one systemd transaction, which orders them by their After= and
    * waits for every job. A failure names the units whose jobs failed (SystemdError.failedUnits).
+   * Units refused only for their start limit are reset and restarted once more.
    */
   restart(units: string[]): Promise<void>;
   start(unit: string): Promise<void>;
@@ -48,6 +49,8 @@ export interface SystemdOptions {
   jobTimeoutMs?: number;
   /** Told every command line before it runs (--verbose prints them). */
   onCall?: (argv: string[]) => void;
+  /** Told what an operator should know although the call succeeded (a start limit reset). */
+  onWarn?: (message: string) => void;
 }
 
 /**
@@ -83,12 +86,15 @@ const QUICK_MS = 60_000;
 // Beyond systemd's default 90 s start timeout, so systemd (not we) decides a slow start failed.
 const JOB_MS = 180_000;
 
-/** systemctl's stderr ends with a "See systemctl status ..." pointer; the line before it says why. */
+/**
+ * systemctl's stderr ends with a "See systemctl status ..." pointer (and, for a start limit, a
+ * "To force a start use ... followed by ..." hint); the line before them says why.
+ */
 function reason(stderr: string): string {
   return tailLines(
     stderr
       .split('\n')
-      .filter((l) => !/^See ["']?(systemctl status|journalctl)/.test(l.trim()))
+      .filter((l) => !/^(See ["']?(systemctl status|journalctl)|To force a start use |followed by ["']?systemctl start)/.test(l.trim()))
       .join('\n'),
     4,
   );
@@ -125,6 +131,9 @@ export function splitShowBlocks(stdout: string): string[] {
 
 const idOf = (block: string): string | undefined => /^Id=(.*)$/m.exec(block)?.[1]?.trim();
 
+/** What systemd sets on a unit whose start it refused because of StartLimitBurst/IntervalSec. */
+const START_LIMIT_HIT = 'start-limit-hit';
+
 export function makeSystemd(options: SystemdOptions = {}): ServiceManager {
   const systemctl = options.systemctl ?? 'systemctl';
   const journalctl = options.journalctl === undefined ? 'journalctl' : options.journalctl;
@@ -153,6 +162,18 @@ export function makeSystemd(options: SystemdOptions = {}): ServiceManager {
     throw new SystemdError([systemctl, ...args], r.signal ? undefined : r.exitCode, r.signal, reason(r.stderr || r.stdout), what, environmental, failedJobUnits(r.stderr));
   }
 
+  /**
+   * The failed units of a restart call when systemd refused every one of them only for its start
+   * limit, else none. Our restart is an operator's act, which the limit is not meant to stop.
+   */
+  async function refusedByStartLimit(err: unknown): Promise<string[]> {
+    if (!(err instanceof SystemdError) || err.environmental || err.failedUnits.length === 0) return [];
+    // Decided by the Result property, not by systemctl's English words; when in doubt, no retry.
+    const stdout = await ctl('show', err.failedUnits, QUICK_MS, undefined, ['--property=Id,Result']).catch(() => '');
+    const limited = new Set(splitShowBlocks(stdout).filter((b) => /^Result=(.*)$/m.exec(b)?.[1]?.trim() === START_LIMIT_HIT).map(idOf));
+    return err.failedUnits.every((u) => limited.has(u)) ? err.failedUnits : [];
+  }
+
   return {
     kind: 'systemd',
     async daemonReload() {
@@ -161,7 +182,18 @@ export function makeSystemd(options: SystemdOptions = {}): ServiceManager {
     // Blocks until the job is done, i.e. READY=1 for Type=notify: the health gate starts from there.
     // Each job may take its own full time: a chain (web after core) waits for both, one after the other.
     async restart(units) {
-      if (units.length) await ctl('restart', units, jobMs * units.length);
+      if (!units.length) return;
+      try {
+        await ctl('restart', units, jobMs * units.length);
+      } catch (err) {
+        const limited = await refusedByStartLimit(err);
+        if (limited.length === 0) throw err;
+        // Once only, and only these units: a release that crash-loops into its limit again fails the
+        // retry or the health gate, as before.
+        options.onWarn?.(`start limit hit for ${limited.join(', ')} (started too often recently): reset it (systemctl reset-failed) and restarting once more`);
+        await ctl('reset-failed', limited, QUICK_MS);
+        await ctl('restart', limited, jobMs * limited.length);
+      }
     },
     async start(unit) {
       await ctl('start', [unit], jobMs);

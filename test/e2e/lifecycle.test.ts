@@ -14,6 +14,7 @@ import {
   sandboxAvailable,
   unitInfo,
   verifyInstalledUnits,
+  type ExecResult,
   type Sandbox,
 } from '../support/sandbox.js';
 
@@ -193,5 +194,34 @@ describe.skipIf(!available)('e2e: install, upgrade, rollback on a real systemd',
     expect(info.Result).toBe('success');
     expect(await currentVersion(sb)).toBe('1.2.0');
     expect(await servedVersion(sb)).toBe('1.2.0');
+  });
+
+  it('a unit whose start limit was used up is reset and restarted by the next deploy, which says so', async () => {
+    const web = 'smolotchi-web.service';
+    // A daemon-reload forgets the start counts (systemd 252), so the deploy that meets the limit is
+    // one between identical units, with no reload: 1.1.0 -> 1.0.0, as most rollbacks are.
+    const back = await smolotchi(sb, ['release', 'rollback', '--to', '1.1.0']);
+    expect(back.exitCode, explain(back)).toBe(0);
+    // Restart it by hand until systemd refuses (the bundled units allow 10 starts in 60 s): the
+    // loop ends on the refusal, bounded by a count, never by the clock.
+    let refused: ExecResult | undefined;
+    for (let i = 0; i < 30 && !refused; i++) {
+      const r = await sb.exec(['systemctl', 'restart', web]);
+      if (r.exitCode !== 0) refused = r;
+    }
+    expect(refused, 'systemd never refused a restart of the web unit').toBeDefined();
+    expect(refused!.stderr).toContain('start of the service was attempted too often');
+    expect((await unitInfo(sb, web)).Result).toBe('start-limit-hit');
+
+    const r = await smolotchi(sb, ['release', 'rollback', '--to', '1.0.0', '--verbose']);
+    expect(r.exitCode, explain(r)).toBe(0);
+    expect(r.stderr, explain(r)).toMatch(/warning: start limit hit for smolotchi-web\.service\b/);
+    expect(r.stderr).toContain(`$ systemctl --no-ask-password reset-failed -- ${web}`);
+    expect(r.stderr).toContain('units: unchanged');
+    expect(await currentVersion(sb)).toBe('1.0.0');
+    expect(await servedVersion(sb)).toBe('1.0.0');
+    expect((await unitInfo(sb, web)).ActiveState).toBe('active');
+    const { json } = await smolotchiJson<{ current: string; lastGood: string; degraded: boolean }>(sb, ['release', 'status']);
+    expect(json).toMatchObject({ current: '1.0.0', lastGood: '1.0.0', degraded: false });
   });
 });

@@ -2,8 +2,10 @@
 // A recording FAKE systemctl for unit and integration tests only (the e2e suite uses the real one).
 // Every call appends its argv as one JSON line to $FAKE_SYSTEMCTL_LOG. `show` answers from
 // $FAKE_SYSTEMCTL_STATE, a JSON file { "<unit>": { "ActiveState": "...", "NRestarts": 3, ... } };
-// a unit with "failRestart": true makes `restart` and `start` fail the way systemctl does.
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+// a unit with "failRestart": true makes `restart` and `start` fail the way systemctl does;
+// "startLimitHit": true refuses them for the unit's start limit (Result=start-limit-hit) until a
+// `reset-failed` of that unit clears it.
+import { appendFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 
 const argv = process.argv.slice(2);
 if (process.env.FAKE_SYSTEMCTL_LOG) appendFileSync(process.env.FAKE_SYSTEMCTL_LOG, JSON.stringify(argv) + '\n');
@@ -67,8 +69,10 @@ function busDown(unit) {
 const unitState = (unit) => {
   const s = { Id: unit, ...DEFAULTS, ...(state[unit] ?? {}) };
   if (s.NRestartsIncrement) s.NRestarts = restartCounter(unit);
+  if (s.startLimitHit) s.Result = 'start-limit-hit';
   return s;
 };
+const HIDDEN = ['failRestart', 'NRestartsIncrement', 'busDownShows', 'startLimitHit'];
 
 switch (verb) {
   case 'show':
@@ -78,7 +82,7 @@ switch (verb) {
     }
     for (const unit of units) {
       const s = unitState(unit);
-      const keys = properties.length ? properties : Object.keys(s).filter((k) => !['failRestart', 'NRestartsIncrement', 'busDownShows'].includes(k));
+      const keys = properties.length ? properties : Object.keys(s).filter((k) => !HIDDEN.includes(k));
       for (const key of keys) process.stdout.write(`${key}=${s[key] ?? ''}\n`);
       if (units.length > 1) process.stdout.write('\n');
     }
@@ -86,14 +90,25 @@ switch (verb) {
   case 'restart':
   case 'start': {
     // Like systemctl: every job runs, each failed one is reported, then the call fails.
-    const failed = units.filter((unit) => unitState(unit).failRestart);
+    const failed = units.filter((unit) => unitState(unit).startLimitHit || unitState(unit).failRestart);
     for (const unit of failed) {
+      const limited = unitState(unit).startLimitHit;
       process.stderr.write(
-        `Job for ${unit} failed because the control process exited with error code.\n` +
-          `See "systemctl status ${unit}" and "journalctl -xeu ${unit}" for details.\n`,
+        `Job for ${unit} failed because ${limited ? 'start of the service was attempted too often' : 'the control process exited with error code'}.\n` +
+          `See "systemctl status ${unit}" and "journalctl -xeu ${unit}" for details.\n` +
+          (limited ? `To force a start use "systemctl reset-failed ${unit}"\nfollowed by "systemctl start ${unit}" again.\n` : ''),
       );
     }
     if (failed.length > 0) process.exit(1);
+    break;
+  }
+  case 'reset-failed': {
+    const file = process.env.FAKE_SYSTEMCTL_STATE;
+    if (!file) break;
+    for (const unit of units) if (state[unit]) delete state[unit].startLimitHit;
+    // Replace, never rewrite in place, as the test side does.
+    writeFileSync(`${file}.reset.tmp`, JSON.stringify(state, null, 2) + '\n');
+    renameSync(`${file}.reset.tmp`, file);
     break;
   }
   case 'is-active': {

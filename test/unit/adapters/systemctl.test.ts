@@ -101,11 +101,78 @@ describe('makeSystemd against the recording fake', () => {
     const sd = makeSystemd({ systemctl: fake.path });
     const units = ['smolotchi-core.service', 'smolotchi-ai.service', 'smolotchi-web.service', 'smolotchi-prune.timer'];
     const err = await sd.restart(units).catch((e: unknown) => e);
-    expect(fake.log()).toEqual([['--no-ask-password', 'restart', '--', ...units]]);
+    // Asked why (not the start limit), so neither reset nor retried.
+    expect(fake.log()).toEqual([
+      ['--no-ask-password', 'restart', '--', ...units],
+      ['--no-ask-password', '--property=Id,Result', 'show', '--', 'smolotchi-ai.service', 'smolotchi-web.service'],
+    ]);
     expect((err as SystemdError).environmental).toBe(false);
     expect((err as SystemdError).failedUnits).toEqual(['smolotchi-ai.service', 'smolotchi-web.service']);
     await expect(sd.restart([])).resolves.toBeUndefined();
-    expect(fake.log()).toHaveLength(1);
+    expect(fake.log()).toHaveLength(2);
+  });
+
+  describe('a restart systemd refused for the start limit', () => {
+    const units = ['smolotchi-core.service', 'smolotchi-web.service', 'smolotchi-prune.timer'];
+    const restartCalls = () => fake.log().filter((c) => c.includes('restart') || c.includes('reset-failed'));
+
+    it('resets exactly the refused unit, restarts it once more, and says so', async () => {
+      fake.setState('smolotchi-web.service', { startLimitHit: true });
+      const warnings: string[] = [];
+      const sd = makeSystemd({ systemctl: fake.path, onWarn: (m) => warnings.push(m) });
+      await expect(sd.restart(units)).resolves.toBeUndefined();
+      expect(fake.log()).toEqual([
+        ['--no-ask-password', 'restart', '--', ...units],
+        ['--no-ask-password', '--property=Id,Result', 'show', '--', 'smolotchi-web.service'],
+        ['--no-ask-password', 'reset-failed', '--', 'smolotchi-web.service'],
+        ['--no-ask-password', 'restart', '--', 'smolotchi-web.service'],
+      ]);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/start limit hit for smolotchi-web\.service\b.*reset/);
+      // Its limit reset, the next restart is one call again, and nothing more is said.
+      await sd.restart(units);
+      expect(fake.log().slice(4)).toEqual([['--no-ask-password', 'restart', '--', ...units]]);
+      expect(warnings).toHaveLength(1);
+    });
+
+    it('a successful restart stays exactly one systemctl call', async () => {
+      const sd = makeSystemd({ systemctl: fake.path, onWarn: () => expect.unreachable() });
+      await sd.restart(units);
+      expect(fake.log()).toEqual([['--no-ask-password', 'restart', '--', ...units]]);
+    });
+
+    it('a retry that fails again throws the SystemdError naming the unit', async () => {
+      // Reset, restarted once more, and then the unit fails on its own.
+      fake.setState('smolotchi-web.service', { startLimitHit: true, failRestart: true });
+      const sd = makeSystemd({ systemctl: fake.path });
+      const err = await sd.restart(units).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SystemdError);
+      expect((err as SystemdError).environmental).toBe(false);
+      expect((err as SystemdError).failedUnits).toEqual(['smolotchi-web.service']);
+      expect((err as Error).message).toContain('Job for smolotchi-web.service failed because the control process exited with error code.');
+      expect(restartCalls()).toEqual([
+        ['--no-ask-password', 'restart', '--', ...units],
+        ['--no-ask-password', 'reset-failed', '--', 'smolotchi-web.service'],
+        ['--no-ask-password', 'restart', '--', 'smolotchi-web.service'],
+      ]);
+    });
+
+    it('is not retried when another unit of the call failed otherwise, nor when systemd cannot say why', async () => {
+      fake.setState('smolotchi-web.service', { startLimitHit: true });
+      fake.setState('smolotchi-core.service', { failRestart: true });
+      const sd = makeSystemd({ systemctl: fake.path, onWarn: () => expect.unreachable() });
+      const mixed = await sd.restart(units).catch((e: unknown) => e);
+      expect((mixed as SystemdError).failedUnits).toEqual(['smolotchi-core.service', 'smolotchi-web.service']);
+      expect(restartCalls()).toEqual([['--no-ask-password', 'restart', '--', ...units]]);
+
+      // The Result cannot be read (the bus went away): the refusal is reported as it came.
+      fake.setState('smolotchi-core.service', { failRestart: false });
+      fake.setState('smolotchi-web.service', { busDownShows: 1 });
+      const unknown = await sd.restart(units).catch((e: unknown) => e);
+      expect((unknown as SystemdError).failedUnits).toEqual(['smolotchi-web.service']);
+      expect((unknown as Error).message).toContain('start of the service was attempted too often');
+      expect(restartCalls().filter((c) => c.includes('reset-failed'))).toEqual([]);
+    });
   });
 
   it("reads the failed units from systemctl's own words (a failed job, a missing unit)", () => {
