@@ -117,9 +117,9 @@ export async function downtimeBench(runs: number, write: (s: string) => void): P
     const gateFailedAt = line ? Number(line.split(' ')[0]) : NaN;
     const servedAgain = firstAnswerAfter(failed.polls, gateFailedAt, [back]);
 
-    // The failed install's crash loop and the restarts since count against the units' start limit
-    // (StartLimitBurst= in StartLimitIntervalSec=): on a fast machine the naive restarts would be
-    // refused for it. Each flow starts from a clean count, untimed, as ours did.
+    // The failed install's crash loop and every restart before count against the units' start limit
+    // (StartLimitBurst= in StartLimitIntervalSec=). Our tool resets a unit refused for it and retries;
+    // the naive script's restart would just fail: it starts from a clean count, untimed.
     check(await sb.exec(['systemctl', 'reset-failed', ...APP_SERVICES]), 'reset-failed');
     for (let i = runs; i < 2 * runs; i++) {
       const [from, to] = [good[i]!, good[i + 1]!];
