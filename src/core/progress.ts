@@ -42,7 +42,7 @@ export function silentProgress(): Progress {
   };
 }
 
-/** The step of restarting units in one call, as the progress shows it: `restart core`, `restart core, ai, web, prune.timer`. */
+/** The step of restarting units in one call, as the progress shows it: `restart core`, `restart ai, web, prune.timer`. */
 export function restartStep(units: string[]): string {
   return `restart ${units.map((u) => u.replace(/^smolotchi-/, '').replace(/\.service$/, '')).join(', ')}`;
 }

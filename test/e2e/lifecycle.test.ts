@@ -97,7 +97,7 @@ describe.skipIf(!available)('e2e: install, upgrade, rollback on a real systemd',
     expect(r.stderr).toContain("smoke-imported from /opt/smolotchi/releases/1.0.0's identical venv, beside the clone");
     expect(await currentVersion(sb)).toBe('1.1.0');
     expect(await servedVersion(sb)).toBe('1.1.0');
-    // The units restart in one systemctl call; systemd still starts web and ai only once core is READY (their After=).
+    // Core restarts in a call of its own, web and ai in the next: they start only once core is READY.
     const stamp = async (unit: string, prop: string) => Number((await sb.exec(['systemctl', 'show', '-p', prop, '--value', unit])).stdout.trim());
     const coreReady = await stamp('smolotchi-core.service', 'ActiveEnterTimestampMonotonic');
     expect(coreReady).toBeGreaterThan(0);

@@ -57,7 +57,7 @@ describe('progress in a pipe or the journal', () => {
     for (const line of linesOf(r.stderr)) expect(line).toMatch(/^\d\d:\d\d:\d\d /);
     const steps = linesOf(r.stderr).map((l) => l.slice(9));
     for (const step of ['fetch', "venv: clone 1.0.0's and resolve the new requirements", 'venv: pip install 1 changed package (from wheels/)', 'venv: byte-compile', 'venv: smoke import',
-      'units: unchanged (no rewrite, no daemon-reload)', 'switch current', 'restart core, ai, web, prune.timer', 'gate: units active', 'gate: settling 0 s', 'mark good', 'prune']) {
+      'units: unchanged (no rewrite, no daemon-reload)', 'switch current', 'restart core', 'restart ai, web, prune.timer', 'gate: units active', 'gate: settling 0 s', 'mark good', 'prune']) {
       expect(steps, r.stderr).toContainEqual(expect.stringMatching(new RegExp(`^${step.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: done in \\d+\\.\\ds$`)));
     }
     expect(r.stdout).not.toMatch(CONTROL);
