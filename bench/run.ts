@@ -56,6 +56,9 @@ const RUSAGE = 'import resource, subprocess, sys\nr = subprocess.run(sys.argv[2:
 async function sample(argv: string[], env: Record<string, string> = {}): Promise<Sample> {
   const rssFile = path.join(os.tmpdir(), `smolotchi-bench-rss-${process.pid}`);
   const [file, args] = existsSync(TIME) ? [TIME, ['-f', '%M', '-o', rssFile, ...argv]] : [PYTHON, ['-c', RUSAGE, rssFile, ...argv]];
+  // Every command starts with nothing of the one before still being written back (a naive
+  // install leaves ~30 MB of dirty pages): each side pays for its own writes, not the other's.
+  await execa('sync');
   const t = process.hrtime.bigint();
   await execa(file, args, { env: { ...PIP_ENV, ...env } });
   const ms = Number(process.hrtime.bigint() - t) / 1e6;
