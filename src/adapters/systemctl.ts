@@ -70,6 +70,8 @@ export class SystemdError extends ProcessError {
     readonly environmental: boolean,
     /** The units systemctl said failed their job ("Job for X failed", "Failed to restart X: ..."). */
     readonly failedUnits: string[] = [],
+    /** A job failed that systemctl did not name: a unit that is no service (a timer) says only "Job failed.". */
+    readonly unnamedFailure = false,
   ) {
     super(argv, exitCode, signal, stderrTail, what);
   }
@@ -80,6 +82,9 @@ export function failedJobUnits(stderr: string): string[] {
   const named = [...stderr.matchAll(/^(?:Job for (\S+) failed|Failed to (?:re)?start (\S+?):)/gm)].map((m) => (m[1] ?? m[2])!);
   return [...new Set(named)];
 }
+
+/** Did a job fail without systemctl naming its unit? */
+export const unnamedJobFailure = (stderr: string): boolean => /^Job failed\./m.test(stderr);
 
 const PROPERTIES = ['LoadState', 'ActiveState', 'SubState', 'Result', 'NRestarts', 'MainPID', 'ExecMainCode', 'ExecMainStatus'];
 const QUICK_MS = 60_000;
@@ -159,19 +164,26 @@ export function makeSystemd(options: SystemdOptions = {}): ServiceManager {
     if (tolerate && lines.length > 0 && lines.every((l) => tolerate.test(l))) return r.stdout;
     // Only a unit's own job (start/restart) can fail because of the release; the rest is systemd's plumbing.
     const environmental = !(verb === 'restart' || verb === 'start') || UNREACHABLE.test(r.stderr);
-    throw new SystemdError([systemctl, ...args], r.signal ? undefined : r.exitCode, r.signal, reason(r.stderr || r.stdout), what, environmental, failedJobUnits(r.stderr));
+    throw new SystemdError([systemctl, ...args], r.signal ? undefined : r.exitCode, r.signal, reason(r.stderr || r.stdout), what, environmental, failedJobUnits(r.stderr), unnamedJobFailure(r.stderr));
   }
 
   /**
-   * The failed units of a restart call when systemd refused every one of them only for its start
-   * limit, else none. Our restart is an operator's act, which the limit is not meant to stop.
+   * The units of a failed restart call that systemd refused only for their start limit, when no
+   * other job of the call failed otherwise; else none. Our restart is an operator's act, which the
+   * limit is not meant to stop.
    */
-  async function refusedByStartLimit(err: unknown): Promise<string[]> {
-    if (!(err instanceof SystemdError) || err.environmental || err.failedUnits.length === 0) return [];
+  async function refusedByStartLimit(err: unknown, units: string[]): Promise<string[]> {
+    if (!(err instanceof SystemdError) || err.environmental) return [];
+    // A job systemctl did not name (a timer's) could be any unit of the call: all are asked then.
+    const asked = err.unnamedFailure ? units : err.failedUnits;
+    if (asked.length === 0) return [];
     // Decided by the Result property, not by systemctl's English words; when in doubt, no retry.
-    const stdout = await ctl('show', err.failedUnits, QUICK_MS, undefined, ['--property=Id,Result']).catch(() => '');
-    const limited = new Set(splitShowBlocks(stdout).filter((b) => /^Result=(.*)$/m.exec(b)?.[1]?.trim() === START_LIMIT_HIT).map(idOf));
-    return err.failedUnits.every((u) => limited.has(u)) ? err.failedUnits : [];
+    const stdout = await ctl('show', asked, QUICK_MS, undefined, ['--property=Id,Result']).catch(() => '');
+    const results = new Map(splitShowBlocks(stdout).map((b) => parseShow(idOf(b) ?? '', b)).map((u) => [u.unit, u.result]));
+    const limited = asked.filter((u) => results.get(u) === START_LIMIT_HIT);
+    // A job started anew resets its unit's Result: anything but success there failed in this call.
+    const failedOtherwise = asked.some((u) => results.get(u) !== START_LIMIT_HIT && (err.failedUnits.includes(u) || results.get(u) !== 'success'));
+    return failedOtherwise ? [] : limited;
   }
 
   return {
@@ -186,7 +198,7 @@ export function makeSystemd(options: SystemdOptions = {}): ServiceManager {
       try {
         await ctl('restart', units, jobMs * units.length);
       } catch (err) {
-        const limited = await refusedByStartLimit(err);
+        const limited = await refusedByStartLimit(err, units);
         if (limited.length === 0) throw err;
         // Once only, and only these units: a release that crash-loops into its limit again fails the
         // retry or the health gate, as before.

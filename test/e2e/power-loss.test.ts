@@ -73,7 +73,8 @@ describe.skipIf(!available)('e2e: interrupted install, then boot-time recovery',
   });
 
   it('a power cut after the new release migrated the app data: at boot its snapshot goes back before the app starts, and no start job is cancelled', async () => {
-    expect((await smolotchi(sb, ['release', 'install', '1.4.0'])).exitCode).toBe(0); // its core creates the database at schema 1
+    const first = await smolotchi(sb, ['release', 'install', '1.4.0']);
+    expect(first.exitCode, explain(first)).toBe(0); // its core creates the database at schema 1
     const killed = await smolotchi(sb, ['release', 'install', '1.5.0'], { env: { SMOLOTCHI_TEST_KILL_AT: 'health-gate' } });
     expect(killed.exitCode, explain(killed)).not.toBe(0);
     expect(await schemaOf(sb)).toBe(2); // 1.5.0's core migrated it before the power cut

@@ -93,6 +93,11 @@ switch (verb) {
     const failed = units.filter((unit) => unitState(unit).startLimitHit || unitState(unit).failRestart);
     for (const unit of failed) {
       const limited = unitState(unit).startLimitHit;
+      // systemctl explains a failed job only for a service; any other unit's is a bare line.
+      if (!unit.endsWith('.service')) {
+        process.stderr.write('Job failed. See "journalctl -xe" for details.\n');
+        continue;
+      }
       process.stderr.write(
         `Job for ${unit} failed because ${limited ? 'start of the service was attempted too often' : 'the control process exited with error code'}.\n` +
           `See "systemctl status ${unit}" and "journalctl -xeu ${unit}" for details.\n` +

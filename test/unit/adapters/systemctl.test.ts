@@ -135,6 +135,26 @@ describe('makeSystemd against the recording fake', () => {
       expect(warnings).toHaveLength(1);
     });
 
+    it('a timer refused for its start limit, which systemctl does not name ("Job failed."), is found by asking the whole call', async () => {
+      fake.setState('smolotchi-prune.timer', { startLimitHit: true });
+      const warnings: string[] = [];
+      const sd = makeSystemd({ systemctl: fake.path, onWarn: (m) => warnings.push(m) });
+      await expect(sd.restart(units)).resolves.toBeUndefined();
+      expect(fake.log()).toEqual([
+        ['--no-ask-password', 'restart', '--', ...units],
+        ['--no-ask-password', '--property=Id,Result', 'show', '--', ...units],
+        ['--no-ask-password', 'reset-failed', '--', 'smolotchi-prune.timer'],
+        ['--no-ask-password', 'restart', '--', 'smolotchi-prune.timer'],
+      ]);
+      expect(warnings[0]).toMatch(/start limit hit for smolotchi-prune\.timer\b/);
+      // A timer's job failing otherwise is reported as it came, never retried.
+      fake.setState('smolotchi-prune.timer', { failRestart: true });
+      const err = await sd.restart(units).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SystemdError);
+      expect((err as Error).message).toContain('Job failed.');
+      expect(restartCalls().slice(3)).toEqual([['--no-ask-password', 'restart', '--', ...units]]);
+    });
+
     it('a successful restart stays exactly one systemctl call', async () => {
       const sd = makeSystemd({ systemctl: fake.path, onWarn: () => expect.unreachable() });
       await sd.restart(units);
