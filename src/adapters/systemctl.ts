@@ -168,8 +168,8 @@ export function makeSystemd(options: SystemdOptions = {}): ServiceManager {
   }
 
   /**
-   * The units of a failed restart call that systemd refused only for their start limit, when no
-   * other job of the call failed otherwise; else none. Our restart is an operator's act, which the
+   * The units of a failed start or restart call that systemd refused only for their start limit, when no
+   * other job of the call failed otherwise; else none. Our (re)start is an operator's act, which the
    * limit is not meant to stop.
    */
   async function refusedByStartLimit(err: unknown, units: string[]): Promise<string[]> {
@@ -186,6 +186,21 @@ export function makeSystemd(options: SystemdOptions = {}): ServiceManager {
     return failedOtherwise ? [] : limited;
   }
 
+  /** Start or restart the units; a refusal for the start limit alone is reset and tried once more. */
+  async function startJobs(verb: 'start' | 'restart', units: string[]): Promise<void> {
+    try {
+      await ctl(verb, units, jobMs * units.length);
+    } catch (err) {
+      const limited = await refusedByStartLimit(err, units);
+      if (limited.length === 0) throw err;
+      // Once only, and only these units: a release that crash-loops into its limit again fails the
+      // retry or the health gate, as before.
+      options.onWarn?.(`start limit hit for ${limited.join(', ')} (started too often recently): reset it (systemctl reset-failed) and ${verb}ing once more`);
+      await ctl('reset-failed', limited, QUICK_MS);
+      await ctl(verb, limited, jobMs * limited.length);
+    }
+  }
+
   return {
     kind: 'systemd',
     async daemonReload() {
@@ -194,21 +209,10 @@ export function makeSystemd(options: SystemdOptions = {}): ServiceManager {
     // Blocks until the job is done, i.e. READY=1 for Type=notify: the health gate starts from there.
     // Each job may take its own full time: a chain (web after core) waits for both, one after the other.
     async restart(units) {
-      if (!units.length) return;
-      try {
-        await ctl('restart', units, jobMs * units.length);
-      } catch (err) {
-        const limited = await refusedByStartLimit(err, units);
-        if (limited.length === 0) throw err;
-        // Once only, and only these units: a release that crash-loops into its limit again fails the
-        // retry or the health gate, as before.
-        options.onWarn?.(`start limit hit for ${limited.join(', ')} (started too often recently): reset it (systemctl reset-failed) and restarting once more`);
-        await ctl('reset-failed', limited, QUICK_MS);
-        await ctl('restart', limited, jobMs * limited.length);
-      }
+      if (units.length) await startJobs('restart', units);
     },
     async start(unit) {
-      await ctl('start', [unit], jobMs);
+      await startJobs('start', [unit]);
     },
     // Stopping or disabling a unit that is already gone has reached its goal.
     async stop(units) {

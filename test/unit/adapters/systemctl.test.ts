@@ -155,6 +155,24 @@ describe('makeSystemd against the recording fake', () => {
       expect(restartCalls().slice(3)).toEqual([['--no-ask-password', 'restart', '--', ...units]]);
     });
 
+    it('a start (putting units back after a failed data snapshot) is reset and started once more too', async () => {
+      fake.setState('smolotchi-web.service', { startLimitHit: true });
+      const warnings: string[] = [];
+      const sd = makeSystemd({ systemctl: fake.path, onWarn: (m) => warnings.push(m) });
+      await expect(sd.start('smolotchi-web.service')).resolves.toBeUndefined();
+      expect(fake.log()).toEqual([
+        ['--no-ask-password', 'start', '--', 'smolotchi-web.service'],
+        ['--no-ask-password', '--property=Id,Result', 'show', '--', 'smolotchi-web.service'],
+        ['--no-ask-password', 'reset-failed', '--', 'smolotchi-web.service'],
+        ['--no-ask-password', 'start', '--', 'smolotchi-web.service'],
+      ]);
+      expect(warnings).toEqual([expect.stringMatching(/start limit hit for smolotchi-web\.service\b.*starting once more$/)]);
+      // A start that fails otherwise is reported as it came.
+      fake.setState('smolotchi-web.service', { failRestart: true });
+      await expect(sd.start('smolotchi-web.service')).rejects.toBeInstanceOf(SystemdError);
+      expect(fake.log().slice(4).filter((c) => c.includes('reset-failed'))).toEqual([]);
+    });
+
     it('a successful restart stays exactly one systemctl call', async () => {
       const sd = makeSystemd({ systemctl: fake.path, onWarn: () => expect.unreachable() });
       await sd.restart(units);
