@@ -58,10 +58,10 @@ async function readPyproject(releaseDir: string): Promise<string | null> {
 }
 
 export async function readPyprojectExtras(releaseDir: string): Promise<PyprojectExtras> {
-  // Loaded on first use: only a venv build reads TOML, yet every command loads this module.
-  const { parse } = await import('smol-toml');
   const text = await readPyproject(releaseDir);
   if (text === null) return { project: null, extras: new Map() };
+  // Loaded on first use: only a venv build of a release with a pyproject.toml reads TOML.
+  const { parse } = await import('smol-toml');
   let doc: Record<string, unknown>;
   try {
     doc = parse(text) as Record<string, unknown>;
