@@ -72,7 +72,7 @@ export async function status(_options: object, ctx: Context): Promise<StatusResu
     lastGood: facts.lastGood,
     rollbackTarget: facts.rollbackTarget,
     bad: [...facts.bad].sort(),
-    badMarks: [...(store?.marks().values() ?? [])].filter((m) => m.state === 'bad').sort((a, b) => a.version.localeCompare(b.version)),
+    badMarks: [...(store?.marks().values() ?? [])].filter((m) => m.state === 'bad').sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0)),
     degraded: degradedReason !== null,
     degradedReason,
     lastDeploy: last && {
