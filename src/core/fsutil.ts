@@ -9,6 +9,14 @@ import { mkdir, open, rename, rm, lstat, stat, type FileHandle } from 'node:fs/p
 import path from 'node:path';
 import { killPoint } from './killpoint.js';
 
+/**
+ * One turn of the event loop, for a synchronous walk between folders: pending I/O callbacks and
+ * spawned children's pipes are served.
+ */
+export function yieldToLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** Copy one open file into another in 1 MiB chunks: a database can be larger than what should sit in memory. */
 export async function copyHandle(from: FileHandle, to: FileHandle): Promise<void> {
   const buf = Buffer.alloc(1 << 20);

@@ -16,6 +16,7 @@ import { installedDists, planDiff, removeDist } from './venv-incremental.js';
 import { extraRequirements } from '../app/app-extras.js';
 import { PI_REQUIREMENTS, type Profile } from './device-profile.js';
 import { isDiskFull, ReleaseError } from '../errors.js';
+import { yieldToLoop } from '../fsutil.js';
 import { killPoint } from '../killpoint.js';
 import type { Logger } from '../log.js';
 import type { Progress } from '../progress.js';
@@ -196,11 +197,6 @@ async function cloneTree(src: string, dst: string, from: { venv: string; release
     await yieldToLoop();
   }
   await cloneAll(entries.filter((e) => !early?.names.includes(e.name)));
-}
-
-/** One turn of the event loop: pending I/O callbacks and spawned children's pipes are served. */
-function yieldToLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Top-level entries cloned first, and what to do once they are there. */

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import path from 'node:path';
+import { yieldToLoop } from '../fsutil.js';
 
 /**
  * One entry of a release tree as the manifest and the recorded file list describe it. Files carry
@@ -75,11 +76,6 @@ function hashFile(abs: string, buffer: Buffer): { sha256: string; size: number; 
   } finally {
     closeSync(fd);
   }
-}
-
-/** One turn of the event loop: pending I/O callbacks and spawned children's pipes are served. */
-function yieldToLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 const sameEntry = (a: TreeEntry, b: TreeEntry): boolean => {

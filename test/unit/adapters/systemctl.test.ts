@@ -115,11 +115,15 @@ describe('makeSystemd against the recording fake', () => {
   describe('a restart systemd refused for the start limit', () => {
     const units = ['smolotchi-core.service', 'smolotchi-web.service', 'smolotchi-prune.timer'];
     const restartCalls = () => fake.log().filter((c) => c.includes('restart') || c.includes('reset-failed'));
+    /** The adapter over the fake, with what it warns about collected. */
+    const warnedSystemd = () => {
+      const warnings: string[] = [];
+      return { sd: makeSystemd({ systemctl: fake.path, onWarn: (m) => warnings.push(m) }), warnings };
+    };
 
     it('resets exactly the refused unit, restarts it once more, and says so', async () => {
       fake.setState('smolotchi-web.service', { startLimitHit: true });
-      const warnings: string[] = [];
-      const sd = makeSystemd({ systemctl: fake.path, onWarn: (m) => warnings.push(m) });
+      const { sd, warnings } = warnedSystemd();
       await expect(sd.restart(units)).resolves.toBeUndefined();
       expect(fake.log()).toEqual([
         ['--no-ask-password', 'restart', '--', ...units],
@@ -137,8 +141,7 @@ describe('makeSystemd against the recording fake', () => {
 
     it('a timer refused for its start limit, which systemctl does not name ("Job failed."), is found by asking the whole call', async () => {
       fake.setState('smolotchi-prune.timer', { startLimitHit: true });
-      const warnings: string[] = [];
-      const sd = makeSystemd({ systemctl: fake.path, onWarn: (m) => warnings.push(m) });
+      const { sd, warnings } = warnedSystemd();
       await expect(sd.restart(units)).resolves.toBeUndefined();
       expect(fake.log()).toEqual([
         ['--no-ask-password', 'restart', '--', ...units],
@@ -157,8 +160,7 @@ describe('makeSystemd against the recording fake', () => {
 
     it('a start (putting units back after a failed data snapshot) is reset and started once more too', async () => {
       fake.setState('smolotchi-web.service', { startLimitHit: true });
-      const warnings: string[] = [];
-      const sd = makeSystemd({ systemctl: fake.path, onWarn: (m) => warnings.push(m) });
+      const { sd, warnings } = warnedSystemd();
       await expect(sd.start('smolotchi-web.service')).resolves.toBeUndefined();
       expect(fake.log()).toEqual([
         ['--no-ask-password', 'start', '--', 'smolotchi-web.service'],
