@@ -16,6 +16,7 @@ import { renderErrorJson, renderErrorText, type ErrorReport } from './render/err
 import { stepLabel } from './render/step-labels.js';
 import { appInvocation, type AppInvocation } from './core/app/app-argv.js';
 import { constants } from 'node:os';
+import { lazy } from './cli/lazy.js';
 
 /** What the error and signal paths need to know about the run, filled in as it goes. */
 const state = { command: null as string | null, pending: Promise.resolve(), ctx: null as Context | null, json: false, failedAt: null as string | null };
@@ -46,7 +47,7 @@ const interruption = makeInterruption(stopNow);
 function runCommand(spec: CommandSpec, run: (ctx: Context) => Promise<CommandResult>, o: CliOptions): void {
   state.command = spec.name;
   state.pending = (async () => {
-    const { executeCommand } = await import('./cli/execute.js');
+    const { executeCommand } = await lazy(import.meta.url, './cli/execute.js', () => import('./cli/execute.js'));
     const executed = await executeCommand(spec, run, o, {
       interrupt: interruption,
       color: 'auto',
@@ -60,7 +61,7 @@ function runCommand(spec: CommandSpec, run: (ctx: Context) => Promise<CommandRes
 
 /** One line on stderr (plus hints); with --json also the JSON error object on stdout for scripts. */
 async function reportError(err: unknown, argv: string[]): Promise<number> {
-  const { toErrorReport } = await import('./render/error.js');
+  const { toErrorReport } = await lazy(import.meta.url, './render/error.js', () => import('./render/error.js'));
   // A Ctrl-C also reaches pip and systemctl: their failure is the interruption, said as such.
   const signal = interruption.signal;
   const report = signal ? interruptedReport(signal, state.failedAt) : toErrorReport(err, state.command);
@@ -74,7 +75,7 @@ async function reportError(err: unknown, argv: string[]): Promise<number> {
 
 /** `smolotchi <app command>`: the app's own CLI; we end as it ended (its code, or its signal). */
 async function passToApp(app: AppInvocation): Promise<void> {
-  const { passThrough } = await import('./commands/app.js');
+  const { passThrough } = await lazy(import.meta.url, './commands/app.js', () => import('./commands/app.js'));
   const end = await passThrough(app);
   if (end.signal) {
     process.exitCode = 128 + (constants.signals[end.signal] ?? 0);

@@ -7,6 +7,7 @@ import type { Context } from '../core/context.js';
 import { ExitCode, type ExitCodeValue } from '../core/exit-codes.js';
 import type { CommandResult } from '../render/render.js';
 import { positiveInt, waitSeconds, type CliOptions, type FlagSpec } from './flags.js';
+import { lazy } from './lazy.js';
 
 /**
  * One `smolotchi release <name>` command: what the program registers, what `--help` shows and
@@ -51,7 +52,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     ],
     exitCodes: [ok, failed, usage, notFound, integrity, rolledBack, degraded, locked],
     run: async (o, [target], ctx) =>
-      (await import('../commands/install.js')).install(
+      (await lazy(import.meta.url, '../commands/install.js', () => import('../commands/install.js'))).install(
         {
           target: target!,
           source: o.source as string | undefined,
@@ -76,7 +77,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     examples: ['smolotchi release rollback', 'smolotchi release rollback --to 1.3.0 --settle 10', 'smolotchi release rollback --restore-data'],
     exitCodes: [ok, failed, usage, notFound, rolledBack, degraded, locked],
     run: async (o, _a, ctx) =>
-      (await import('../commands/rollback.js')).rollback(
+      (await lazy(import.meta.url, '../commands/rollback.js', () => import('../commands/rollback.js'))).rollback(
         { to: o.to as string | undefined, dryRun: Boolean(o.dryRun), waitSeconds: waitSeconds(o), restoreData: Boolean(o.restoreData) },
         ctx,
       ),
@@ -88,7 +89,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     options: [{ flags: '--limit <n>', description: 'how many rows (default 20)', parse: positiveInt('--limit', 1, 10_000) }],
     examples: ['smolotchi release history --limit 10', 'smolotchi release history --json | jq ".deploys[0]"'],
     exitCodes: [ok, usage],
-    run: async (o, _a, ctx) => (await import('../commands/history.js')).history({ limit: o.limit as number | undefined }, ctx),
+    run: async (o, _a, ctx) => (await lazy(import.meta.url, '../commands/history.js', () => import('../commands/history.js'))).history({ limit: o.limit as number | undefined }, ctx),
   },
   {
     name: 'list',
@@ -96,7 +97,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     uses: {},
     examples: ['smolotchi release list', 'smolotchi release list --json'],
     exitCodes: [ok, usage, notFound],
-    run: async (_o, _a, ctx) => (await import('../commands/list.js')).list({}, ctx),
+    run: async (_o, _a, ctx) => (await lazy(import.meta.url, '../commands/list.js', () => import('../commands/list.js'))).list({}, ctx),
   },
   {
     name: 'status',
@@ -104,7 +105,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     uses: {},
     examples: ['smolotchi release status', 'smolotchi release status --json || alert "device degraded"'],
     exitCodes: [ok, usage, notFound, degraded],
-    run: async (_o, _a, ctx) => (await import('../commands/status.js')).status({}, ctx),
+    run: async (_o, _a, ctx) => (await lazy(import.meta.url, '../commands/status.js', () => import('../commands/status.js'))).status({}, ctx),
   },
   {
     name: 'prune',
@@ -117,7 +118,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     examples: ['smolotchi release prune --keep 2 --dry-run', 'smolotchi release prune --keep 2'],
     exitCodes: [ok, failed, usage, locked],
     run: async (o, _a, ctx) =>
-      (await import('../commands/prune.js')).prune({ keep: o.keep as number | undefined, dryRun: Boolean(o.dryRun), waitSeconds: waitSeconds(o) }, ctx),
+      (await lazy(import.meta.url, '../commands/prune.js', () => import('../commands/prune.js'))).prune({ keep: o.keep as number | undefined, dryRun: Boolean(o.dryRun), waitSeconds: waitSeconds(o) }, ctx),
   },
   {
     name: 'recover',
@@ -134,7 +135,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     ],
     exitCodes: [ok, failed, integrity, locked],
     run: async (o, _a, ctx) =>
-      (await import('../commands/recover.js')).recover({ boot: Boolean(o.boot), force: Boolean(o.force), waitSeconds: waitSeconds(o) }, ctx),
+      (await lazy(import.meta.url, '../commands/recover.js', () => import('../commands/recover.js'))).recover({ boot: Boolean(o.boot), force: Boolean(o.force), waitSeconds: waitSeconds(o) }, ctx),
   },
   {
     name: 'verify',
@@ -144,7 +145,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     options: [{ flags: '--all', description: 'every complete release on disk (default: the current one)' }],
     examples: ['smolotchi release verify', 'smolotchi release verify 1.3.0', 'smolotchi release verify --all --json'],
     exitCodes: [ok, usage, notFound, integrity],
-    run: async (o, [version], ctx) => (await import('../commands/verify.js')).verify({ version, all: Boolean(o.all) }, ctx),
+    run: async (o, [version], ctx) => (await lazy(import.meta.url, '../commands/verify.js', () => import('../commands/verify.js'))).verify({ version, all: Boolean(o.all) }, ctx),
   },
   {
     name: 'init',
@@ -153,7 +154,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     options: [dryRun('print what would be created or changed, change nothing')],
     examples: ['sudo smolotchi release init --dry-run', 'sudo smolotchi release init && sudo smolotchi release install latest'],
     exitCodes: [ok, failed, usage, locked],
-    run: async (o, _a, ctx) => (await import('../commands/init.js')).init({ dryRun: Boolean(o.dryRun), waitSeconds: waitSeconds(o) }, ctx),
+    run: async (o, _a, ctx) => (await lazy(import.meta.url, '../commands/init.js', () => import('../commands/init.js'))).init({ dryRun: Boolean(o.dryRun), waitSeconds: waitSeconds(o) }, ctx),
   },
   {
     name: 'mark',
@@ -164,7 +165,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     examples: ['smolotchi release mark bad 1.4.2 --reason "e-paper display stays blank"', 'smolotchi release mark good 1.4.1'],
     exitCodes: [ok, failed, usage, notFound, locked],
     run: async (o, [state, version], ctx) =>
-      (await import('../commands/mark.js')).mark({ state: state!, version: version!, reason: o.reason as string | undefined, waitSeconds: waitSeconds(o) }, ctx),
+      (await lazy(import.meta.url, '../commands/mark.js', () => import('../commands/mark.js'))).mark({ state: state!, version: version!, reason: o.reason as string | undefined, waitSeconds: waitSeconds(o) }, ctx),
   },
   {
     name: 'keygen',
@@ -173,7 +174,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     options: [{ flags: '--out <dir>', description: 'folder for the two key files', required: true }],
     examples: ['smolotchi release keygen --out ~/smolotchi-keys'],
     exitCodes: [ok, failed, usage],
-    run: async (o, _a, ctx) => (await import('../commands/keygen.js')).keygen({ out: o.out as string }, ctx),
+    run: async (o, _a, ctx) => (await lazy(import.meta.url, '../commands/keygen.js', () => import('../commands/keygen.js'))).keygen({ out: o.out as string }, ctx),
   },
   {
     name: 'pack',
@@ -189,7 +190,7 @@ export const RELEASE_COMMANDS: CommandSpec[] = [
     examples: ['smolotchi release pack --repo . --version 1.4.2 --key ~/smolotchi-keys/smolotchi-1a2b.key --out dist/'],
     exitCodes: [ok, failed, usage, notFound, integrity],
     run: async (o, _a, ctx) => {
-      const { pack } = await import('../commands/pack.js');
+      const { pack } = await lazy(import.meta.url, '../commands/pack.js', () => import('../commands/pack.js'));
       const opts = { repo: o.repo as string, version: o.version as string, key: o.key as string, out: o.out as string | undefined };
       return pack({ ...opts, wheels: o.wheels as string | undefined }, ctx);
     },

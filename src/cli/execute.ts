@@ -10,6 +10,7 @@ import type { Interruption } from '../core/state/interrupt.js';
 import type { CommandResult } from '../render/render.js';
 import type { CommandSpec } from './commands.js';
 import { settingsOverrides, type CliOptions } from './flags.js';
+import { lazy } from './lazy.js';
 
 export interface ExecuteOptions {
   interrupt?: Interruption;
@@ -37,7 +38,7 @@ export async function executeCommand(
   opts: ExecuteOptions,
 ): Promise<Executed> {
   // Loaded here, not at start-up: `--help` and usage errors never build a context.
-  const { createContext } = await import('../create-context.js');
+  const { createContext } = await lazy(import.meta.url, '../create-context.js', () => import('../create-context.js'));
   // Only `recover` (at boot, or by hand after a malformed-database error) reads every page of the history.
   const fullHistoryCheck = spec.name === 'recover';
   const flags = { root: o.root, systemctl: o.systemctl, quiet: o.quiet, verbose: o.verbose, color: o.color, interrupt: opts.interrupt, fullHistoryCheck };
@@ -47,9 +48,9 @@ export async function executeCommand(
   try {
     const result = await run(ctx);
     ctx.progress.done();
-    const { renderJson, renderText } = await import('../render/render.js');
-    const { colorWanted } = await import('../render/color.js');
-    const { escapeStrings } = await import('../render/escape.js');
+    const { renderJson, renderText } = await lazy(import.meta.url, '../render/render.js', () => import('../render/render.js'));
+    const { colorWanted } = await lazy(import.meta.url, '../render/color.js', () => import('../render/color.js'));
+    const { escapeStrings } = await lazy(import.meta.url, '../render/escape.js', () => import('../render/escape.js'));
     const color = opts.color === 'auto' && colorWanted(process.stdout, env, o.color);
     // Human output never carries a release's or the history's control characters raw.
     const output = (o.json ? renderJson(result) : renderText(escapeStrings(result), { color })) + '\n';

@@ -8,6 +8,7 @@ import type { CommandResult } from '../render/render.js';
 import { RELEASE_COMMANDS, type CommandSpec } from './commands.js';
 import { normalizeArgv, type CliOptions } from './flags.js';
 import { quickParse } from './quick-parse.js';
+import { lazy } from './lazy.js';
 
 /** The command to run, bound to its arguments; `o` for what the caller sets up around it. */
 export interface ParsedCommand {
@@ -27,6 +28,6 @@ export async function parseCommandLine(argv: string[], onCommand: (name: string)
     onCommand(quick.spec.name);
     return { spec: quick.spec, run: (ctx) => quick.spec.run(quick.o, quick.args, ctx), o: quick.o };
   }
-  const { parseWithCommander } = await import('./program.js');
+  const { parseWithCommander } = await lazy(import.meta.url, './program.js', () => import('./program.js'));
   return parseWithCommander(normalized, onCommand);
 }
