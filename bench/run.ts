@@ -24,6 +24,9 @@ const CLI = path.resolve(here, '..', 'src', 'cli.js');
 const PYTHON = '/usr/bin/python3';
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const DEPLOYS = Number(process.env.BENCH_DEPLOYS ?? 100_000);
+// A rollback and a bare flip take ~0.1 s each, and a median of 3 of them moved by 30% between runs
+// with the machine alone: the rollback row takes at least 9 samples of each side, interleaved.
+const ROLLBACK_SAMPLES = Math.max(RUNS, 9);
 // Keep the host's pip settings (index, find-links) out of both sides: offline from the shipped wheels only.
 const PIP_ENV = { PIP_CONFIG_FILE: os.devNull, PIP_FIND_LINKS: '', PIP_NO_INDEX: '1', PIP_DISABLE_PIP_VERSION_CHECK: '1' };
 const TIME = '/usr/bin/time';
@@ -174,8 +177,15 @@ async function main(): Promise<void> {
       changed.base.push(await naiveInstall(repo, base, '1.2.0'));
       rollback.base.push(await bareNodeFlip(base, path.join(base, 'releases', '1.1.0')));
     }
+    // More rollbacks on the first root, back and forth between its two newest releases (the same
+    // work either way: both are complete and their units identical), each next to a bare flip.
+    for (let extra = rollback.ours.length; extra < ROLLBACK_SAMPLES; extra++) {
+      rollback.ours.push(await tool(path.join(work, 'root-0'), ['rollback', ...gate]));
+      const base = path.join(work, 'naive-0');
+      rollback.base.push(await bareNodeFlip(base, path.join(base, 'releases', extra % 2 ? '1.2.0' : '1.1.0')));
+    }
     if (ONLY_ROLLBACK) {
-      process.stdout.write(`smolotchi-release bench (BENCH_ONLY=rollback): median of ${RUNS} run(s), same machine, same run, ${os.cpus().length} CPU(s)\n${HOST_NOTE}\n`);
+      process.stdout.write(`smolotchi-release bench (BENCH_ONLY=rollback): median of ${ROLLBACK_SAMPLES} rollbacks, same machine, same run, ${os.cpus().length} CPU(s)\n${HOST_NOTE}\n`);
       printRows([rollback]);
       return;
     }
@@ -189,7 +199,7 @@ async function main(): Promise<void> {
         r.base.push(help);
       }
     }
-    process.stdout.write(`smolotchi-release bench: median of ${RUNS} run(s) (history rows: of ${Math.max(RUNS, 5)}), same machine, same run, ${os.cpus().length} CPU(s)\n`);
+    process.stdout.write(`smolotchi-release bench: median of ${RUNS} run(s) (rollback: of ${ROLLBACK_SAMPLES}; history rows: of ${Math.max(RUNS, 5)}), same machine, same run, ${os.cpus().length} CPU(s)\n`);
     process.stdout.write(`release: sample app + ${stack.label}, installed offline from the release's wheels/\n`);
     process.stdout.write(`systemctl: a shell stub answering "active" at once; naive = git archive | tar, python3 -m venv (with pip), pip install, ln -sfn + mv -T\n${HOST_NOTE}\n`);
     printRows([same, changed, rollback, status, list, history, fresh]);
