@@ -179,10 +179,10 @@ async function main(): Promise<void> {
     }
     // More rollbacks on the first root, back and forth between its two newest releases (the same
     // work either way: both are complete and their units identical), each next to a bare flip.
-    for (let extra = rollback.ours.length; extra < ROLLBACK_SAMPLES; extra++) {
+    const firstNaive = path.join(work, 'naive-0');
+    while (rollback.ours.length < ROLLBACK_SAMPLES) {
       rollback.ours.push(await tool(path.join(work, 'root-0'), ['rollback', ...gate]));
-      const base = path.join(work, 'naive-0');
-      rollback.base.push(await bareNodeFlip(base, path.join(base, 'releases', extra % 2 ? '1.2.0' : '1.1.0')));
+      rollback.base.push(await bareNodeFlip(firstNaive, path.join(firstNaive, 'releases', '1.1.0')));
     }
     if (ONLY_ROLLBACK) {
       process.stdout.write(`smolotchi-release bench (BENCH_ONLY=rollback): median of ${ROLLBACK_SAMPLES} rollbacks, same machine, same run, ${os.cpus().length} CPU(s)\n${HOST_NOTE}\n`);
