@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: the rows of issue 12, ours and the baseline measured in the same run, as ratios,
  * with the peak RSS of each of our commands. Both sides install the same releases offline from the
- * same shipped wheels, on the same disk. Then, where a real systemd can boot (root), the downtime
+ * same shipped wheels, on the same disk. Under the table, how much of the rollback is ours: its
+ * unskippable work alone in a bare node script (bench/rollback-work.ts). Then, where a real systemd can boot (root), the downtime
  * of an upgrade (bench/downtime.ts), lock contention (bench/contention.ts) and, where Ansible is there
  * too, a fleet rollout (bench/fleet.ts). No test asserts these times: this is the only place they live.
  */
@@ -21,6 +22,7 @@ import { contentionBench, contentionRows } from './contention.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.resolve(here, '..', 'src', 'cli.js');
+const ROLLBACK_WORK = path.join(here, 'rollback-work.js');
 const PYTHON = '/usr/bin/python3';
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const DEPLOYS = Number(process.env.BENCH_DEPLOYS ?? 100_000);
@@ -105,6 +107,21 @@ async function bareNodeFlip(base: string, target: string): Promise<number> {
   return (await sample([process.execPath, '-e', code, target, path.join(base, 'current')])).ms;
 }
 
+/** A rollback's unskippable work alone (bench/rollback-work.ts), on `root`'s installed units and systemctl. */
+async function rollbackWork(dir: string, root: string): Promise<number> {
+  mkdirSync(dir, { recursive: true });
+  return (await sample([process.execPath, ROLLBACK_WORK, dir, makeLayout(root).unitDir, systemctlFor(root)])).ms;
+}
+
+/** How much of the rollback is ours: what is left of it with every check and every module of ours gone. */
+function rollbackWorkLine(rollback: Row, work: number[]): string {
+  const [ours, flip, floor] = [median(rollback.ours.map((s) => s.ms)), median(rollback.base), median(work)];
+  return (
+    `\nrollback: ${fmtMs(ours)}; the work none can skip (bench/rollback-work.ts: SQLite journal, unit read, flip, two restart calls\n` +
+    `and one show, in a bare node script) takes ${fmtMs(floor)} = ${(floor / flip).toFixed(2)}x the bare flip; loading and checks add ${fmtMs(ours - floor)}.\n`
+  );
+}
+
 interface Row {
   name: string;
   baseline: string;
@@ -146,6 +163,7 @@ async function main(): Promise<void> {
     const list = row(`list over ${DEPLOYS.toLocaleString('en')} deploys`, '--help', 2);
     const history = row(`history --limit 20 over ${DEPLOYS.toLocaleString('en')} deploys`, '--help', 2);
     const gate = ['--settle', '0'];
+    const floorWork: number[] = [];
     // BENCH_ONLY=changed|same: one upgrade row alone, from 1.0.0 to the version that row installs.
     const upgradeOnly = ONLY_CHANGED ? { row: changed, version: '1.2.0', label: 'changed' } : ONLY_SAME ? { row: same, version: '1.1.0', label: 'same' } : null;
     if (upgradeOnly) {
@@ -180,13 +198,18 @@ async function main(): Promise<void> {
     // More rollbacks on the first root, back and forth between its two newest releases (the same
     // work either way: both are complete and their units identical), each next to a bare flip.
     const firstNaive = path.join(work, 'naive-0');
-    while (rollback.ours.length < ROLLBACK_SAMPLES) {
-      rollback.ours.push(await tool(path.join(work, 'root-0'), ['rollback', ...gate]));
-      rollback.base.push(await bareNodeFlip(firstNaive, path.join(firstNaive, 'releases', '1.1.0')));
+    // The rollback's unskippable work alone (bench/rollback-work.ts) is sampled among them.
+    while (floorWork.length < ROLLBACK_SAMPLES) {
+      if (rollback.ours.length < ROLLBACK_SAMPLES) {
+        rollback.ours.push(await tool(path.join(work, 'root-0'), ['rollback', ...gate]));
+        rollback.base.push(await bareNodeFlip(firstNaive, path.join(firstNaive, 'releases', '1.1.0')));
+      }
+      floorWork.push(await rollbackWork(path.join(work, 'rollback-work'), path.join(work, 'root-0')));
     }
     if (ONLY_ROLLBACK) {
       process.stdout.write(`smolotchi-release bench (BENCH_ONLY=rollback): median of ${ROLLBACK_SAMPLES} rollbacks, same machine, same run, ${os.cpus().length} CPU(s)\n${HOST_NOTE}\n`);
       printRows([rollback]);
+      process.stdout.write(rollbackWorkLine(rollback, floorWork));
       return;
     }
     // Years of history in one device's file, through the project's own migrations.
@@ -208,6 +231,7 @@ async function main(): Promise<void> {
         'Ours includes fetch from a git mirror, the venv, byte-compile, smoke import, stamp, units, the atomic flip,\n' +
         'restarts, the health gate and the SQLite history.\n',
     );
+    process.stdout.write(rollbackWorkLine(rollback, floorWork));
     process.stdout.write(contentionRows(await contentionBench(CLI, path.join(work, 'contention'), repo)));
   } finally {
     rmSync(work, { recursive: true, force: true });
