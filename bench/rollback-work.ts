@@ -5,24 +5,20 @@
  * `<dir>/current` between two folders with the parent fsynced, restarts core and then the other
  * units in two systemctl calls, and asks systemd once for their state. No lock, recovery, unit
  * rendering, policy, gate judgement, marks or output: what is left of a rollback's time once all
- * of ours is gone, so the bench can say how much of it is ours.
+ * of ours but the SQLite driver is gone, so the bench can say how much of it is ours.
  */
 
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
-import type BetterSqlite3 from 'better-sqlite3';
+import { Database, sqliteAddon } from '../src/adapters/sqlite-driver.js';
 
 const [dir, unitDir, systemctl] = process.argv.slice(2);
 if (!dir || !unitDir || !systemctl) throw new Error('usage: rollback-work.js <dir> <unit-dir> <systemctl>');
 
-// Loaded as src/adapters/sqlite-driver.ts loads it: required, its addon named by path.
-const require = createRequire(import.meta.url);
-const Database = require('better-sqlite3') as typeof BetterSqlite3;
-const addon = path.join(path.dirname(path.dirname(require.resolve('better-sqlite3'))), 'build', 'Release', 'better_sqlite3.node');
-const db = new Database(path.join(dir, 'journal.db'), { nativeBinding: addon });
+// SQLite loaded as every command of ours loads it (the one module of ours here: its driver).
+const db = new Database(path.join(dir, 'journal.db'), sqliteAddon());
 db.pragma('journal_mode = WAL');
 db.pragma('synchronous = FULL');
 db.exec("CREATE TABLE IF NOT EXISTS deploys (id INTEGER PRIMARY KEY, step TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'running')");
@@ -63,7 +59,7 @@ function ctl(args: string[]): Promise<string> {
 step('restart');
 const core = 'smolotchi-core.service';
 // A service a timer triggers is the timer's to start, as in a deploy.
-const rest = units.filter((u) => u !== core && !units.includes(u.replace(/\.service$/, '.timer')));
+const rest = units.filter((u) => u !== core && !(u.endsWith('.service') && units.includes(u.replace(/\.service$/, '.timer'))));
 await ctl(['restart', '--', core]);
 if (rest.length) await ctl(['restart', '--', ...rest]);
 await ctl(['show', '--property=Id,ActiveState,SubState,Result,NRestarts,MainPID', '--', core, ...rest.filter((u) => u.endsWith('.service'))]);

@@ -2,9 +2,9 @@
  * `npm run bench`: the rows of issue 12, ours and the baseline measured in the same run, as ratios,
  * with the peak RSS of each of our commands. Both sides install the same releases offline from the
  * same shipped wheels, on the same disk. Under the table, how much of the rollback is ours: its
- * unskippable work alone in a bare node script (bench/rollback-work.ts). Then, where a real systemd can boot (root), the downtime
- * of an upgrade (bench/downtime.ts), lock contention (bench/contention.ts) and, where Ansible is there
- * too, a fleet rollout (bench/fleet.ts). No test asserts these times: this is the only place they live.
+ * unskippable work alone in a bare node script (bench/rollback-work.ts). Then, where a real systemd
+ * can boot (root), the downtime of an upgrade (bench/downtime.ts), lock contention
+ * (bench/contention.ts) and, where Ansible is there too, a fleet rollout (bench/fleet.ts). No test asserts these times: this is the only place they live.
  */
 import { execa } from 'execa';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
@@ -163,7 +163,6 @@ async function main(): Promise<void> {
     const list = row(`list over ${DEPLOYS.toLocaleString('en')} deploys`, '--help', 2);
     const history = row(`history --limit 20 over ${DEPLOYS.toLocaleString('en')} deploys`, '--help', 2);
     const gate = ['--settle', '0'];
-    const floorWork: number[] = [];
     // BENCH_ONLY=changed|same: one upgrade row alone, from 1.0.0 to the version that row installs.
     const upgradeOnly = ONLY_CHANGED ? { row: changed, version: '1.2.0', label: 'changed' } : ONLY_SAME ? { row: same, version: '1.1.0', label: 'same' } : null;
     if (upgradeOnly) {
@@ -199,6 +198,7 @@ async function main(): Promise<void> {
     // work either way: both are complete and their units identical), each next to a bare flip.
     const firstNaive = path.join(work, 'naive-0');
     // The rollback's unskippable work alone (bench/rollback-work.ts) is sampled among them.
+    const floorWork: number[] = [];
     while (floorWork.length < ROLLBACK_SAMPLES) {
       if (rollback.ours.length < ROLLBACK_SAMPLES) {
         rollback.ours.push(await tool(path.join(work, 'root-0'), ['rollback', ...gate]));
