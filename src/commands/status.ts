@@ -13,6 +13,7 @@ import { isSameLiveProcess } from '../core/state/proc.js';
 import { readCurrent } from '../core/state/switch.js';
 import { releaseFacts, requireInstalled } from '../core/activate/targets.js';
 import { diffUnits, readInstalledUnits } from '../core/units/units.js';
+import { byCodeUnits } from '../core/version.js';
 
 export interface StatusResult {
   command: 'status';
@@ -72,7 +73,7 @@ export async function status(_options: object, ctx: Context): Promise<StatusResu
     lastGood: facts.lastGood,
     rollbackTarget: facts.rollbackTarget,
     bad: [...facts.bad].sort(),
-    badMarks: [...(store?.marks().values() ?? [])].filter((m) => m.state === 'bad').sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0)),
+    badMarks: [...(store?.marks().values() ?? [])].filter((m) => m.state === 'bad').sort((a, b) => byCodeUnits(a.version, b.version)),
     degraded: degradedReason !== null,
     degradedReason,
     lastDeploy: last && {

@@ -4,6 +4,7 @@
  */
 
 import type { ReleaseOnDisk } from './releases.js';
+import { byCodeUnits } from '../version.js';
 
 export interface PrunePlan {
   keep: string[];
@@ -30,9 +31,8 @@ export function planPrune(
     const badA = opts.bad.has(a.version) ? 1 : 0;
     const badB = opts.bad.has(b.version) ? 1 : 0;
     if (badA !== badB) return badA - badB;
-    // ISO-8601 UTC times order as plain strings; localeCompare would first build ICU's collator (~10 ms).
-    const [x, y] = [a.stamp!.completedAt ?? '', b.stamp!.completedAt ?? ''];
-    return x < y ? 1 : x > y ? -1 : 0;
+    // ISO-8601 UTC times order as plain strings: the newest first.
+    return byCodeUnits(b.stamp!.completedAt ?? '', a.stamp!.completedAt ?? '');
   });
   const keep = new Set(Object.keys(protectedReasons).filter((v) => complete.some((r) => r.version === v)));
   for (const r of ordered) {

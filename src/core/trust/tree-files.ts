@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { yieldToLoop } from '../fsutil.js';
+import { byCodeUnits } from '../version.js';
 
 /**
  * One entry of a release tree as the manifest and the recorded file list describe it. Files carry
@@ -27,7 +28,7 @@ export interface TreeDiff {
 export type TreeFilter = (rel: string, isDir: boolean) => boolean;
 
 /** Plain code-unit order: what the manifest is sorted by, the same on every machine. */
-export const byPathOrder = (a: { path: string }, b: { path: string }): number => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+export const byPathOrder = (a: { path: string }, b: { path: string }): number => byCodeUnits(a.path, b.path);
 
 /**
  * Every entry below `root`, sorted by path, never following a symlink: a file's hash, size and

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { ReleaseError, NothingChangedError } from '../errors.js';
 import { commitTemp, fsyncDir, writeTemp } from '../fsutil.js';
 import { parseUnit } from './unit-policy.js';
+import { byCodeUnits } from '../version.js';
 
 export interface RenderedFile {
   /** Relative to the unit dir: 'smolotchi-web.service', 'smolotchi-web.service.d/10-hardening.conf'. */
@@ -48,7 +49,7 @@ export interface UnitDiff {
   drift: boolean;
 }
 
-export const byPath = (a: RenderedFile, b: RenderedFile): number => (a.relPath < b.relPath ? -1 : a.relPath > b.relPath ? 1 : 0);
+export const byPath = (a: RenderedFile, b: RenderedFile): number => byCodeUnits(a.relPath, b.relPath);
 
 const isUnitDir = (name: string) => name.endsWith('.d') && UNIT_NAME.test(name.slice(0, -2));
 const isOurDropin = (name: string) => name.endsWith('.conf') && !name.startsWith('.') && name !== OPERATOR_DROPIN;

@@ -115,6 +115,13 @@ describe('makeSystemd against the recording fake', () => {
   describe('a restart systemd refused for the start limit', () => {
     const units = ['smolotchi-core.service', 'smolotchi-web.service', 'smolotchi-prune.timer'];
     const restartCalls = () => fake.log().filter((c) => c.includes('restart') || c.includes('reset-failed'));
+    /** The calls of one refused (re)start: the whole call, the units asked why, then the refused one reset and tried once more. */
+    const retryCalls = (asked: string[], refused: string, verb = 'restart', call = units) => [
+      ['--no-ask-password', verb, '--', ...call],
+      ['--no-ask-password', '--property=Id,Result', 'show', '--', ...asked],
+      ['--no-ask-password', 'reset-failed', '--', refused],
+      ['--no-ask-password', verb, '--', refused],
+    ];
     /** The adapter over the fake, with what it warns about collected. */
     const warnedSystemd = () => {
       const warnings: string[] = [];
@@ -125,12 +132,7 @@ describe('makeSystemd against the recording fake', () => {
       fake.setState('smolotchi-web.service', { startLimitHit: true });
       const { sd, warnings } = warnedSystemd();
       await expect(sd.restart(units)).resolves.toBeUndefined();
-      expect(fake.log()).toEqual([
-        ['--no-ask-password', 'restart', '--', ...units],
-        ['--no-ask-password', '--property=Id,Result', 'show', '--', 'smolotchi-web.service'],
-        ['--no-ask-password', 'reset-failed', '--', 'smolotchi-web.service'],
-        ['--no-ask-password', 'restart', '--', 'smolotchi-web.service'],
-      ]);
+      expect(fake.log()).toEqual(retryCalls(['smolotchi-web.service'], 'smolotchi-web.service'));
       expect(warnings).toHaveLength(1);
       expect(warnings[0]).toMatch(/start limit hit for smolotchi-web\.service\b.*reset/);
       // Its limit reset, the next restart is one call again, and nothing more is said.
@@ -143,12 +145,7 @@ describe('makeSystemd against the recording fake', () => {
       fake.setState('smolotchi-prune.timer', { startLimitHit: true });
       const { sd, warnings } = warnedSystemd();
       await expect(sd.restart(units)).resolves.toBeUndefined();
-      expect(fake.log()).toEqual([
-        ['--no-ask-password', 'restart', '--', ...units],
-        ['--no-ask-password', '--property=Id,Result', 'show', '--', ...units],
-        ['--no-ask-password', 'reset-failed', '--', 'smolotchi-prune.timer'],
-        ['--no-ask-password', 'restart', '--', 'smolotchi-prune.timer'],
-      ]);
+      expect(fake.log()).toEqual(retryCalls(units, 'smolotchi-prune.timer'));
       expect(warnings[0]).toMatch(/start limit hit for smolotchi-prune\.timer\b/);
       // A timer's job failing otherwise is reported as it came, never retried.
       fake.setState('smolotchi-prune.timer', { failRestart: true });
@@ -162,12 +159,7 @@ describe('makeSystemd against the recording fake', () => {
       fake.setState('smolotchi-web.service', { startLimitHit: true });
       const { sd, warnings } = warnedSystemd();
       await expect(sd.start('smolotchi-web.service')).resolves.toBeUndefined();
-      expect(fake.log()).toEqual([
-        ['--no-ask-password', 'start', '--', 'smolotchi-web.service'],
-        ['--no-ask-password', '--property=Id,Result', 'show', '--', 'smolotchi-web.service'],
-        ['--no-ask-password', 'reset-failed', '--', 'smolotchi-web.service'],
-        ['--no-ask-password', 'start', '--', 'smolotchi-web.service'],
-      ]);
+      expect(fake.log()).toEqual(retryCalls(['smolotchi-web.service'], 'smolotchi-web.service', 'start', ['smolotchi-web.service']));
       expect(warnings).toEqual([expect.stringMatching(/start limit hit for smolotchi-web\.service\b.*starting once more$/)]);
       // A start that fails otherwise is reported as it came.
       fake.setState('smolotchi-web.service', { failRestart: true });
